@@ -1,0 +1,347 @@
+//! Configuration: environment variables (the dora convention) and an optional YAML file, read once
+//! at startup into one validated [`Config`]. The environment wins over the file.
+
+use std::{collections::BTreeMap, path::PathBuf};
+
+use crate::{
+    encode::{CodecRequest, Container},
+    timing::{FrameRate, TimestampMode},
+};
+
+/// Default output folder, relative to the node's working directory (the dataflow's folder).
+pub const DEFAULT_STORAGE: &str = "./recordings";
+/// Default nominal frame rate: stream rate, AVI grid and GOP length derive from it.
+pub const DEFAULT_FPS: f64 = 15.0;
+/// Default x264/x265 preset: real-time 1080p on two cores with headroom.
+pub const DEFAULT_PRESET: &str = "veryfast";
+/// Default constant-rate factor: visually good, about 1/100 of raw size for camera footage.
+pub const DEFAULT_CRF: u8 = 23;
+/// Default keyframe interval in seconds of nominal video (the GOP, and so one MP4 fragment at most).
+pub const DEFAULT_GOP_SECS: f64 = 2.0;
+/// Default bound of each camera's encoder queue, in frames.
+pub const DEFAULT_QUEUE_FRAMES: usize = 30;
+/// Default time a stopped session still accepts frames that were sent before its stop.
+pub const DEFAULT_STOP_GRACE_MS: u64 = 500;
+
+/// Presets accepted by libx264 and libx265 (NVENC gets the nearest `p1`..`p7`).
+pub const PRESETS: [&str; 9] = [
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+];
+
+/// Every key the node reads, in file (lower-case) spelling; the environment uses upper case.
+pub const KEYS: [&str; 14] = [
+    "storage",
+    "format",
+    "codec",
+    "fps",
+    "preset",
+    "crf",
+    "bitrate",
+    "gop",
+    "timestamps",
+    "image_width",
+    "image_height",
+    "session_id",
+    "queue_frames",
+    "stop_grace_ms",
+];
+
+/// Environment variable naming the optional YAML configuration file.
+pub const CONFIG_FILE_VAR: &str = "CONFIG";
+
+/// Rate control: constant quality (default) or constant bitrate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateControl {
+    /// Constant rate factor (libx264/libx265 `crf`, NVENC `cq`).
+    Crf(u8),
+    /// Target bits per second.
+    Bitrate(u64),
+}
+
+/// Encoder quality settings shared by all cameras.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quality {
+    /// x264-style preset name, one of [`PRESETS`].
+    pub preset: String,
+    /// Constant quality or constant bitrate.
+    pub rate: RateControl,
+    /// Keyframe interval in frames.
+    pub gop_frames: u32,
+}
+
+/// The node's whole configuration, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Folder the files go to (created with its parents).
+    pub storage: PathBuf,
+    /// Container format.
+    pub container: Container,
+    /// Requested codec; resolved to a concrete encoder at each recording start.
+    pub codec: CodecRequest,
+    /// Nominal frame rate.
+    pub fps: FrameRate,
+    /// Encoder quality.
+    pub quality: Quality,
+    /// How presentation times are derived.
+    pub timestamps: TimestampMode,
+    /// Frame width used when a frame's metadata has none.
+    pub image_width: Option<u32>,
+    /// Frame height used when a frame's metadata has none.
+    pub image_height: Option<u32>,
+    /// Session id for runs without a control input.
+    pub session_id: Option<String>,
+    /// Bound of each camera's encoder queue, in frames.
+    pub queue_frames: usize,
+    /// How long a stopped session still accepts frames sent before the stop.
+    pub stop_grace_ms: u64,
+}
+
+/// A configuration value that cannot be used, with what would be accepted instead.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    /// The value does not parse or is out of range.
+    #[error("invalid value {value:?} for {key}: expected {allowed}")]
+    InvalidValue {
+        /// Key as the user spelled it (env or file form).
+        key: String,
+        /// The offending value.
+        value: String,
+        /// What is allowed.
+        allowed: String,
+    },
+    /// The YAML file has a key this node does not know.
+    #[error("unknown key {key:?} in {file}: known keys are {}", KEYS.join(", "))]
+    UnknownKey {
+        /// The unknown key.
+        key: String,
+        /// The file it came from.
+        file: String,
+    },
+    /// The YAML file cannot be read or is not a mapping of scalars.
+    #[error("cannot use config file {file}: {reason}")]
+    File {
+        /// The file path.
+        file: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Reads the configuration from the process environment and the file named by `CONFIG`.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let file = match std::env::var(CONFIG_FILE_VAR) {
+            Ok(path) if !path.trim().is_empty() => read_yaml_file(&path)?,
+            _ => BTreeMap::new(),
+        };
+        Self::from_lookup(|key| std::env::var(key).ok(), &file)
+    }
+
+    /// Builds the configuration from an environment lookup (upper-case keys) and file values
+    /// (lower-case keys). Pure: tests pass closures and maps.
+    pub fn from_lookup(
+        env: impl Fn(&str) -> Option<String>,
+        file: &BTreeMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        let raw = RawValues { env: &env, file };
+        let fps = raw.parse("fps", FrameRate::parse, "a frame rate > 0 and <= 1000, e.g. 15 or 29.97")?;
+        let fps = fps.unwrap_or_else(|| FrameRate::from_f64(DEFAULT_FPS).expect("default fps is valid"));
+        let preset = raw
+            .parse("preset", parse_preset, &format!("one of {}", PRESETS.join(", ")))?
+            .unwrap_or_else(|| DEFAULT_PRESET.to_owned());
+        let crf = raw.parse("crf", |v| v.parse::<u8>().ok().filter(|c| *c <= 51), "an integer 0..=51")?;
+        let bitrate = raw.parse("bitrate", parse_bitrate, "bits per second > 0, e.g. 4000000, 4000k or 4M")?;
+        let rate = match bitrate {
+            Some(bps) => RateControl::Bitrate(bps),
+            None => RateControl::Crf(crf.unwrap_or(DEFAULT_CRF)),
+        };
+        let gop_frames = raw
+            .parse("gop", |v| v.parse::<u32>().ok().filter(|g| (1..=10_000).contains(g)), "frames 1..=10000")?
+            .unwrap_or_else(|| default_gop_frames(fps));
+        let positive_u32 = |v: &str| v.parse::<u32>().ok().filter(|n| (1..=16_384).contains(n));
+        Ok(Self {
+            storage: raw.get("storage").map_or_else(|| PathBuf::from(DEFAULT_STORAGE), |(_, v)| PathBuf::from(v)),
+            container: raw.parse("format", Container::parse, "mp4, mkv or avi")?.unwrap_or(Container::Mp4),
+            codec: raw
+                .parse("codec", CodecRequest::parse, CodecRequest::ALLOWED)?
+                .unwrap_or(CodecRequest::Auto),
+            fps,
+            quality: Quality { preset, rate, gop_frames },
+            timestamps: raw
+                .parse("timestamps", TimestampMode::parse, "source or frame")?
+                .unwrap_or(TimestampMode::Source),
+            image_width: raw.parse("image_width", positive_u32, "pixels 1..=16384")?,
+            image_height: raw.parse("image_height", positive_u32, "pixels 1..=16384")?,
+            session_id: raw.get("session_id").map(|(_, v)| v).filter(|v| !v.is_empty()),
+            queue_frames: raw
+                .parse("queue_frames", |v| v.parse::<usize>().ok().filter(|n| (1..=10_000).contains(n)), "frames 1..=10000")?
+                .unwrap_or(DEFAULT_QUEUE_FRAMES),
+            stop_grace_ms: raw
+                .parse("stop_grace_ms", |v| v.parse::<u64>().ok().filter(|n| *n <= 60_000), "milliseconds 0..=60000")?
+                .unwrap_or(DEFAULT_STOP_GRACE_MS),
+        })
+    }
+}
+
+/// Two seconds of nominal video, at least one frame.
+fn default_gop_frames(fps: FrameRate) -> u32 {
+    ((fps.as_f64() * DEFAULT_GOP_SECS).round() as u32).max(1)
+}
+
+fn parse_preset(value: &str) -> Option<String> {
+    let lower = value.to_ascii_lowercase();
+    PRESETS.contains(&lower.as_str()).then_some(lower)
+}
+
+/// Parses `4000000`, `4000k` or `4M` (decimal multipliers, as FFmpeg does).
+fn parse_bitrate(value: &str) -> Option<u64> {
+    let value = value.trim();
+    let (digits, multiplier) = match value.char_indices().last()? {
+        (i, 'k' | 'K') => (&value[..i], 1_000),
+        (i, 'm' | 'M') => (&value[..i], 1_000_000),
+        _ => (value, 1),
+    };
+    let number: f64 = digits.trim().parse().ok()?;
+    let bps = (number * multiplier as f64).round();
+    (bps >= 1.0 && bps <= 1e12).then_some(bps as u64)
+}
+
+/// Where each key's raw text comes from: environment first, then the file.
+struct RawValues<'a, E: Fn(&str) -> Option<String>> {
+    env: &'a E,
+    file: &'a BTreeMap<String, String>,
+}
+
+impl<E: Fn(&str) -> Option<String>> RawValues<'_, E> {
+    /// The raw value and the spelling of the key it came from.
+    fn get(&self, key: &str) -> Option<(String, String)> {
+        let env_key = key.to_ascii_uppercase();
+        match (self.env)(&env_key) {
+            Some(value) if !value.trim().is_empty() => Some((env_key, value.trim().to_owned())),
+            _ => self.file.get(key).map(|value| (key.to_owned(), value.trim().to_owned())),
+        }
+    }
+
+    fn parse<T>(
+        &self,
+        key: &str,
+        parse: impl Fn(&str) -> Option<T>,
+        allowed: &str,
+    ) -> Result<Option<T>, ConfigError> {
+        let Some((key, value)) = self.get(key) else { return Ok(None) };
+        parse(&value)
+            .map(Some)
+            .ok_or(ConfigError::InvalidValue { key, value, allowed: allowed.to_owned() })
+    }
+}
+
+/// Reads a YAML mapping of known keys to scalar values.
+pub fn read_yaml_file(path: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    let file_error = |reason: String| ConfigError::File { file: path.to_owned(), reason };
+    let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
+    parse_yaml(&text, path)
+}
+
+/// Parses YAML text into lower-case key/value strings, rejecting unknown keys and non-scalars.
+pub fn parse_yaml(text: &str, file: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    let file_error = |reason: String| ConfigError::File { file: file.to_owned(), reason };
+    let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| file_error(e.to_string()))?;
+    let mapping = match value {
+        serde_yaml::Value::Mapping(mapping) => mapping,
+        serde_yaml::Value::Null => return Ok(BTreeMap::new()),
+        _ => return Err(file_error("expected a mapping of keys to values".into())),
+    };
+    let mut values = BTreeMap::new();
+    for (key, value) in mapping {
+        let key = key.as_str().ok_or_else(|| file_error("keys must be strings".into()))?.to_ascii_lowercase();
+        if !KEYS.contains(&key.as_str()) {
+            return Err(ConfigError::UnknownKey { key, file: file.to_owned() });
+        }
+        let text = match value {
+            serde_yaml::Value::String(s) => s,
+            serde_yaml::Value::Number(n) => n.to_string(),
+            serde_yaml::Value::Bool(b) => b.to_string(),
+            serde_yaml::Value::Null => continue,
+            _ => return Err(file_error(format!("value of {key} must be a scalar"))),
+        };
+        values.insert(key, text);
+    }
+    Ok(values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(env: &[(&str, &str)], file: &str) -> Result<Config, ConfigError> {
+        let env: BTreeMap<String, String> = env.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        let file = parse_yaml(file, "test.yml")?;
+        Config::from_lookup(|k| env.get(k).cloned(), &file)
+    }
+
+    #[test]
+    fn defaults_suit_real_time_recording() {
+        let c = config(&[], "").unwrap();
+        assert_eq!(c.storage, PathBuf::from("./recordings"));
+        assert_eq!(c.container, Container::Mp4);
+        assert_eq!(c.codec, CodecRequest::Auto);
+        assert_eq!(c.fps.as_f64(), 15.0);
+        assert_eq!(c.quality.preset, "veryfast");
+        assert_eq!(c.quality.rate, RateControl::Crf(23));
+        assert_eq!(c.quality.gop_frames, 30, "GOP defaults to 2 s of nominal video");
+        assert_eq!(c.timestamps, TimestampMode::Source);
+        assert_eq!(c.queue_frames, DEFAULT_QUEUE_FRAMES);
+    }
+
+    #[test]
+    fn environment_wins_over_file() {
+        let c = config(&[("FPS", "30"), ("FORMAT", "mkv")], "fps: 10\ncodec: libx265\ngop: 7").unwrap();
+        assert_eq!(c.fps.as_f64(), 30.0);
+        assert_eq!(c.container, Container::Mkv);
+        assert_eq!(c.codec, CodecRequest::Libx265);
+        assert_eq!(c.quality.gop_frames, 7);
+    }
+
+    #[test]
+    fn bad_value_names_key_value_and_what_is_allowed() {
+        let err = config(&[("CODEC", "vp9")], "").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("CODEC") && text.contains("vp9") && text.contains("libx264"), "{text}");
+        let err = config(&[], "crf: 99").unwrap_err();
+        assert!(err.to_string().contains("crf") && err.to_string().contains("0..=51"), "{err}");
+    }
+
+    #[test]
+    fn unknown_file_key_is_rejected() {
+        let err = config(&[], "fsp: 30").unwrap_err();
+        assert_eq!(err, ConfigError::UnknownKey { key: "fsp".into(), file: "test.yml".into() });
+    }
+
+    #[test]
+    fn bitrate_switches_to_constant_bitrate() {
+        assert_eq!(config(&[("BITRATE", "4M")], "").unwrap().quality.rate, RateControl::Bitrate(4_000_000));
+        assert_eq!(config(&[], "bitrate: 2500k").unwrap().quality.rate, RateControl::Bitrate(2_500_000));
+        assert!(config(&[("BITRATE", "fast")], "").is_err());
+        assert!(config(&[("BITRATE", "0")], "").is_err());
+    }
+
+    #[test]
+    fn gop_default_follows_fps() {
+        assert_eq!(config(&[("FPS", "30")], "").unwrap().quality.gop_frames, 60);
+        assert_eq!(config(&[("FPS", "0.2")], "").unwrap().quality.gop_frames, 1);
+    }
+
+    #[test]
+    fn non_scalar_file_values_are_rejected() {
+        assert!(matches!(config(&[], "fps: [1, 2]"), Err(ConfigError::File { .. })));
+        assert!(matches!(config(&[], "- fps"), Err(ConfigError::File { .. })));
+    }
+}

@@ -1,0 +1,88 @@
+//! Container formats and the muxer options that make their files survive a crash.
+
+/// Output container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Container {
+    /// Fragmented MP4: playable up to the last completed fragment after a crash.
+    Mp4,
+    /// Matroska.
+    Mkv,
+    /// AVI (constant frame rate only).
+    Avi,
+}
+
+/// Longest MP4 fragment in microseconds: what a crash can lose at most (plus the encoder's delay),
+/// independent of the GOP length.
+pub const MP4_FRAGMENT_MICROS: u32 = 1_000_000;
+
+impl Container {
+    /// Parses `FORMAT`.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.to_ascii_lowercase().as_str() {
+            "mp4" => Some(Self::Mp4),
+            "mkv" | "matroska" => Some(Self::Mkv),
+            "avi" => Some(Self::Avi),
+            _ => None,
+        }
+    }
+
+    /// File extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Mp4 => "mp4",
+            Self::Mkv => "mkv",
+            Self::Avi => "avi",
+        }
+    }
+
+    /// FFmpeg muxer name.
+    pub fn muxer(self) -> &'static str {
+        match self {
+            Self::Mp4 => "mp4",
+            Self::Mkv => "matroska",
+            Self::Avi => "avi",
+        }
+    }
+
+    /// Whether per-frame timestamps survive muxing; AVI stores a fixed frame rate.
+    pub fn variable_rate(self) -> bool {
+        !matches!(self, Self::Avi)
+    }
+
+    /// Whether codec headers go into the container header (the encoder needs GLOBAL_HEADER).
+    pub fn global_header(self) -> bool {
+        !matches!(self, Self::Avi)
+    }
+
+    /// Muxer options for `write_header`. `flush_packets` pushes each packet past the 32 KiB I/O
+    /// buffer, without which even a fragmented MP4 loses everything on SIGKILL.
+    pub fn header_options(self) -> Vec<(&'static str, String)> {
+        let mut options = vec![("flush_packets", "1".to_owned())];
+        if self == Self::Mp4 {
+            options.push(("movflags", "+frag_keyframe+empty_moov+default_base_moof".to_owned()));
+            options.push(("frag_duration", MP4_FRAGMENT_MICROS.to_string()));
+        }
+        options
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mp4_is_fragmented_and_flushed() {
+        let options = Container::Mp4.header_options();
+        assert!(options.iter().any(|(k, v)| *k == "movflags" && v.contains("frag_keyframe") && v.contains("empty_moov")));
+        assert!(options.contains(&("flush_packets", "1".into())));
+        assert!(!Container::Mkv.header_options().iter().any(|(k, _)| *k == "movflags"));
+    }
+
+    #[test]
+    fn only_avi_is_constant_rate() {
+        assert!(Container::Mp4.variable_rate() && Container::Mkv.variable_rate());
+        assert!(!Container::Avi.variable_rate() && !Container::Avi.global_header());
+        assert_eq!(Container::parse("MKV"), Some(Container::Mkv));
+        assert_eq!(Container::parse("mov"), None);
+    }
+}

@@ -1,0 +1,14 @@
+//! Everything FFmpeg: codec choice, the NVENC probe, conversion, encoder and muxer. FFmpeg types
+//! stay inside this module.
+
+mod codec;
+mod container;
+mod convert;
+mod writer;
+
+pub use codec::{CodecRequest, EncoderKind, nvenc_preset};
+pub use container::{Container, MP4_FRAGMENT_MICROS};
+pub use convert::{PlaneLayout, padded_size, plane_layouts};
+pub use writer::{EncodeError, EncoderSettings, VideoWriter, WrittenFile, init_ffmpeg, probe_encoder};
+mod resolve;
+pub use resolve::{ResolvedCodec, resolve_codec};

@@ -1,0 +1,275 @@
+//! Camera frames: the ecosystem's `encoding`/`width`/`height` metadata and a flat byte payload,
+//! checked once at the boundary into a [`Frame`] the rest of the node can trust.
+
+use arrow::buffer::Buffer;
+
+/// Metadata key naming the pixel encoding.
+pub const ENCODING_KEY: &str = "encoding";
+/// Metadata key for the image width in pixels.
+pub const WIDTH_KEY: &str = "width";
+/// Metadata key for the image height in pixels.
+pub const HEIGHT_KEY: &str = "height";
+/// Encoding assumed when a frame carries none (the ecosystem's default, OpenCV order).
+pub const DEFAULT_ENCODING: PixelEncoding = PixelEncoding::Bgr8;
+/// Largest accepted width or height: beyond any camera, small enough that sizes cannot overflow.
+pub const MAX_DIMENSION: u32 = 16_384;
+
+/// Raw pixel layouts the recorder encodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PixelEncoding {
+    /// Packed 8-bit blue, green, red.
+    Bgr8,
+    /// Packed 8-bit red, green, blue.
+    Rgb8,
+    /// Packed 8-bit red, green, blue, alpha.
+    Rgba8,
+    /// Packed 8-bit blue, green, red, alpha.
+    Bgra8,
+    /// 8-bit grey.
+    Mono8,
+    /// Planar I420: Y, then U, then V at half resolution.
+    Yuv420,
+    /// Y plane, then interleaved U/V at half resolution.
+    Nv12,
+}
+
+impl PixelEncoding {
+    /// The canonical metadata spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Bgr8 => "bgr8",
+            Self::Rgb8 => "rgb8",
+            Self::Rgba8 => "rgba8",
+            Self::Bgra8 => "bgra8",
+            Self::Mono8 => "mono8",
+            Self::Yuv420 => "yuv420",
+            Self::Nv12 => "nv12",
+        }
+    }
+
+    /// Bytes of one `width` x `height` image in this layout (chroma planes round up).
+    pub fn byte_len(self, width: u32, height: u32) -> usize {
+        let (w, h) = (width as usize, height as usize);
+        match self {
+            Self::Bgr8 | Self::Rgb8 => w * h * 3,
+            Self::Rgba8 | Self::Bgra8 => w * h * 4,
+            Self::Mono8 => w * h,
+            Self::Yuv420 => w * h + 2 * w.div_ceil(2) * h.div_ceil(2),
+            Self::Nv12 => w * h + 2 * w.div_ceil(2) * h.div_ceil(2),
+        }
+    }
+}
+
+/// What an `encoding` metadata value means to the recorder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EncodingKind {
+    /// A raw layout the recorder encodes.
+    Raw(PixelEncoding),
+    /// An already compressed payload (jpeg, png, h264, ...): skipped, not decoded.
+    Compressed(String),
+    /// Something else: rejected as bad input.
+    Unknown(String),
+}
+
+/// Classifies an `encoding` value, case-insensitively, accepting common aliases.
+pub fn classify_encoding(value: &str) -> EncodingKind {
+    let lower = value.trim().to_ascii_lowercase();
+    let raw = match lower.as_str() {
+        "bgr8" | "bgr24" | "bgr" => PixelEncoding::Bgr8,
+        "rgb8" | "rgb24" | "rgb" => PixelEncoding::Rgb8,
+        "rgba8" | "rgba" => PixelEncoding::Rgba8,
+        "bgra8" | "bgra" => PixelEncoding::Bgra8,
+        "mono8" | "gray" | "gray8" | "grey8" | "8uc1" => PixelEncoding::Mono8,
+        "yuv420" | "yuv420p" | "i420" => PixelEncoding::Yuv420,
+        "nv12" => PixelEncoding::Nv12,
+        "jpeg" | "jpg" | "mjpeg" | "png" | "webp" | "bmp" | "avif" | "av1" | "h264" | "h265" | "hevc"
+        | "vp8" | "vp9" => return EncodingKind::Compressed(lower),
+        _ => return EncodingKind::Unknown(value.to_owned()),
+    };
+    EncodingKind::Raw(raw)
+}
+
+/// The layout and size of a frame: when it changes, a new file starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FrameFormat {
+    /// Pixel layout.
+    pub encoding: PixelEncoding,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+}
+
+impl FrameFormat {
+    /// Bytes one frame of this format occupies.
+    pub fn byte_len(&self) -> usize {
+        self.encoding.byte_len(self.width, self.height)
+    }
+}
+
+impl std::fmt::Display for FrameFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{} {}", self.width, self.height, self.encoding.name())
+    }
+}
+
+/// A checked raw frame: the payload has exactly `format.byte_len()` bytes.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// Layout and size.
+    pub format: FrameFormat,
+    /// When the sender sent it, in nanoseconds since the UNIX epoch (dora's HLC time).
+    pub sent_nanos: u64,
+    /// The pixels, shared with dora's buffer (no copy).
+    pub data: Buffer,
+}
+
+/// Frame metadata as it arrived, before any check.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FrameMetadata {
+    /// `encoding`, if present and a string.
+    pub encoding: Option<String>,
+    /// `width`, if present and an integer.
+    pub width: Option<i64>,
+    /// `height`, if present and an integer.
+    pub height: Option<i64>,
+}
+
+/// Why an input could not become a [`Frame`]. `Compressed` is expected and skipped quietly;
+/// the others are bad input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameRejection {
+    /// The payload is already compressed.
+    #[error("compressed {0} payload (the recorder takes raw frames)")]
+    Compressed(String),
+    /// The encoding is not one the recorder knows.
+    #[error("unsupported encoding {0:?}: send bgr8, rgb8, rgba8, bgra8, mono8, yuv420 or nv12")]
+    UnknownEncoding(String),
+    /// Neither metadata nor config give the size.
+    #[error("no width/height: add them to the frame metadata or set IMAGE_WIDTH and IMAGE_HEIGHT")]
+    MissingSize,
+    /// The size is zero, negative or absurd.
+    #[error("invalid size {width}x{height}: each side must be 1..={MAX_DIMENSION}")]
+    InvalidSize {
+        /// Width as given.
+        width: i64,
+        /// Height as given.
+        height: i64,
+    },
+    /// The payload length does not match the declared format.
+    #[error("payload has {actual} bytes but {format} needs {expected}")]
+    LengthMismatch {
+        /// Declared format.
+        format: FrameFormat,
+        /// Bytes needed.
+        expected: usize,
+        /// Bytes received.
+        actual: usize,
+    },
+    /// The payload is not a flat UInt8 array without nulls.
+    #[error("payload is {0}, expected a UInt8 array without nulls")]
+    BadPayload(String),
+}
+
+impl FrameRejection {
+    /// Whether this is an expected skip rather than bad input.
+    pub fn is_compressed(&self) -> bool {
+        matches!(self, Self::Compressed(_))
+    }
+}
+
+/// Checks metadata and payload, using `fallback_size` (config) when metadata has no size.
+pub fn check_frame(
+    metadata: &FrameMetadata,
+    fallback_size: (Option<u32>, Option<u32>),
+    sent_nanos: u64,
+    data: Buffer,
+) -> Result<Frame, FrameRejection> {
+    let encoding = match metadata.encoding.as_deref().map(classify_encoding) {
+        None => DEFAULT_ENCODING,
+        Some(EncodingKind::Raw(encoding)) => encoding,
+        Some(EncodingKind::Compressed(name)) => return Err(FrameRejection::Compressed(name)),
+        Some(EncodingKind::Unknown(name)) => return Err(FrameRejection::UnknownEncoding(name)),
+    };
+    let width = metadata.width.or(fallback_size.0.map(i64::from));
+    let height = metadata.height.or(fallback_size.1.map(i64::from));
+    let (Some(width), Some(height)) = (width, height) else { return Err(FrameRejection::MissingSize) };
+    let valid = |side: i64| (1..=i64::from(MAX_DIMENSION)).contains(&side);
+    if !valid(width) || !valid(height) {
+        return Err(FrameRejection::InvalidSize { width, height });
+    }
+    let format = FrameFormat { encoding, width: width as u32, height: height as u32 };
+    let expected = format.byte_len();
+    if data.len() != expected {
+        return Err(FrameRejection::LengthMismatch { format, expected, actual: data.len() });
+    }
+    Ok(Frame { format, sent_nanos, data })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(encoding: &str, width: i64, height: i64) -> FrameMetadata {
+        FrameMetadata { encoding: Some(encoding.into()), width: Some(width), height: Some(height) }
+    }
+
+    fn bytes(n: usize) -> Buffer {
+        Buffer::from_vec(vec![0u8; n])
+    }
+
+    #[test]
+    fn aliases_map_to_one_layout() {
+        assert_eq!(classify_encoding("BGR24"), EncodingKind::Raw(PixelEncoding::Bgr8));
+        assert_eq!(classify_encoding("rgb24"), EncodingKind::Raw(PixelEncoding::Rgb8));
+        assert_eq!(classify_encoding("I420"), EncodingKind::Raw(PixelEncoding::Yuv420));
+        assert_eq!(classify_encoding("jpeg"), EncodingKind::Compressed("jpeg".into()));
+        assert_eq!(classify_encoding("z16"), EncodingKind::Unknown("z16".into()));
+    }
+
+    #[test]
+    fn planar_sizes_round_chroma_up_for_odd_dimensions() {
+        assert_eq!(PixelEncoding::Yuv420.byte_len(640, 480), 640 * 480 * 3 / 2);
+        assert_eq!(PixelEncoding::Yuv420.byte_len(641, 481), 641 * 481 + 2 * 321 * 241);
+        assert_eq!(PixelEncoding::Nv12.byte_len(4, 2), 8 + 4);
+        assert_eq!(PixelEncoding::Rgba8.byte_len(3, 3), 36);
+    }
+
+    #[test]
+    fn well_formed_frame_is_accepted() {
+        let frame = check_frame(&meta("bgr8", 641, 481), (None, None), 7, bytes(641 * 481 * 3)).unwrap();
+        assert_eq!(frame.format, FrameFormat { encoding: PixelEncoding::Bgr8, width: 641, height: 481 });
+        assert_eq!(frame.sent_nanos, 7);
+    }
+
+    #[test]
+    fn wrong_length_is_rejected_with_both_sizes() {
+        let err = check_frame(&meta("rgb8", 4, 4), (None, None), 0, bytes(47)).unwrap_err();
+        assert!(matches!(err, FrameRejection::LengthMismatch { expected: 48, actual: 47, .. }));
+    }
+
+    #[test]
+    fn hostile_sizes_are_rejected_before_any_allocation() {
+        for (w, h) in [(0, 10), (-5, 10), (10, i64::MAX), (100_000, 100_000)] {
+            let err = check_frame(&meta("mono8", w, h), (None, None), 0, bytes(10)).unwrap_err();
+            assert!(matches!(err, FrameRejection::InvalidSize { .. }), "{w}x{h}: {err}");
+        }
+    }
+
+    #[test]
+    fn config_size_fills_in_missing_metadata() {
+        let metadata = FrameMetadata { encoding: Some("mono8".into()), width: None, height: None };
+        assert_eq!(check_frame(&metadata, (None, None), 0, bytes(12)).unwrap_err(), FrameRejection::MissingSize);
+        let frame = check_frame(&metadata, (Some(4), Some(3)), 0, bytes(12)).unwrap();
+        assert_eq!((frame.format.width, frame.format.height), (4, 3));
+    }
+
+    #[test]
+    fn missing_encoding_means_bgr8_and_compressed_is_a_skip() {
+        let metadata = FrameMetadata { encoding: None, width: Some(2), height: Some(2) };
+        assert_eq!(check_frame(&metadata, (None, None), 0, bytes(12)).unwrap().format.encoding, PixelEncoding::Bgr8);
+        let err = check_frame(&meta("png", 2, 2), (None, None), 0, bytes(5)).unwrap_err();
+        assert!(err.is_compressed());
+        assert!(!check_frame(&meta("z16", 2, 2), (None, None), 0, bytes(8)).unwrap_err().is_compressed());
+    }
+}

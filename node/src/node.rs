@@ -1,0 +1,120 @@
+//! The dora edge: turns events into plain values for the [`Pipeline`], sends file reports on the
+//! optional `recording` output. The only module that names dora types.
+
+use std::time::{Duration, Instant};
+
+use arrow::{
+    array::{Array, UInt8Array},
+    buffer::Buffer,
+};
+use dora_node_api::{
+    DoraArray, DoraNode, Event, EventStream, Metadata, MetadataParameters, SESSION_ID, StopCause,
+    dora_core::config::DataId, get_integer_param, get_string_param,
+};
+use eyre::WrapErr;
+
+use crate::{
+    config::Config,
+    control::ControlPayload,
+    frame::{ENCODING_KEY, FrameMetadata, HEIGHT_KEY, WIDTH_KEY},
+    pipeline::{CONTROL_INPUT, DETECTIONS_INPUT, Pipeline, RunSummary, Wiring},
+};
+
+/// Optional output with one event per file started, finished or failed.
+pub const RECORDING_OUTPUT: &str = "recording";
+/// How often the loop wakes without events to finalize stopped sessions.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Reads the configuration, connects to dora and records until the event stream ends.
+pub fn run_from_env() -> eyre::Result<RunSummary> {
+    let config = Config::from_env().wrap_err("invalid recorder configuration")?;
+    let (node, events) = DoraNode::init_from_env().wrap_err("cannot connect to the dora daemon")?;
+    run(node, events, config)
+}
+
+/// Records until the event stream ends, then finalizes every file. The wiring (camera inputs,
+/// control input) comes from the dataflow descriptor.
+pub fn run(node: DoraNode, events: EventStream, config: Config) -> eyre::Result<RunSummary> {
+    let inputs = node.node_config().inputs.keys().map(|id| id.as_str().to_owned());
+    let wiring = Wiring::from_inputs(inputs, node.dataflow_id().to_string());
+    run_with_wiring(node, events, config, wiring)
+}
+
+/// [`run`] with the wiring given explicitly, for nodes whose descriptor lists no inputs
+/// (`DoraNode::init_testing` has none).
+pub fn run_with_wiring(mut node: DoraNode, mut events: EventStream, config: Config, wiring: Wiring) -> eyre::Result<RunSummary> {
+    crate::encode::init_ffmpeg().wrap_err("cannot initialize FFmpeg")?;
+    tracing::info!(
+        cameras = ?wiring.cameras, control = wiring.control_wired, storage = %config.storage.display(),
+        codec = config.codec.name(), format = config.container.extension(), fps = config.fps.as_f64(),
+        "recorder ready"
+    );
+    let mut pipeline = Pipeline::new(config, wiring)?;
+    while let Some(event) = events.recv_timeout(TICK) {
+        let now = Instant::now();
+        match event {
+            Event::Input { id, metadata, data } => on_input(&mut pipeline, id.as_str(), &metadata, data, now),
+            Event::InputClosed { id } => tracing::debug!(input = %id, "input closed"),
+            // Inputs queued before the stop still arrive: keep going until the stream ends.
+            Event::Stop(StopCause::Manual) => tracing::info!("stop requested: encoding queued frames, then finalizing"),
+            Event::Stop(_) => tracing::info!("all inputs closed: finalizing"),
+            // `recv_timeout` reports an idle period as an error event: that is our tick.
+            Event::Error(message) => tracing::trace!("{message}"),
+            _ => {}
+        }
+        for (input, frames) in events.drain_drop_counts() {
+            pipeline.on_queue_drops(input.as_str(), frames, now);
+        }
+        pipeline.tick(now);
+        send_reports(&mut node, &mut pipeline);
+    }
+    pipeline.finish();
+    send_reports(&mut node, &mut pipeline);
+    let summary = pipeline.summary().clone();
+    tracing::info!(?summary, "recorder done");
+    Ok(summary)
+}
+
+fn on_input(pipeline: &mut Pipeline, id: &str, metadata: &Metadata, data: DoraArray, now: Instant) {
+    let sent_nanos = metadata.timestamp().get_time().as_nanos();
+    let parameters = &metadata.parameters;
+    match id {
+        CONTROL_INPUT => pipeline.on_control(control_payload(&data), get_string_param(parameters, SESSION_ID), sent_nanos, now),
+        DETECTIONS_INPUT => tracing::trace!("detections are not used yet"),
+        camera => pipeline.on_frame(camera, &frame_metadata(parameters), sent_nanos, frame_bytes(data), now),
+    }
+}
+
+fn frame_metadata(parameters: &MetadataParameters) -> FrameMetadata {
+    FrameMetadata {
+        encoding: get_string_param(parameters, ENCODING_KEY).map(str::to_owned),
+        width: get_integer_param(parameters, WIDTH_KEY),
+        height: get_integer_param(parameters, HEIGHT_KEY),
+    }
+}
+
+/// The frame's bytes without copying: dora's buffer is shared with the encoder thread.
+fn frame_bytes(data: DoraArray) -> Result<Buffer, String> {
+    let array = data.into_inner();
+    match array.as_any().downcast_ref::<UInt8Array>() {
+        Some(bytes) if bytes.null_count() == 0 => Ok(bytes.values().inner().clone()),
+        Some(_) => Err("a UInt8 array with nulls".to_owned()),
+        None => Err(format!("{:?}", array.data_type())),
+    }
+}
+
+fn control_payload(data: &DoraArray) -> Result<ControlPayload, String> {
+    if let Ok(text) = String::try_from(data) {
+        return Ok(ControlPayload::Text(text));
+    }
+    i64::try_from(data).map(ControlPayload::Integer).map_err(|_| data.type_name())
+}
+
+fn send_reports(node: &mut DoraNode, pipeline: &mut Pipeline) {
+    for report in pipeline.take_reports() {
+        let output = DataId::from(RECORDING_OUTPUT.to_owned());
+        if let Err(error) = node.send_output(output, MetadataParameters::default(), report.to_arrow()) {
+            tracing::warn!("cannot send the {RECORDING_OUTPUT} event: {error}");
+        }
+    }
+}

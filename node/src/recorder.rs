@@ -1,0 +1,277 @@
+//! One camera of one session on its own worker thread: a bounded queue in, files out.
+//!
+//! The event loop only enqueues (never blocks on FFmpeg); a full queue drops the frame and counts
+//! it. The worker opens a file at the first frame, starts the next file of the same session when
+//! the frame format changes (never a silent rescale), and finalizes on `Finish`.
+
+use std::{
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+        mpsc::{self, Receiver, Sender, SyncSender, TrySendError},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use crate::{
+    config::Quality,
+    encode::{CodecRequest, Container, EncodeError, EncoderKind, EncoderSettings, VideoWriter},
+    report::{FileReport, FileStatus},
+    frame::{Frame, FrameFormat},
+    naming,
+    session::SessionRef,
+    timing::{FrameRate, PtsClock, TimestampMode},
+};
+
+/// After a file fails, wait this long before opening the next (a full disk must not spin).
+const REOPEN_BACKOFF: Duration = Duration::from_secs(2);
+
+/// What every camera recorder of a session shares.
+#[derive(Debug, Clone)]
+pub struct RecorderSpec {
+    /// The session.
+    pub session: SessionRef,
+    /// Folder for files.
+    pub storage: PathBuf,
+    /// Whether file names include the camera (more than one camera wired).
+    pub name_camera: bool,
+    /// Container.
+    pub container: Container,
+    /// The requested codec, reported as is.
+    pub codec: CodecRequest,
+    /// Encoders to open, best first (probed at session start).
+    pub candidates: Vec<EncoderKind>,
+    /// Encoder quality.
+    pub quality: Quality,
+    /// Nominal frame rate.
+    pub fps: FrameRate,
+    /// Timestamp mode.
+    pub timestamps: TimestampMode,
+    /// Encoder queue bound, in frames.
+    pub queue_frames: usize,
+}
+
+/// Counts shared between the event loop and the worker, taken by the file they land in.
+#[derive(Debug, Default)]
+struct Counters {
+    skipped: AtomicU64,
+    dropped: AtomicU64,
+}
+
+enum Command {
+    Frame(Frame),
+    Finish,
+}
+
+/// Whether a submitted frame was queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Submitted {
+    /// Queued for encoding.
+    Queued,
+    /// Dropped: the encoder is behind and the queue is full.
+    Dropped,
+}
+
+/// The event loop's handle on a camera's worker.
+pub struct CameraRecorder {
+    commands: SyncSender<Command>,
+    counters: Arc<Counters>,
+    worker: JoinHandle<()>,
+}
+
+impl CameraRecorder {
+    /// Starts the worker thread for `camera`. File events go to `reports`.
+    pub fn spawn(spec: RecorderSpec, camera: String, reports: Sender<FileReport>) -> std::io::Result<Self> {
+        let (commands, queue) = mpsc::sync_channel(spec.queue_frames);
+        let counters = Arc::new(Counters::default());
+        let worker_counters = Arc::clone(&counters);
+        let thread_name = format!("encode-{}-{camera}", spec.session.id);
+        let worker = std::thread::Builder::new().name(thread_name).spawn(move || {
+            Worker { spec, camera, counters: worker_counters, reports, file: None, retry_at: None }.run(queue);
+        })?;
+        Ok(Self { commands, counters, worker })
+    }
+
+    /// Queues a frame without blocking; a full queue drops it and counts the drop.
+    pub fn submit(&self, frame: Frame) -> Submitted {
+        match self.commands.try_send(Command::Frame(frame)) {
+            Ok(()) => Submitted::Queued,
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                Submitted::Dropped
+            }
+        }
+    }
+
+    /// Counts a frame of this camera that was skipped before reaching the queue.
+    pub fn count_skipped(&self) {
+        self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts frames lost before they reached the node (dora's input queue).
+    pub fn count_dropped(&self, frames: u64) {
+        self.counters.dropped.fetch_add(frames, Ordering::Relaxed);
+    }
+
+    /// Asks the worker to encode what is queued and finalize; returns the thread to join.
+    pub fn finish(self) -> JoinHandle<()> {
+        // Blocks only while the queue is full, i.e. until the worker takes one more frame.
+        let _ = self.commands.send(Command::Finish);
+        self.worker
+    }
+}
+
+/// The file being written.
+struct OpenFile {
+    writer: VideoWriter,
+    path: PathBuf,
+    format: FrameFormat,
+    clock: PtsClock,
+    frames: u64,
+}
+
+struct Worker {
+    spec: RecorderSpec,
+    camera: String,
+    counters: Arc<Counters>,
+    reports: Sender<FileReport>,
+    file: Option<OpenFile>,
+    retry_at: Option<Instant>,
+}
+
+impl Worker {
+    fn run(mut self, queue: Receiver<Command>) {
+        while let Ok(Command::Frame(frame)) = queue.recv() {
+            self.record(&frame);
+        }
+        self.close_file(None);
+        let skipped = self.counters.skipped.swap(0, Ordering::Relaxed);
+        let dropped = self.counters.dropped.swap(0, Ordering::Relaxed);
+        if skipped + dropped > 0 {
+            tracing::info!(session = %self.spec.session.id, camera = %self.camera, skipped, dropped, "frames lost after the last file closed");
+        }
+    }
+
+    fn record(&mut self, frame: &Frame) {
+        if self.file.as_ref().is_some_and(|file| file.format != frame.format) {
+            tracing::info!(session = %self.spec.session.id, camera = %self.camera, format = %frame.format, "frame format changed: starting the next file");
+            self.close_file(None);
+        }
+        if self.file.is_none() && !self.open_file(frame) {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let Some(file) = self.file.as_mut() else { return };
+        let pts = file.clock.next_pts(frame.sent_nanos);
+        match file.writer.write(frame, pts) {
+            Ok(()) => file.frames += 1,
+            Err(error) => self.close_file(Some(error)),
+        }
+    }
+
+    /// Opens the next file for `frame`'s format; false if that failed (or is backing off).
+    fn open_file(&mut self, frame: &Frame) -> bool {
+        if self.retry_at.is_some_and(|at| Instant::now() < at) {
+            return false;
+        }
+        let stem = naming::file_stem(&self.spec.session.id, self.spec.name_camera.then_some(self.camera.as_str()), frame.sent_nanos);
+        let path = match naming::claim_path(&self.spec.storage, &stem, self.spec.container.extension()) {
+            Ok(path) => path,
+            Err(e) => {
+                let path = self.spec.storage.join(&stem);
+                self.report_open_failure(EncodeError::Output { path, reason: e.to_string() });
+                return false;
+            }
+        };
+        let clock = PtsClock::new(self.spec.timestamps, self.spec.fps, self.spec.container.variable_rate());
+        let settings = EncoderSettings {
+            container: self.spec.container,
+            quality: self.spec.quality.clone(),
+            fps: self.spec.fps,
+            time_base: clock.time_base(),
+        };
+        match VideoWriter::create(&path, frame.format, &self.spec.candidates, &settings, clock.frame_duration()) {
+            Ok((writer, passed_over)) => {
+                for reason in passed_over {
+                    tracing::warn!(session = %self.spec.session.id, camera = %self.camera, "{reason}; using {}", writer.encoder_kind().ffmpeg_name());
+                }
+                tracing::info!(
+                    session = %self.spec.session.id, camera = %self.camera, path = %path.display(),
+                    codec = self.spec.codec.name(), encoder = writer.encoder_kind().ffmpeg_name(), format = %frame.format,
+                    "recording started"
+                );
+                let mut report = self.report(FileStatus::Started, Some(path.clone()));
+                report.encoder = Some(writer.encoder_kind().ffmpeg_name());
+                let _ = self.reports.send(report);
+                self.file = Some(OpenFile { writer, path, format: frame.format, clock, frames: 0 });
+                self.retry_at = None;
+                true
+            }
+            Err(error) => {
+                // Nothing was recorded into the claimed name: leave no empty file behind.
+                let _ = std::fs::remove_file(&path);
+                self.report_open_failure(error);
+                false
+            }
+        }
+    }
+
+    /// Finalizes the open file, if any, and reports it: `Finished`, or `Failed` when `failure`
+    /// (a write error) or finalizing went wrong. A failed file still keeps what was written.
+    fn close_file(&mut self, failure: Option<EncodeError>) {
+        let Some(file) = self.file.take() else { return };
+        let encoder = file.writer.encoder_kind().ffmpeg_name();
+        let finished = file.writer.finish();
+        let error = failure.or(finished.as_ref().err().cloned());
+        let status = if error.is_some() { FileStatus::Failed } else { FileStatus::Finished };
+        let mut report = self.report(status, Some(file.path));
+        report.encoder = Some(encoder);
+        report.frames = file.frames;
+        report.duration_secs = file.clock.duration_secs();
+        report.bytes = report.path.as_ref().and_then(|p| std::fs::metadata(p).ok()).map_or(0, |m| m.len());
+        report.error = error.as_ref().map(ToString::to_string);
+        let path = report.path.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        match &error {
+            None => tracing::info!(
+                session = %report.session_id, camera = %report.camera, path, codec = report.codec, encoder,
+                frames = report.frames, duration_secs = format_args!("{:.3}", report.duration_secs),
+                bytes = report.bytes, skipped = report.skipped, dropped = report.dropped, "recording finished"
+            ),
+            Some(error) => {
+                tracing::error!(session = %report.session_id, camera = %report.camera, path, frames = report.frames, "recording failed: {error}; retrying in {}s", REOPEN_BACKOFF.as_secs());
+                self.retry_at = Some(Instant::now() + REOPEN_BACKOFF);
+            }
+        }
+        let _ = self.reports.send(report);
+    }
+
+    /// A file could not be opened: report it and back off.
+    fn report_open_failure(&mut self, error: EncodeError) {
+        tracing::error!(session = %self.spec.session.id, camera = %self.camera, "{error}; retrying in {}s", REOPEN_BACKOFF.as_secs());
+        let mut report = self.report(FileStatus::Failed, None);
+        report.error = Some(error.to_string());
+        let _ = self.reports.send(report);
+        self.retry_at = Some(Instant::now() + REOPEN_BACKOFF);
+    }
+
+    /// A report for this camera that takes the skip/drop counts accumulated since the last one.
+    fn report(&self, status: FileStatus, path: Option<PathBuf>) -> FileReport {
+        let take = |counter: &AtomicU64| if status == FileStatus::Started { 0 } else { counter.swap(0, Ordering::Relaxed) };
+        FileReport {
+            status,
+            session_id: self.spec.session.id.clone(),
+            camera: self.camera.clone(),
+            path,
+            codec: self.spec.codec.name(),
+            encoder: None,
+            frames: 0,
+            skipped: take(&self.counters.skipped),
+            dropped: take(&self.counters.dropped),
+            duration_secs: 0.0,
+            bytes: 0,
+            error: None,
+        }
+    }
+}

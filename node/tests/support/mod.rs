@@ -1,0 +1,180 @@
+//! Test harness: scripted dora events for `DoraNode::init_testing`, and `ffprobe` checks.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use dora_node_api::{
+    DoraNode,
+    integration_testing::{self, IntegrationTestInput, TestingInput, TestingOutput},
+};
+use dora_video_recorder::{Config, RunSummary, Wiring};
+use serde_json::{Value, json};
+
+/// A scripted run: events in delivery order, each with its send time offset.
+pub struct Script {
+    /// Wired inputs, `id -> source`, as the dataflow descriptor would list them.
+    inputs: BTreeMap<String, String>,
+    events: Vec<Value>,
+}
+
+impl Script {
+    /// A script whose node has these inputs wired (`id -> source`).
+    pub fn new(inputs: &[(&str, &str)]) -> Self {
+        Self { inputs: inputs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(), events: Vec::new() }
+    }
+
+    /// A raw frame on `camera` sent at `at` seconds.
+    pub fn frame(mut self, camera: &str, at: f64, encoding: &str, width: i64, height: i64, bytes: Vec<u8>) -> Self {
+        self.events.push(json!({
+            "time_offset_secs": at, "type": "Input", "id": camera,
+            "metadata": {"encoding": {"String": encoding}, "width": {"Integer": width}, "height": {"Integer": height}},
+            "data": bytes, "data_type": "UInt8",
+        }));
+        self
+    }
+
+    /// An input with arbitrary metadata and data (for hostile-input tests).
+    pub fn raw_input(mut self, id: &str, at: f64, metadata: Value, data: Value, data_type: &str) -> Self {
+        self.events.push(json!({
+            "time_offset_secs": at, "type": "Input", "id": id, "metadata": metadata, "data": data, "data_type": data_type,
+        }));
+        self
+    }
+
+    /// `count` bgr8 frames of `width` x `height` every `interval` seconds from `start`.
+    pub fn frames(mut self, camera: &str, start: f64, interval: f64, count: usize, width: i64, height: i64) -> Self {
+        for i in 0..count {
+            let shade = (i * 7 % 256) as u8;
+            self = self.frame(camera, start + i as f64 * interval, "bgr8", width, height, vec![shade; (width * height * 3) as usize]);
+        }
+        self
+    }
+
+    /// A string control message, with an optional `session_id` metadata parameter.
+    pub fn control_text(mut self, at: f64, text: &str, session_id: Option<&str>) -> Self {
+        let metadata = match session_id {
+            Some(id) => json!({"session_id": {"String": id}}),
+            None => json!({}),
+        };
+        self.events.push(json!({
+            "time_offset_secs": at, "type": "Input", "id": "control", "metadata": metadata,
+            "data": text, "data_type": "Utf8",
+        }));
+        self
+    }
+
+    /// An Int64 episode-index control message.
+    pub fn control_episode(mut self, at: f64, index: i64) -> Self {
+        self.events.push(json!({
+            "time_offset_secs": at, "type": "Input", "id": "control", "metadata": {}, "data": [index], "data_type": "Int64",
+        }));
+        self
+    }
+
+    /// dora's stop event.
+    pub fn stop(mut self, at: f64) -> Self {
+        self.events.push(json!({"time_offset_secs": at, "type": "Stop"}));
+        self
+    }
+
+    /// Runs the recorder over the script with `env` as its environment. Returns the run result
+    /// and the `recording` output events as JSON objects.
+    pub fn run(self, env: &[(&str, &str)]) -> (eyre::Result<RunSummary>, Vec<Value>) {
+        let wiring = Wiring::from_inputs(self.inputs.keys().cloned(), "test-dataflow".into());
+        let input: IntegrationTestInput = serde_json::from_value(json!({
+            "id": "recorder", "outputs": ["recording"], "events": self.events,
+        }))
+        .unwrap();
+        let env: BTreeMap<String, String> = env.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        let config = match Config::from_lookup(|key| env.get(key).cloned(), &BTreeMap::new()) {
+            Ok(config) => config,
+            Err(e) => return (Err(e.into()), Vec::new()),
+        };
+        let (tx, mut rx) = integration_testing::output_channel();
+        let (node, events) = DoraNode::init_testing(TestingInput::Input(input), TestingOutput::ToChannel(tx), Default::default()).unwrap();
+        let result = dora_video_recorder::run_with_wiring(node, events, config, wiring);
+        let outputs = integration_testing::drain_outputs(&mut rx).into_iter().map(Value::Object).flat_map(recording_rows).collect();
+        (result, outputs)
+    }
+}
+
+/// The struct rows inside one `recording` output object.
+fn recording_rows(output: Value) -> Vec<Value> {
+    match output.get("data") {
+        Some(Value::Array(rows)) => rows.iter().map(|row| row.get("inner").cloned().unwrap_or(row.clone())).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A fresh, empty folder for one test's files.
+pub fn temp_storage(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("dvr-test-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The files in `dir`, sorted by name.
+pub fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    files
+}
+
+/// What ffprobe says about a file's first video stream.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub format_name: String,
+    pub codec: String,
+    pub width: u32,
+    pub height: u32,
+    pub frames: u64,
+    pub duration: f64,
+    pub pix_fmt: String,
+}
+
+/// Runs ffprobe (counting decoded frames) on `path`.
+pub fn probe(path: &Path) -> Probe {
+    let output = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-count_frames", "-show_entries"])
+        .arg("stream=codec_name,width,height,nb_read_frames,pix_fmt:format=format_name,duration")
+        .args(["-of", "json"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs (apt-get install ffmpeg)");
+    assert!(output.status.success(), "ffprobe failed on {}: {}", path.display(), String::from_utf8_lossy(&output.stderr));
+    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let stream = &json["streams"][0];
+    let number = |v: &Value| v.as_str().and_then(|s| s.parse::<f64>().ok()).or(v.as_f64()).unwrap_or(f64::NAN);
+    Probe {
+        format_name: json["format"]["format_name"].as_str().unwrap_or_default().to_owned(),
+        codec: stream["codec_name"].as_str().unwrap_or_default().to_owned(),
+        width: stream["width"].as_u64().unwrap_or(0) as u32,
+        height: stream["height"].as_u64().unwrap_or(0) as u32,
+        frames: number(&stream["nb_read_frames"]) as u64,
+        duration: number(&json["format"]["duration"]),
+        pix_fmt: stream["pix_fmt"].as_str().unwrap_or_default().to_owned(),
+    }
+}
+
+/// Decodes the first frame of `path` to packed RGB.
+pub fn first_frame_rgb(path: &Path) -> Vec<u8> {
+    let output = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    output.stdout
+}
+
+/// Rows of `recording` events with the given status.
+pub fn events_with_status<'a>(events: &'a [Value], status: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["status"] == status).collect()
+}
