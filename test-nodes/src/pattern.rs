@@ -1,0 +1,368 @@
+//! The test pattern: a moving diagonal colour gradient, the frame number and elapsed time in
+//! digits, and a barcode strip of the frame index across the top that survives lossy video
+//! compression and is read back by [`decode_frame_index`].
+//!
+//! Barcode layout, for a `width` x `height` frame:
+//! - [`BARCODE_BITS`] (24) bits of the frame index, least significant bit first, left to right,
+//!   starting at x = 0, y = 0;
+//! - each bit is a solid block `block_width = max(2, width / 24)` pixels wide and
+//!   `block_height = max(2, min(16, height / 4))` pixels high ([`barcode_geometry`]);
+//! - a set bit is white (luma 255 full range, Y 235 limited range), a clear bit black (0 / 16);
+//! - the rest of the strip's rows, right of the last block, is black. The strip is drawn last, so
+//!   nothing else overlaps it.
+
+use std::ops::Range;
+
+use eyre::bail;
+
+use crate::{
+    canvas::{BLACK, Canvas, Rgb, WHITE},
+    encoding::Encoding,
+    font::{self, LINE_HEIGHT},
+};
+
+/// Number of frame-index bits in the barcode; frame indices wrap modulo 2^24.
+pub const BARCODE_BITS: u32 = 24;
+/// Smallest frame width the barcode fits in (24 blocks of the minimum 2 pixels).
+pub const MIN_WIDTH: u32 = 48;
+/// Smallest frame height the pattern supports.
+pub const MIN_HEIGHT: u32 = 16;
+/// Largest frame width or height accepted.
+pub const MAX_DIMENSION: u32 = 8192;
+/// Luma threshold of the decoder: a block whose mean is at least this is a set bit.
+pub const LUMA_THRESHOLD: u32 = 128;
+
+/// Where the barcode blocks are: block `i` covers x in `i * block_width .. (i + 1) * block_width`
+/// and y in `0 .. block_height`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BarcodeGeometry {
+    /// Width of one bit's block in pixels.
+    pub block_width: u32,
+    /// Height of the strip (and of each block) in pixels.
+    pub block_height: u32,
+}
+
+impl BarcodeGeometry {
+    /// Pixel columns of bit `bit`'s block.
+    fn columns(self, bit: u32) -> Range<usize> {
+        let width = self.block_width as usize;
+        let start = bit as usize * width;
+        start..start + width
+    }
+}
+
+/// The barcode geometry for a frame size, or `None` when the frame is smaller than
+/// [`MIN_WIDTH`] x [`MIN_HEIGHT`] and the strip would not fit.
+pub fn barcode_geometry(width: u32, height: u32) -> Option<BarcodeGeometry> {
+    if width < MIN_WIDTH || height < MIN_HEIGHT {
+        return None;
+    }
+    Some(BarcodeGeometry {
+        block_width: (width / BARCODE_BITS).max(2),
+        block_height: (height / 4).clamp(2, 16),
+    })
+}
+
+/// A checked frame size and encoding: every test-pattern frame of one run has this format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameFormat {
+    width: u32,
+    height: u32,
+    encoding: Encoding,
+}
+
+impl FrameFormat {
+    /// A format, if the size is within [`MIN_WIDTH`]/[`MIN_HEIGHT`] and [`MAX_DIMENSION`].
+    pub fn new(width: u32, height: u32, encoding: Encoding) -> eyre::Result<Self> {
+        if !(MIN_WIDTH..=MAX_DIMENSION).contains(&width)
+            || !(MIN_HEIGHT..=MAX_DIMENSION).contains(&height)
+        {
+            bail!(
+                "frame size {width}x{height} is out of range: width must be \
+                 {MIN_WIDTH}..={MAX_DIMENSION}, height {MIN_HEIGHT}..={MAX_DIMENSION}"
+            );
+        }
+        Ok(Self {
+            width,
+            height,
+            encoding,
+        })
+    }
+
+    /// Width in pixels.
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    /// Height in pixels.
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    /// Pixel encoding of the payload.
+    pub fn encoding(&self) -> Encoding {
+        self.encoding
+    }
+
+    /// Payload size of one frame in bytes.
+    pub fn frame_len(&self) -> usize {
+        self.encoding
+            .frame_len(self.width as usize, self.height as usize)
+    }
+
+    /// The barcode geometry of this size (always fits: the size was checked).
+    pub fn barcode(&self) -> BarcodeGeometry {
+        barcode_geometry(self.width, self.height)
+            .expect("FrameFormat::new admits only sizes the barcode fits in")
+    }
+}
+
+/// Draws frame number `frame_index` (0-based) taken `elapsed_millis` after the first frame, as a
+/// payload of `format`'s encoding and size. The barcode holds `frame_index` modulo 2^24.
+pub fn draw_frame(format: &FrameFormat, frame_index: u64, elapsed_millis: u64) -> Vec<u8> {
+    let mut canvas = Canvas::new(format.width as usize, format.height as usize);
+    draw_gradient(&mut canvas, frame_index);
+    draw_labels(&mut canvas, format.barcode(), frame_index, elapsed_millis);
+    draw_barcode(&mut canvas, format.barcode(), frame_index);
+    canvas.encode(format.encoding)
+}
+
+/// Reads the frame index from the barcode of a decoded frame's luma plane (`gray`, one byte per
+/// pixel, row-major, exactly `width * height` bytes, full or limited range).
+///
+/// Each bit is the mean luma of the central half of its block (both ways; the whole block when it
+/// is 2 or 3 pixels), set when the mean is at least [`LUMA_THRESHOLD`].
+/// Returns `None` when `gray` has the wrong length or the size is below the minimum.
+pub fn decode_frame_index(gray: &[u8], width: u32, height: u32) -> Option<u32> {
+    if gray.len() != width as usize * height as usize {
+        return None;
+    }
+    decode_frame_index_strided(gray, width as usize, width, height)
+}
+
+/// Like [`decode_frame_index`], for a luma plane whose rows are `row_stride` bytes apart and that
+/// may have extra rows: a `width` x `height` frame at the top-left of a larger picture, as when
+/// an encoder padded odd sizes (decode the padded video, pass its width as `row_stride`).
+/// The geometry comes from the original `width` and `height`, not the padded size.
+/// Returns `None` when `row_stride < width`, `gray` is shorter than `row_stride * height`, or the
+/// size is below the minimum.
+pub fn decode_frame_index_strided(
+    gray: &[u8],
+    row_stride: usize,
+    width: u32,
+    height: u32,
+) -> Option<u32> {
+    let geometry = barcode_geometry(width, height)?;
+    if row_stride < width as usize || gray.len() < row_stride * height as usize {
+        return None;
+    }
+    let rows = centre(0..geometry.block_height as usize);
+    let index = (0..BARCODE_BITS)
+        .filter(|&bit| {
+            let columns = centre(geometry.columns(bit));
+            mean_luma(gray, row_stride, rows.clone(), columns) >= LUMA_THRESHOLD
+        })
+        .fold(0_u32, |index, bit| index | (1 << bit));
+    Some(index)
+}
+
+/// The central half of a span of pixels (the whole span when it is shorter than 4).
+fn centre(span: Range<usize>) -> Range<usize> {
+    let margin = span.len() / 4;
+    span.start + margin..span.end - margin
+}
+
+/// Mean of the `gray` samples in a rectangle.
+fn mean_luma(gray: &[u8], row_stride: usize, rows: Range<usize>, columns: Range<usize>) -> u32 {
+    let count = rows.len() * columns.len();
+    let sum: usize = rows
+        .flat_map(|row| {
+            gray[row * row_stride + columns.start..row * row_stride + columns.end].iter()
+        })
+        .map(|&luma| usize::from(luma))
+        .sum();
+    // A mean of bytes fits in u32.
+    (sum / count.max(1)) as u32
+}
+
+/// Fills the canvas with a diagonal colour gradient that moves with the frame index.
+fn draw_gradient(canvas: &mut Canvas, frame_index: u64) {
+    let (width, height) = (canvas.width() as u64, canvas.height() as u64);
+    let phase = frame_index.wrapping_mul(4);
+    canvas.fill_with(|x, y| {
+        let (x, y) = (x as u64, y as u64);
+        let diagonal = x * 256 / width + y * 256 / height;
+        let low_byte = |value: u64| (value % 256) as u8;
+        let colour: Rgb = [
+            low_byte(diagonal.wrapping_add(phase)),
+            low_byte(x * 255 / width),
+            low_byte((512 - diagonal).wrapping_add(phase / 2)),
+        ];
+        colour
+    });
+}
+
+/// Writes the frame number and the elapsed time below the barcode strip.
+fn draw_labels(
+    canvas: &mut Canvas,
+    barcode: BarcodeGeometry,
+    frame_index: u64,
+    elapsed_millis: u64,
+) {
+    let scale = (canvas.width().min(canvas.height()) / 80).max(1);
+    let x = 2 * scale;
+    let first_line_y = barcode.block_height as usize + 2 * scale;
+    let second_line_y = first_line_y + (LINE_HEIGHT + 1) * scale;
+    let frame_label = format!("#{frame_index}");
+    let time_label = format!("{}.{:03}s", elapsed_millis / 1000, elapsed_millis % 1000);
+    font::draw_text(canvas, (x, first_line_y), scale, &frame_label, WHITE, BLACK);
+    font::draw_text(canvas, (x, second_line_y), scale, &time_label, WHITE, BLACK);
+}
+
+/// Draws the barcode strip over whatever is at the top of the canvas.
+fn draw_barcode(canvas: &mut Canvas, geometry: BarcodeGeometry, frame_index: u64) {
+    let block_height = geometry.block_height as usize;
+    canvas.fill_rect(0, 0, canvas.width(), block_height, BLACK);
+    for bit in (0..BARCODE_BITS).filter(|&bit| (frame_index >> bit) & 1 == 1) {
+        let columns = geometry.columns(bit);
+        canvas.fill_rect(columns.start, 0, columns.len(), block_height, WHITE);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encoding::luma_full_range;
+
+    /// The luma plane a video decoder would give back for this payload.
+    fn luma_of(payload: &[u8], format: &FrameFormat) -> Vec<u8> {
+        let pixels = (format.width() * format.height()) as usize;
+        let rgb = |chunk: &[u8], order: [usize; 3]| {
+            luma_full_range([chunk[order[0]], chunk[order[1]], chunk[order[2]]])
+        };
+        match format.encoding() {
+            Encoding::Rgb8 => payload.chunks(3).map(|c| rgb(c, [0, 1, 2])).collect(),
+            Encoding::Bgr8 => payload.chunks(3).map(|c| rgb(c, [2, 1, 0])).collect(),
+            Encoding::Rgba8 => payload.chunks(4).map(|c| rgb(c, [0, 1, 2])).collect(),
+            Encoding::Bgra8 => payload.chunks(4).map(|c| rgb(c, [2, 1, 0])).collect(),
+            Encoding::Mono8 | Encoding::Yuv420 | Encoding::Nv12 => payload[..pixels].to_vec(),
+        }
+    }
+
+    fn round_trip(width: u32, height: u32, encoding: Encoding, frame_index: u64) -> Option<u32> {
+        let format = FrameFormat::new(width, height, encoding).expect("valid test size");
+        let payload = draw_frame(&format, frame_index, 1234);
+        assert_eq!(
+            payload.len(),
+            format.frame_len(),
+            "{encoding} {width}x{height}"
+        );
+        decode_frame_index(&luma_of(&payload, &format), width, height)
+    }
+
+    const SIZES: [(u32, u32); 5] = [(640, 480), (641, 481), (64, 48), (48, 16), (49, 17)];
+    const INDICES: [u64; 6] = [0, 1, 2, 5, 0xA5_5A5A, 0xFF_FFFF];
+
+    #[test]
+    fn every_encoding_and_size_round_trips_the_frame_index() {
+        for encoding in Encoding::ALL {
+            for (width, height) in SIZES {
+                for index in INDICES {
+                    let decoded = round_trip(width, height, encoding, index);
+                    assert_eq!(decoded, Some(index as u32), "{encoding} {width}x{height}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn frame_indices_wrap_at_24_bits() {
+        assert_eq!(round_trip(64, 48, Encoding::Bgr8, (1 << 24) + 7), Some(7));
+    }
+
+    #[test]
+    fn payload_lengths_match_each_encoding() {
+        let expected = [
+            (Encoding::Bgr8, 641 * 481 * 3),
+            (Encoding::Rgb8, 641 * 481 * 3),
+            (Encoding::Rgba8, 641 * 481 * 4),
+            (Encoding::Bgra8, 641 * 481 * 4),
+            (Encoding::Mono8, 641 * 481),
+            (Encoding::Yuv420, 641 * 481 + 2 * 321 * 241),
+            (Encoding::Nv12, 641 * 481 + 321 * 241 * 2),
+        ];
+        for (encoding, len) in expected {
+            let format = FrameFormat::new(641, 481, encoding).expect("valid test size");
+            assert_eq!(draw_frame(&format, 3, 0).len(), len, "{encoding}");
+        }
+    }
+
+    #[test]
+    fn geometry_follows_the_documented_formula() {
+        let geometry = |w, h| barcode_geometry(w, h).expect("fits");
+        assert_eq!(
+            geometry(640, 480),
+            BarcodeGeometry {
+                block_width: 26,
+                block_height: 16
+            }
+        );
+        assert_eq!(
+            geometry(64, 48),
+            BarcodeGeometry {
+                block_width: 2,
+                block_height: 12
+            }
+        );
+        assert_eq!(
+            geometry(48, 16),
+            BarcodeGeometry {
+                block_width: 2,
+                block_height: 4
+            }
+        );
+        assert_eq!(barcode_geometry(47, 480), None);
+        assert_eq!(barcode_geometry(640, 15), None);
+    }
+
+    #[test]
+    fn consecutive_frames_differ_outside_the_barcode() {
+        let format = FrameFormat::new(64, 48, Encoding::Rgb8).expect("valid test size");
+        let strip = 64 * 12 * 3;
+        let first = draw_frame(&format, 0, 0);
+        let second = draw_frame(&format, 1, 66);
+        assert_ne!(first[strip..], second[strip..]);
+    }
+
+    #[test]
+    fn decode_rejects_a_wrong_length_or_a_too_small_frame() {
+        assert_eq!(decode_frame_index(&[0; 100], 64, 48), None);
+        assert_eq!(decode_frame_index(&[0; 40 * 40], 40, 40), None);
+    }
+
+    #[test]
+    fn strided_decode_reads_a_frame_padded_to_even_size() {
+        let (width, height) = (71, 63);
+        let format = FrameFormat::new(width, height, Encoding::Mono8).expect("valid test size");
+        let frame = draw_frame(&format, 0x12_3456, 0);
+        let (padded_width, padded_height) = (72, 64);
+        let mut padded = vec![0_u8; padded_width * padded_height];
+        for (row, pixels) in frame.chunks(width as usize).enumerate() {
+            padded[row * padded_width..row * padded_width + pixels.len()].copy_from_slice(pixels);
+        }
+        let decoded = decode_frame_index_strided(&padded, padded_width, width, height);
+        assert_eq!(decoded, Some(0x12_3456));
+        assert_eq!(decode_frame_index_strided(&padded, 70, width, height), None);
+        assert_eq!(
+            decode_frame_index_strided(&padded[..72 * 62], 72, width, height),
+            None
+        );
+    }
+
+    #[test]
+    fn out_of_range_sizes_are_rejected() {
+        assert!(FrameFormat::new(47, 48, Encoding::Bgr8).is_err());
+        assert!(FrameFormat::new(64, 15, Encoding::Bgr8).is_err());
+        assert!(FrameFormat::new(MAX_DIMENSION + 1, 48, Encoding::Bgr8).is_err());
+    }
+}

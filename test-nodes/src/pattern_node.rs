@@ -1,0 +1,341 @@
+//! The `dora-test-pattern` node: a hardware-free camera. Each `tick` input sends one
+//! [`draw_frame`] image on the `image` output with the usual dora image metadata; after
+//! `MAX_FRAMES` frames it returns, which closes the output for downstream nodes.
+
+use std::fmt;
+
+use arrow::array::UInt8Array;
+use dora_node_api::{
+    DoraNode, Event, EventStream, MetadataParameters, Parameter, dora_core::config::DataId,
+    uhlc::NTP64,
+};
+use eyre::WrapErr;
+
+use crate::{
+    encoding::Encoding,
+    env,
+    pattern::{FrameFormat, MAX_DIMENSION, MIN_HEIGHT, MIN_WIDTH, draw_frame},
+};
+
+/// Input that triggers one frame (wire a dora timer to it).
+pub const TICK_INPUT: &str = "tick";
+/// Output carrying the frames.
+pub const IMAGE_OUTPUT: &str = "image";
+
+/// Environment key of the frame width.
+pub const WIDTH_KEY: &str = "WIDTH";
+/// Environment key of the frame height.
+pub const HEIGHT_KEY: &str = "HEIGHT";
+/// Environment key of the pixel encoding.
+pub const ENCODING_KEY: &str = "ENCODING";
+/// Environment key of the frame limit.
+pub const MAX_FRAMES_KEY: &str = "MAX_FRAMES";
+
+/// Frame width when `WIDTH` is unset.
+pub const DEFAULT_WIDTH: u32 = 640;
+/// Frame height when `HEIGHT` is unset.
+pub const DEFAULT_HEIGHT: u32 = 480;
+/// Encoding when `ENCODING` is unset.
+pub const DEFAULT_ENCODING: Encoding = Encoding::Bgr8;
+
+/// Metadata parameter: the payload's pixel encoding (String).
+pub const ENCODING_PARAM: &str = "encoding";
+/// Metadata parameter: the image width in pixels (Integer).
+pub const WIDTH_PARAM: &str = "width";
+/// Metadata parameter: the image height in pixels (Integer).
+pub const HEIGHT_PARAM: &str = "height";
+/// Metadata parameter: the payload kind, always [`PRIMITIVE_IMAGE`] (String).
+pub const PRIMITIVE_PARAM: &str = "primitive";
+/// Value of [`PRIMITIVE_PARAM`].
+pub const PRIMITIVE_IMAGE: &str = "image";
+/// Metadata parameter: the 0-based index of the frame (Integer), also in the barcode.
+pub const FRAME_INDEX_PARAM: &str = "frame_index";
+
+/// The camera's settings, read once at startup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PatternSettings {
+    /// Size and encoding of every frame.
+    pub format: FrameFormat,
+    /// Frames to send before exiting; `None` sends until the dataflow stops.
+    pub max_frames: Option<u64>,
+}
+
+impl PatternSettings {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> eyre::Result<Self> {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Reads the settings from an environment lookup; unset or blank keys take the defaults.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> eyre::Result<Self> {
+        let width = env::number_in(&lookup, WIDTH_KEY, MIN_WIDTH..=MAX_DIMENSION, DEFAULT_WIDTH)?;
+        let height = env::number_in(
+            &lookup,
+            HEIGHT_KEY,
+            MIN_HEIGHT..=MAX_DIMENSION,
+            DEFAULT_HEIGHT,
+        )?;
+        let encoding = read_encoding(&lookup)?;
+        let max_frames = read_max_frames(&lookup)?;
+        Ok(Self {
+            format: FrameFormat::new(width, height, encoding)?,
+            max_frames,
+        })
+    }
+}
+
+impl fmt::Display for PatternSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let format = &self.format;
+        write!(
+            f,
+            "{}x{} {}, ",
+            format.width(),
+            format.height(),
+            format.encoding()
+        )?;
+        match self.max_frames {
+            Some(max_frames) => write!(f, "max {max_frames} frames"),
+            None => f.write_str("unlimited frames"),
+        }
+    }
+}
+
+/// `ENCODING`, or the default.
+fn read_encoding(lookup: &impl Fn(&str) -> Option<String>) -> eyre::Result<Encoding> {
+    match env::value(lookup, ENCODING_KEY) {
+        None => Ok(DEFAULT_ENCODING),
+        Some(raw) => Encoding::parse(&raw).ok_or_else(|| {
+            env::invalid(
+                ENCODING_KEY,
+                &raw,
+                &format!("one of {}", Encoding::allowed_names()),
+            )
+        }),
+    }
+}
+
+/// `MAX_FRAMES`: a positive integer, or unset for no limit.
+fn read_max_frames(lookup: &impl Fn(&str) -> Option<String>) -> eyre::Result<Option<u64>> {
+    let Some(raw) = env::value(lookup, MAX_FRAMES_KEY) else {
+        return Ok(None);
+    };
+    match raw.parse::<u64>() {
+        Ok(max_frames) if max_frames > 0 => Ok(Some(max_frames)),
+        _ => Err(env::invalid(
+            MAX_FRAMES_KEY,
+            &raw,
+            "a positive integer (leave it unset for no limit)",
+        )),
+    }
+}
+
+/// Runs the camera until the event stream ends or `max_frames` frames are sent; returns the
+/// number of frames sent. Logs the settings at start and the count at the end to stderr.
+pub fn run(
+    mut node: DoraNode,
+    mut events: EventStream,
+    settings: &PatternSettings,
+) -> eyre::Result<u64> {
+    eprintln!("dora-test-pattern: {settings}");
+    let mut camera = Camera::new(settings);
+    while let Some(event) = events.recv() {
+        match event {
+            Event::Input { id, metadata, .. } if id.as_str() == TICK_INPUT => {
+                camera.tick(&mut node, *metadata.timestamp().get_time())?;
+                if camera.reached_limit() {
+                    eprintln!("dora-test-pattern: reached {MAX_FRAMES_KEY}, exiting");
+                    break;
+                }
+            }
+            Event::Error(message) => eprintln!("dora-test-pattern: dora error: {message}"),
+            // After a stop, dora still delivers queued inputs and then ends the stream.
+            Event::Stop(_) => {}
+            _ => {}
+        }
+    }
+    eprintln!("dora-test-pattern: sent {} frames", camera.frames_sent);
+    Ok(camera.frames_sent)
+}
+
+/// The camera's running state: what it sends and how far it got.
+struct Camera {
+    format: FrameFormat,
+    max_frames: Option<u64>,
+    frames_sent: u64,
+    /// Timestamp of the first tick: frame times are measured from it.
+    first_tick: Option<NTP64>,
+}
+
+impl Camera {
+    /// A camera that has sent nothing yet.
+    fn new(settings: &PatternSettings) -> Self {
+        Self {
+            format: settings.format,
+            max_frames: settings.max_frames,
+            frames_sent: 0,
+            first_tick: None,
+        }
+    }
+
+    /// Draws and sends the next frame for a tick sent at `tick_time`.
+    fn tick(&mut self, node: &mut DoraNode, tick_time: NTP64) -> eyre::Result<()> {
+        let first_tick = *self.first_tick.get_or_insert(tick_time);
+        let elapsed_millis = millis_between(first_tick, tick_time);
+        let payload = draw_frame(&self.format, self.frames_sent, elapsed_millis);
+        let parameters = frame_parameters(&self.format, self.frames_sent);
+        node.send_output(
+            DataId::from(IMAGE_OUTPUT.to_owned()),
+            parameters,
+            UInt8Array::from(payload),
+        )
+        .wrap_err_with(|| format!("cannot send frame {}", self.frames_sent))?;
+        self.frames_sent += 1;
+        Ok(())
+    }
+
+    /// Whether `max_frames` frames have been sent.
+    fn reached_limit(&self) -> bool {
+        self.max_frames
+            .is_some_and(|max_frames| self.frames_sent >= max_frames)
+    }
+}
+
+/// The metadata of one frame.
+fn frame_parameters(format: &FrameFormat, frame_index: u64) -> MetadataParameters {
+    let string = |value: &str| Parameter::String(value.to_owned());
+    MetadataParameters::from([
+        (ENCODING_PARAM.to_owned(), string(format.encoding().name())),
+        (
+            WIDTH_PARAM.to_owned(),
+            Parameter::Integer(format.width().into()),
+        ),
+        (
+            HEIGHT_PARAM.to_owned(),
+            Parameter::Integer(format.height().into()),
+        ),
+        (PRIMITIVE_PARAM.to_owned(), string(PRIMITIVE_IMAGE)),
+        (
+            FRAME_INDEX_PARAM.to_owned(),
+            Parameter::Integer(i64::try_from(frame_index).unwrap_or(i64::MAX)),
+        ),
+    ])
+}
+
+/// Whole milliseconds from `start` to `end`, zero if `end` is earlier.
+fn millis_between(start: NTP64, end: NTP64) -> u64 {
+    if end <= start {
+        return 0;
+    }
+    u64::try_from((end - start).to_duration().as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use dora_node_api::integration_testing::{
+        IntegrationTestInput, TestingInput, TestingOptions, TestingOutput, drain_outputs,
+        integration_testing_format::{IncomingEvent, TimedIncomingEvent},
+        output_channel,
+    };
+
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> eyre::Result<PatternSettings> {
+        let vars: BTreeMap<String, String> = vars
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+            .collect();
+        PatternSettings::from_lookup(|key| vars.get(key).cloned())
+    }
+
+    #[test]
+    fn unset_environment_gives_640x480_bgr8_unlimited() -> eyre::Result<()> {
+        let settings = settings(&[])?;
+        assert_eq!(settings.format, FrameFormat::new(640, 480, Encoding::Bgr8)?);
+        assert_eq!(settings.max_frames, None);
+        Ok(())
+    }
+
+    #[test]
+    fn odd_sizes_and_every_encoding_are_accepted() -> eyre::Result<()> {
+        let settings = settings(&[("WIDTH", "641"), ("HEIGHT", "481"), ("ENCODING", "NV12")])?;
+        assert_eq!(settings.format, FrameFormat::new(641, 481, Encoding::Nv12)?);
+        Ok(())
+    }
+
+    #[test]
+    fn bad_values_name_the_key_the_value_and_what_is_allowed() {
+        let message = |vars: &[(&str, &str)]| match settings(vars) {
+            Ok(settings) => panic!("accepted {settings}"),
+            Err(error) => error.to_string(),
+        };
+        assert_eq!(
+            message(&[("ENCODING", "yuyv")]),
+            r#"invalid value "yuyv" for ENCODING: expected one of bgr8, rgb8, rgba8, bgra8, mono8, yuv420, nv12"#
+        );
+        assert!(
+            message(&[("WIDTH", "20")]).contains(r#""20" for WIDTH: expected an integer from 48"#)
+        );
+        assert!(message(&[("HEIGHT", "x")]).contains(r#""x" for HEIGHT"#));
+        assert!(
+            message(&[("MAX_FRAMES", "0")]).contains(r#""0" for MAX_FRAMES: expected a positive"#)
+        );
+    }
+
+    fn tick(time_offset_secs: f64) -> TimedIncomingEvent {
+        TimedIncomingEvent {
+            time_offset_secs,
+            event: IncomingEvent::Input {
+                id: TICK_INPUT.into(),
+                metadata: None,
+                data: None,
+            },
+        }
+    }
+
+    #[test]
+    fn node_sends_max_frames_images_then_returns() -> eyre::Result<()> {
+        let events = vec![tick(0.0), tick(0.01), tick(0.02), tick(0.03)];
+        let input = TestingInput::Input(IntegrationTestInput::new("camera".parse()?, events));
+        let (sender, mut receiver) = output_channel();
+        let (node, events) = DoraNode::init_testing(
+            input,
+            TestingOutput::ToChannel(sender),
+            TestingOptions::default(),
+        )?;
+        let settings = settings(&[("WIDTH", "48"), ("HEIGHT", "16"), ("MAX_FRAMES", "2")])?;
+
+        let sent = run(node, events, &settings)?;
+
+        assert_eq!(sent, 2);
+        let outputs = drain_outputs(&mut receiver);
+        assert_eq!(outputs.len(), 2);
+        for output in outputs {
+            assert_eq!(output["id"], IMAGE_OUTPUT);
+            let data = output["data"]
+                .as_array()
+                .expect("image data is a JSON array");
+            assert_eq!(data.len(), 48 * 16 * 3);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn frame_metadata_carries_size_encoding_and_index() {
+        let format = FrameFormat::new(64, 48, Encoding::Yuv420).expect("valid test size");
+        let parameters = frame_parameters(&format, 7);
+        assert_eq!(
+            parameters[ENCODING_PARAM],
+            Parameter::String("yuv420".into())
+        );
+        assert_eq!(parameters[WIDTH_PARAM], Parameter::Integer(64));
+        assert_eq!(parameters[HEIGHT_PARAM], Parameter::Integer(48));
+        assert_eq!(
+            parameters[PRIMITIVE_PARAM],
+            Parameter::String("image".into())
+        );
+        assert_eq!(parameters[FRAME_INDEX_PARAM], Parameter::Integer(7));
+    }
+}
