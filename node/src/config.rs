@@ -340,6 +340,18 @@ mod tests {
     }
 
     #[test]
+    fn config_file_is_read_from_disk_and_missing_files_are_named() {
+        let path = std::env::temp_dir().join(format!("recorder-config-{}.yml", std::process::id()));
+        std::fs::write(&path, "format: avi\nfps: 29.97\ntimestamps: frame\n").unwrap();
+        let values = read_yaml_file(path.to_str().unwrap()).unwrap();
+        let c = Config::from_lookup(|_| None, &values).unwrap();
+        assert_eq!((c.container, c.fps.num, c.fps.den, c.timestamps), (Container::Avi, 30000, 1001, TimestampMode::Frame));
+        std::fs::remove_file(&path).unwrap();
+        let err = read_yaml_file("/nonexistent/recorder.yml").unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/recorder.yml"), "{err}");
+    }
+
+    #[test]
     fn non_scalar_file_values_are_rejected() {
         assert!(matches!(config(&[], "fps: [1, 2]"), Err(ConfigError::File { .. })));
         assert!(matches!(config(&[], "- fps"), Err(ConfigError::File { .. })));

@@ -276,11 +276,12 @@ impl Pipeline {
         let codec = resolve_codec(self.config.codec, &probe_settings(&self.config));
         match &codec {
             Ok(resolved) => {
-                for reason in &resolved.passed_over {
-                    if !std::mem::replace(&mut self.fallback_logged, true) {
-                        tracing::warn!("{reason}; falling back to {}", resolved.encoder().ffmpeg_name());
+                for passed_over in &resolved.passed_over {
+                    let (reason, encoder) = (passed_over.reason(), resolved.encoder().ffmpeg_name());
+                    if std::mem::replace(&mut self.fallback_logged, true) {
+                        tracing::debug!("{reason}; using {encoder}");
                     } else {
-                        tracing::debug!("{reason}; falling back to {}", resolved.encoder().ffmpeg_name());
+                        tracing::warn!("{reason}; using {encoder} (logged once per run)");
                     }
                 }
                 tracing::info!(session = %session.id, codec = self.config.codec.name(), encoder = resolved.encoder().ffmpeg_name(), "session started");

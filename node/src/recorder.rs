@@ -194,8 +194,9 @@ impl Worker {
         };
         match VideoWriter::create(&path, frame.format, &self.spec.candidates, &settings, clock.frame_duration()) {
             Ok((writer, passed_over)) => {
-                for reason in passed_over {
-                    tracing::warn!(session = %self.spec.session.id, camera = %self.camera, "{reason}; using {}", writer.encoder_kind().ffmpeg_name());
+                for passed_over in passed_over {
+                    let (reason, encoder) = (passed_over.reason(), writer.encoder_kind().ffmpeg_name());
+                    tracing::warn!(session = %self.spec.session.id, camera = %self.camera, "{reason}; using {encoder}");
                 }
                 tracing::info!(
                     session = %self.spec.session.id, camera = %self.camera, path = %path.display(),

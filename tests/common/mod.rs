@@ -1,1 +1,170 @@
+//! Shared test kit: `ffprobe`/`ffmpeg` checks of recorded files, temp folders, and the real
+//! `dora` CLI with guards that never leave a daemon running.
 
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    sync::{Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// What ffprobe says about a file's first video stream.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    /// Container, as ffprobe names it (`mov,mp4,m4a,3gp,3g2,mj2`, `matroska,webm`, `avi`).
+    pub format_name: String,
+    /// Codec (`h264`, `hevc`).
+    pub codec: String,
+    /// Coded width.
+    pub width: u32,
+    /// Coded height.
+    pub height: u32,
+    /// Frames decoded (`-count_frames`).
+    pub frames: u64,
+    /// Container duration in seconds.
+    pub duration: f64,
+    /// Pixel format.
+    pub pix_fmt: String,
+}
+
+/// Runs ffprobe on `path`, decoding every frame to count them. Panics if ffprobe cannot read it.
+pub fn probe(path: &Path) -> Probe {
+    let output = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-count_frames", "-show_entries"])
+        .arg("stream=codec_name,width,height,nb_read_frames,pix_fmt:format=format_name,duration")
+        .args(["-of", "json"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs (scripts/setup.sh installs it)");
+    assert!(output.status.success(), "ffprobe cannot read {}: {}", path.display(), String::from_utf8_lossy(&output.stderr));
+    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let stream = &json["streams"][0];
+    let number = |v: &Value| v.as_str().and_then(|s| s.parse::<f64>().ok()).or(v.as_f64()).unwrap_or(f64::NAN);
+    Probe {
+        format_name: json["format"]["format_name"].as_str().unwrap_or_default().to_owned(),
+        codec: stream["codec_name"].as_str().unwrap_or_default().to_owned(),
+        width: stream["width"].as_u64().unwrap_or(0) as u32,
+        height: stream["height"].as_u64().unwrap_or(0) as u32,
+        frames: number(&stream["nb_read_frames"]) as u64,
+        duration: number(&json["format"]["duration"]),
+        pix_fmt: stream["pix_fmt"].as_str().unwrap_or_default().to_owned(),
+    }
+}
+
+/// Decodes every frame of `path` to raw pixels in `pix_fmt` (`gray`, `rgb24`), one Vec per frame.
+pub fn decode_frames(path: &Path, pix_fmt: &str, bytes_per_frame: usize) -> Vec<Vec<u8>> {
+    let output = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "rawvideo", "-pix_fmt", pix_fmt, "-"])
+        .output()
+        .expect("ffmpeg runs (scripts/setup.sh installs it)");
+    assert!(output.status.success(), "ffmpeg cannot decode {}: {}", path.display(), String::from_utf8_lossy(&output.stderr));
+    assert_eq!(output.stdout.len() % bytes_per_frame, 0, "decoded size is a whole number of frames");
+    output.stdout.chunks(bytes_per_frame).map(<[u8]>::to_vec).collect()
+}
+
+/// A fresh, empty folder for one test.
+pub fn temp_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("dvr-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The files directly in `dir`, sorted by name.
+pub fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut files: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
+    files.sort();
+    files
+}
+
+/// A file's name as a String.
+pub fn file_name(path: &Path) -> String {
+    path.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// The workspace root (dataflows/, target/).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+/// The `dora` CLI: `$DORA`, else the project's `.venv/bin/dora` (scripts/setup.sh), else `PATH`.
+pub fn dora_cli() -> PathBuf {
+    if let Some(path) = std::env::var_os("DORA") {
+        return path.into();
+    }
+    let local = workspace_root().join(".venv/bin/dora");
+    if local.exists() { local } else { PathBuf::from("dora") }
+}
+
+/// dora tests share ports and the `out/` folders: one at a time.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Runs `dora` with `args` in the workspace root, killing it after `timeout`.
+pub fn dora(args: &[&str], timeout: Duration) -> Output {
+    let mut child = Command::new(dora_cli())
+        .args(args)
+        .current_dir(workspace_root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e} (run scripts/setup.sh)", dora_cli().display()));
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(started.elapsed() <= timeout + Duration::from_secs(1), "dora {args:?} timed out after {timeout:?}: {}", text(&output));
+    output
+}
+
+/// stdout and stderr of a command, for assertion messages.
+pub fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+/// `dora run DATAFLOW --stop-after SECS --env K=V ...`, asserting it succeeded.
+pub fn dora_run(dataflow: &str, stop_after_secs: u64, env: &[(&str, &str)]) -> Output {
+    let stop_after = format!("{stop_after_secs}s");
+    let mut args = vec!["run", dataflow, "--stop-after", stop_after.as_str()];
+    let pairs: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    for pair in &pairs {
+        args.extend(["--env", pair.as_str()]);
+    }
+    // Generous: the dataflow's `build:` steps run first (a no-op after `cargo build --workspace`).
+    let output = dora(&args, Duration::from_secs(stop_after_secs + 900));
+    assert!(output.status.success(), "dora run {dataflow} failed: {}", text(&output));
+    output
+}
+
+/// A running `dora up` coordinator and daemon, torn down (`dora down`) when dropped, even
+/// when the test fails.
+pub struct DoraDaemon;
+
+impl DoraDaemon {
+    /// Starts the coordinator and a daemon.
+    pub fn up() -> Self {
+        let output = dora(&["up"], Duration::from_secs(60));
+        assert!(output.status.success(), "dora up failed: {}", text(&output));
+        Self
+    }
+}
+
+impl Drop for DoraDaemon {
+    fn drop(&mut self) {
+        let _ = dora(&["down"], Duration::from_secs(60));
+    }
+}

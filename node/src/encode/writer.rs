@@ -68,6 +68,18 @@ pub enum EncodeError {
     },
 }
 
+impl EncodeError {
+    /// What went wrong, without the advice: for logs where the fallback already is the advice.
+    pub fn reason(&self) -> String {
+        match self {
+            Self::EncoderMissing { encoder, .. } => format!("{encoder} is not in this FFmpeg build"),
+            Self::EncoderOpen { encoder, reason, .. } => format!("{encoder} does not open ({reason})"),
+            Self::Output { path, reason } => format!("cannot write {}: {reason}", path.display()),
+            Self::Encode { path, reason } => format!("encoding {} failed: {reason}", path.display()),
+        }
+    }
+}
+
 /// What a finished file holds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WrittenFile {

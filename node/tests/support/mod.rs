@@ -2,11 +2,9 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::{
-    collections::BTreeMap,
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::{collections::BTreeMap, path::Path};
+
+pub use e2e::{decode_frames, files_in, probe, temp_dir as temp_storage};
 
 use dora_node_api::{
     DoraNode,
@@ -111,67 +109,10 @@ fn recording_rows(output: Value) -> Vec<Value> {
     }
 }
 
-/// A fresh, empty folder for one test's files.
-pub fn temp_storage(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dvr-test-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// The files in `dir`, sorted by name.
-pub fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
-    files.sort();
-    files
-}
-
-/// What ffprobe says about a file's first video stream.
-#[derive(Debug, Clone)]
-pub struct Probe {
-    pub format_name: String,
-    pub codec: String,
-    pub width: u32,
-    pub height: u32,
-    pub frames: u64,
-    pub duration: f64,
-    pub pix_fmt: String,
-}
-
-/// Runs ffprobe (counting decoded frames) on `path`.
-pub fn probe(path: &Path) -> Probe {
-    let output = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v:0", "-count_frames", "-show_entries"])
-        .arg("stream=codec_name,width,height,nb_read_frames,pix_fmt:format=format_name,duration")
-        .args(["-of", "json"])
-        .arg(path)
-        .output()
-        .expect("ffprobe runs (apt-get install ffmpeg)");
-    assert!(output.status.success(), "ffprobe failed on {}: {}", path.display(), String::from_utf8_lossy(&output.stderr));
-    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
-    let stream = &json["streams"][0];
-    let number = |v: &Value| v.as_str().and_then(|s| s.parse::<f64>().ok()).or(v.as_f64()).unwrap_or(f64::NAN);
-    Probe {
-        format_name: json["format"]["format_name"].as_str().unwrap_or_default().to_owned(),
-        codec: stream["codec_name"].as_str().unwrap_or_default().to_owned(),
-        width: stream["width"].as_u64().unwrap_or(0) as u32,
-        height: stream["height"].as_u64().unwrap_or(0) as u32,
-        frames: number(&stream["nb_read_frames"]) as u64,
-        duration: number(&json["format"]["duration"]),
-        pix_fmt: stream["pix_fmt"].as_str().unwrap_or_default().to_owned(),
-    }
-}
-
-/// Decodes the first frame of `path` to packed RGB.
+/// The first decoded frame of `path` as packed RGB.
 pub fn first_frame_rgb(path: &Path) -> Vec<u8> {
-    let output = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(path)
-        .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    output.stdout
+    let probe = probe(path);
+    decode_frames(path, "rgb24", (probe.width * probe.height * 3) as usize).swap_remove(0)
 }
 
 /// Rows of `recording` events with the given status.

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Installs everything the recorder needs on Debian 12, and nothing twice:
+#   - Debian packages: FFmpeg's development headers (ffmpeg-next links against them), ffprobe/ffmpeg
+#     (tests check files with them), clang (bindgen), pkg-config, Python's venv;
+#   - the Rust toolchain through rustup, if cargo is missing;
+#   - the dora CLI (dora-rs-cli 1.1.0 from PyPI) into the project's .venv/.
+# Safe to run again. Usage: scripts/setup.sh   (other scripts source it)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DORA_VERSION="1.1.0"
+APT_PACKAGES=(
+  pkg-config clang gcc libc6-dev git curl ca-certificates ffmpeg
+  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev
+  python3 python3-venv python3-pip
+)
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install_debian_packages() {
+  local missing=()
+  for package in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+  done
+  # A python3 from elsewhere (pyenv) with a working venv module is as good as Debian's.
+  if python3 -m venv --help >/dev/null 2>&1; then
+    local kept=()
+    for package in "${missing[@]}"; do
+      case "$package" in python3|python3-venv|python3-pip) ;; *) kept+=("$package") ;; esac
+    done
+    missing=("${kept[@]}")
+  fi
+  if [ "${#missing[@]}" -eq 0 ]; then
+    log "Debian packages present"
+    return
+  fi
+  log "installing Debian packages: ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+install_rust() {
+  if [ -x "$HOME/.cargo/bin/cargo" ]; then export PATH="$HOME/.cargo/bin:$PATH"; fi
+  if command -v cargo >/dev/null 2>&1; then
+    log "Rust present: $(cargo --version)"
+    return
+  fi
+  log "installing Rust (rustup, stable)"
+  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+  export PATH="$HOME/.cargo/bin:$PATH"
+}
+
+install_dora_cli() {
+  local venv="$ROOT/.venv"
+  if [ -x "$venv/bin/dora" ] && "$venv/bin/dora" --version 2>/dev/null | grep -q "$DORA_VERSION"; then
+    log "dora CLI present: $("$venv/bin/dora" --version)"
+  else
+    log "installing dora-rs-cli==$DORA_VERSION into .venv/"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "dora-rs-cli==$DORA_VERSION"
+  fi
+  export PATH="$venv/bin:$PATH"
+}
+
+install_debian_packages
+install_rust
+install_dora_cli

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs what the tests need (scripts/setup.sh), then runs the whole suite: unit tests, the node
+# driven through dora's testing mode, and end-to-end dataflows under the real dora CLI.
+# Usage: scripts/test.sh [extra cargo test arguments]
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/scripts/setup.sh"
+cd "$ROOT"
+
+# One release build serves the tests and the binaries the dataflows start.
+cargo build --release --locked --workspace --bins
+cargo test --release --locked --workspace "$@"

@@ -1,0 +1,156 @@
+//! End-to-end: the repository's dataflows under the real `dora` CLI (`dora run`, and the
+//! coordinator path `up`/`build`/`start`/`stop`/`down`), the real binaries, files checked with
+//! `ffprobe` and by reading the frame-index barcode the test-pattern camera draws into every frame.
+
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use dora_recorder_test_nodes::pattern::decode_frame_index_strided;
+use e2e::{DoraDaemon, dora, dora_run, file_name, files_in, probe, serial, temp_dir, text, workspace_root};
+
+/// Frame indices read back from every frame of a recording of `source` (width, height) frames
+/// (`None` where unreadable). The video may be padded to even sizes; the barcode geometry
+/// follows the camera's size.
+fn frame_indices(path: &Path, source: (u32, u32)) -> Vec<Option<u32>> {
+    let probe = probe(path);
+    e2e::decode_frames(path, "gray", (probe.width * probe.height) as usize)
+        .iter()
+        .map(|gray| decode_frame_index_strided(gray, probe.width as usize, source.0, source.1))
+        .collect()
+}
+
+/// Asserts the recording holds exactly the camera frames `first..first+count`, in order.
+fn assert_contiguous(path: &Path, source: (u32, u32), first: u32, count: u32) {
+    let indices = frame_indices(path, source);
+    let expected: Vec<Option<u32>> = (first..first + count).map(Some).collect();
+    assert_eq!(indices, expected, "{}: frame indices", path.display());
+}
+
+/// The number the camera logged as `sent N frames`.
+fn frames_sent(log: &str) -> u32 {
+    let line = log.lines().rev().find(|line| line.contains("dora-test-pattern: sent")).unwrap_or_else(|| panic!("no camera count in log: {log}"));
+    let after = line.split("dora-test-pattern: sent ").nth(1).unwrap();
+    after.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+fn storage(dir: &Path) -> String {
+    dir.display().to_string()
+}
+
+#[test]
+fn every_dataflow_validates() {
+    let _serial = serial();
+    for dataflow in ["dataflows/record.yml", "dataflows/sessions.yml", "dataflows/webcam.yml"] {
+        let output = dora(&["validate", dataflow], Duration::from_secs(60));
+        assert!(output.status.success(), "{dataflow}: {}", text(&output));
+    }
+}
+
+#[test]
+fn record_yml_records_every_frame_the_camera_sent() {
+    let _serial = serial();
+    let dir = temp_dir("e2e-record");
+    let output = dora_run("dataflows/record.yml", 60, &[
+        ("STORAGE", &storage(&dir)),
+        ("MAX_FRAMES", "45"),
+        ("WIDTH", "320"),
+        ("HEIGHT", "240"),
+    ]);
+    assert_eq!(frames_sent(&text(&output)), 45);
+    let files = files_in(&dir);
+    assert_eq!(files.len(), 1, "{files:?}\n{}", text(&output));
+    let probe = probe(&files[0]);
+    assert_eq!((probe.codec.as_str(), probe.width, probe.height, probe.frames), ("h264", 320, 240, 45));
+    // 45 frames at about 15 fps: the duration comes from the frames' timestamps.
+    assert!((probe.duration - 3.0).abs() < 0.35, "duration {}", probe.duration);
+    assert_contiguous(&files[0], (320, 240), 0, 45);
+}
+
+#[test]
+fn stop_after_finalizes_a_file_with_every_frame_sent() {
+    let _serial = serial();
+    let dir = temp_dir("e2e-stop-after");
+    let output = dora_run("dataflows/record.yml", 4, &[
+        ("STORAGE", &storage(&dir)),
+        ("WIDTH", "161"),
+        ("HEIGHT", "121"),
+        ("ENCODING", "yuv420"),
+        ("FORMAT", "mkv"),
+        ("CODEC", "libx265"),
+    ]);
+    let sent = frames_sent(&text(&output));
+    let files = files_in(&dir);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(file_name(&files[0]).ends_with(".mkv"));
+    let probe = probe(&files[0]);
+    assert_eq!((probe.codec.as_str(), probe.width, probe.height), ("hevc", 162, 122), "odd sizes are padded to even");
+    assert!(sent > 30, "the camera ran for the whole run: {sent}");
+    assert_eq!(probe.frames, u64::from(sent));
+    assert_contiguous(&files[0], (161, 121), 0, sent);
+}
+
+#[test]
+fn sessions_yml_writes_one_file_per_scheduled_session_with_its_frames() {
+    let _serial = serial();
+    let dir = temp_dir("e2e-sessions");
+    let output = dora_run("dataflows/sessions.yml", 6, &[
+        ("STORAGE", &storage(&dir)),
+        ("SCHEDULE", "first:0.5-2,second:3-4.5"),
+        ("WIDTH", "160"),
+        ("HEIGHT", "120"),
+    ]);
+    let files = files_in(&dir);
+    let names: Vec<String> = files.iter().map(|f| file_name(f)).collect();
+    assert_eq!(names.len(), 2, "{names:?}\n{}", text(&output));
+    assert!(names[0].starts_with("first_") && names[1].starts_with("second_"), "{names:?}");
+    let first = frame_indices(&files[0], (160, 120));
+    let second = frame_indices(&files[1], (160, 120));
+    for (indices, window_secs, name) in [(&first, 1.5, "first"), (&second, 1.5, "second")] {
+        let readable: Vec<u32> = indices.iter().map(|i| i.unwrap()).collect();
+        let start = readable[0];
+        assert_eq!(readable, (start..start + readable.len() as u32).collect::<Vec<_>>(), "{name}: no frame lost inside the window");
+        // 15 fps over the window, give or take the frames at its edges.
+        let expected = window_secs * 15.0;
+        assert!((readable.len() as f64 - expected).abs() <= 3.0, "{name}: {} frames for {window_secs} s", readable.len());
+    }
+    let gap = second[0].unwrap() - first.last().unwrap().unwrap();
+    assert!(gap >= 10, "frames between the windows are not recorded (gap {gap})");
+}
+
+/// The files `dataflows/recordings/` gained since `before`.
+fn new_recordings(before: &[PathBuf]) -> Vec<PathBuf> {
+    files_in(&workspace_root().join("dataflows/recordings")).into_iter().filter(|f| !before.contains(f)).collect()
+}
+
+#[test]
+fn coordinator_path_up_build_start_stop_down_leaves_a_finished_file() {
+    let _serial = serial();
+    let recordings = workspace_root().join("dataflows/recordings");
+    let before = files_in(&recordings);
+    let daemon = DoraDaemon::up();
+    let build = dora(&["build", "dataflows/record.yml"], Duration::from_secs(600));
+    assert!(build.status.success(), "dora build: {}", text(&build));
+    let start = dora(&["start", "dataflows/record.yml", "--name", "e2e-record", "--detach"], Duration::from_secs(60));
+    assert!(start.status.success(), "dora start: {}", text(&start));
+    let started = Instant::now();
+    while new_recordings(&before).is_empty() && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let stop = dora(&["stop", "--name", "e2e-record"], Duration::from_secs(60));
+    assert!(stop.status.success(), "dora stop: {}", text(&stop));
+    drop(daemon);
+    let files = new_recordings(&before);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let probe = probe(&files[0]);
+    assert_eq!((probe.codec.as_str(), probe.width, probe.height), ("h264", 640, 480));
+    assert!(probe.frames >= 30, "about 3 s at 15 fps: {}", probe.frames);
+    assert_contiguous(&files[0], (640, 480), 0, probe.frames as u32);
+    for file in files {
+        std::fs::remove_file(file).unwrap();
+    }
+}
