@@ -111,7 +111,17 @@ pub fn serial() -> MutexGuard<'static, ()> {
 
 /// Runs `dora` with `args` in the workspace root, killing it after `timeout`.
 pub fn dora(args: &[&str], timeout: Duration) -> Output {
-    let mut child = Command::new(dora_cli())
+    let mut command = Command::new(dora_cli());
+    // `cargo test` gives tests its package's CARGO_* variables and an LD_LIBRARY_PATH; build
+    // scripts (libclang lookup) track them, so the dataflows' `cargo build` steps would rebuild
+    // dora's whole dependency tree. Hand dora the environment a user's shell has.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if (key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_TARGET_DIR") || key == "LD_LIBRARY_PATH" {
+            command.env_remove(key.as_ref());
+        }
+    }
+    let mut child = command
         .args(args)
         .current_dir(workspace_root())
         .stdout(Stdio::piped())
