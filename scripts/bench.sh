@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Benchmarks our encode pipeline against the ffmpeg CLI and the reference recorder (roomkit's
+# PyAV recorder) on the same raw frames, and prints one table per case with ratios.
+#   - installs what the build needs (scripts/setup.sh);
+#   - sets up the reference recorder in .bench-venv/ (PyAV, numpy, pydantic, pyyaml, and roomkit
+#     without its dependencies; see scripts/roomkit_pyav.py), only when it is not there yet;
+#   - runs `cargo bench -p dora-video-recorder --bench encode` with ROOMKIT_PYTHON pointing at it.
+# Usage: scripts/bench.sh             (full cases: 640x480 and 1920x1080, about a minute of encoding)
+#        BENCH_QUICK=1 scripts/bench.sh   (one small case)
+# Run it on an otherwise idle machine: every figure is a wall-clock time.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/scripts/setup.sh"
+cd "$ROOT"
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+
+VENV="$ROOT/.bench-venv"
+ROOMKIT_VERSION="0.109.0"
+
+roomkit_ready() {
+  [ -x "$VENV/bin/python" ] && "$VENV/bin/python" - "$ROOMKIT_VERSION" <<'EOF' 2>/dev/null
+import importlib.metadata, sys
+import av, numpy, pydantic, yaml  # noqa: F401  (the recorder's imports)
+sys.exit(importlib.metadata.version("roomkit") != sys.argv[1])
+EOF
+}
+
+setup_roomkit() {
+  if roomkit_ready; then
+    log "reference recorder present in .bench-venv/"
+    return
+  fi
+  log "installing the reference recorder (roomkit==$ROOMKIT_VERSION, PyAV) into .bench-venv/"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "av<16" numpy pydantic pyyaml
+  # roomkit declares Python 3.12 for modules the runner does not load; its dependencies are not needed.
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps --ignore-requires-python \
+    "roomkit==$ROOMKIT_VERSION"
+}
+
+setup_roomkit
+ROOMKIT_PYTHON="$VENV/bin/python" ROOMKIT_SCRIPT="$ROOT/scripts/roomkit_pyav.py" \
+  cargo bench --locked -p dora-video-recorder --bench encode
