@@ -32,7 +32,11 @@ fn assert_contiguous(path: &Path, source: (u32, u32), first: u32, count: u32) {
 
 /// The number the camera logged as `sent N frames`.
 fn frames_sent(log: &str) -> u32 {
-    let line = log.lines().rev().find(|line| line.contains("dora-test-pattern: sent")).unwrap_or_else(|| panic!("no camera count in log: {log}"));
+    let line = log
+        .lines()
+        .rev()
+        .find(|line| line.contains("dora-test-pattern: sent"))
+        .unwrap_or_else(|| panic!("no camera count in log: {log}"));
     let after = line.split("dora-test-pattern: sent ").nth(1).unwrap();
     after.split_whitespace().next().unwrap().parse().unwrap()
 }
@@ -54,12 +58,11 @@ fn every_dataflow_validates() {
 fn record_yml_records_every_frame_the_camera_sent() {
     let _serial = serial();
     let dir = temp_dir("e2e-record");
-    let output = dora_run("dataflows/record.yml", 60, &[
-        ("STORAGE", &storage(&dir)),
-        ("MAX_FRAMES", "45"),
-        ("WIDTH", "320"),
-        ("HEIGHT", "240"),
-    ]);
+    let output = dora_run(
+        "dataflows/record.yml",
+        60,
+        &[("STORAGE", &storage(&dir)), ("MAX_FRAMES", "45"), ("WIDTH", "320"), ("HEIGHT", "240")],
+    );
     assert_eq!(frames_sent(&text(&output)), 45);
     let files = files_in(&dir);
     assert_eq!(files.len(), 1, "{files:?}\n{}", text(&output));
@@ -74,14 +77,18 @@ fn record_yml_records_every_frame_the_camera_sent() {
 fn stop_after_finalizes_a_file_with_every_frame_sent() {
     let _serial = serial();
     let dir = temp_dir("e2e-stop-after");
-    let output = dora_run("dataflows/record.yml", 4, &[
-        ("STORAGE", &storage(&dir)),
-        ("WIDTH", "161"),
-        ("HEIGHT", "121"),
-        ("ENCODING", "yuv420"),
-        ("FORMAT", "mkv"),
-        ("CODEC", "libx265"),
-    ]);
+    let output = dora_run(
+        "dataflows/record.yml",
+        4,
+        &[
+            ("STORAGE", &storage(&dir)),
+            ("WIDTH", "161"),
+            ("HEIGHT", "121"),
+            ("ENCODING", "yuv420"),
+            ("FORMAT", "mkv"),
+            ("CODEC", "libx265"),
+        ],
+    );
     let sent = frames_sent(&text(&output));
     let files = files_in(&dir);
     assert_eq!(files.len(), 1, "{files:?}");
@@ -97,12 +104,11 @@ fn stop_after_finalizes_a_file_with_every_frame_sent() {
 fn sessions_yml_writes_one_file_per_scheduled_session_with_its_frames() {
     let _serial = serial();
     let dir = temp_dir("e2e-sessions");
-    let output = dora_run("dataflows/sessions.yml", 6, &[
-        ("STORAGE", &storage(&dir)),
-        ("SCHEDULE", "first:0.5-2,second:3-4.5"),
-        ("WIDTH", "160"),
-        ("HEIGHT", "120"),
-    ]);
+    let output = dora_run(
+        "dataflows/sessions.yml",
+        6,
+        &[("STORAGE", &storage(&dir)), ("SCHEDULE", "first:0.5-2,second:3-4.5"), ("WIDTH", "160"), ("HEIGHT", "120")],
+    );
     let files = files_in(&dir);
     let names: Vec<String> = files.iter().map(|f| file_name(f)).collect();
     assert_eq!(names.len(), 2, "{names:?}\n{}", text(&output));
@@ -112,10 +118,18 @@ fn sessions_yml_writes_one_file_per_scheduled_session_with_its_frames() {
     for (indices, window_secs, name) in [(&first, 1.5, "first"), (&second, 1.5, "second")] {
         let readable: Vec<u32> = indices.iter().map(|i| i.unwrap()).collect();
         let start = readable[0];
-        assert_eq!(readable, (start..start + readable.len() as u32).collect::<Vec<_>>(), "{name}: no frame lost inside the window");
+        assert_eq!(
+            readable,
+            (start..start + readable.len() as u32).collect::<Vec<_>>(),
+            "{name}: no frame lost inside the window"
+        );
         // 15 fps over the window, give or take the frames at its edges.
         let expected = window_secs * 15.0;
-        assert!((readable.len() as f64 - expected).abs() <= 3.0, "{name}: {} frames for {window_secs} s", readable.len());
+        assert!(
+            (readable.len() as f64 - expected).abs() <= 3.0,
+            "{name}: {} frames for {window_secs} s",
+            readable.len()
+        );
     }
     let gap = second[0].unwrap() - first.last().unwrap().unwrap();
     assert!(gap >= 10, "frames between the windows are not recorded (gap {gap})");

@@ -21,7 +21,9 @@
 //! high-water mark of the address space a child replaces at `exec` (ours, via fork/posix_spawn) into
 //! the child's `ru_maxrss`, so each figure is max(child's own peak, our RSS at the spawn): the parent
 //! keeps no frames in memory and prints its own peak as that floor. Each output is decoded with
-//! `ffprobe -count_frames`; a frame count different from the input's prints MISMATCH.
+//! `ffprobe -count_frames`; a frame count different from the input's prints MISMATCH. The machine's
+//! busy CPU time (`/proc/stat`) during each run minus the child's own is printed per case as the
+//! background load: figures taken while it is far from zero were disturbed by other work.
 
 use std::{
     fs::{self, File},
@@ -84,10 +86,8 @@ impl Case {
     }
 }
 
-const FULL_CASES: [Case; 2] = [
-    Case { width: 640, height: 480, fps: 15, frames: 450 },
-    Case { width: 1920, height: 1080, fps: 30, frames: 300 },
-];
+const FULL_CASES: [Case; 2] =
+    [Case { width: 640, height: 480, fps: 15, frames: 450 }, Case { width: 1920, height: 1080, fps: 30, frames: 300 }];
 const QUICK_CASES: [Case; 1] = [Case { width: 640, height: 480, fps: 15, frames: 90 }];
 
 /// Who encodes.
@@ -117,6 +117,8 @@ struct Usage {
     wall_secs: f64,
     cpu_secs: f64,
     peak_rss_mb: f64,
+    /// CPU time the rest of the machine used meanwhile.
+    background_cpu_secs: f64,
 }
 
 /// One finished run.
@@ -167,7 +169,9 @@ fn main() -> ExitCode {
 fn bench_case(case: Case, work: &Path, roomkit: Option<&Roomkit>, rounds: usize) {
     println!("\n## {}", case.label());
     if roomkit.is_none() {
-        println!("roomkit: skipped (set {ROOMKIT_PYTHON_ENV} to a Python with PyAV and roomkit; scripts/bench.sh does)");
+        println!(
+            "roomkit: skipped (set {ROOMKIT_PYTHON_ENV} to a Python with PyAV and roomkit; scripts/bench.sh does)"
+        );
     }
     let raw = work.join(format!("{}x{}.bgr", case.width, case.height));
     generate_frames(case, &raw);
@@ -182,6 +186,7 @@ fn bench_case(case: Case, work: &Path, roomkit: Option<&Roomkit>, rounds: usize)
     let runs: Vec<Run> = samples.into_iter().filter_map(median_run).collect();
     print_table(case, &runs);
     report_mismatches(case, &all_runs);
+    report_background(&all_runs);
     fs::remove_file(&raw).expect("remove the raw frames");
 }
 
@@ -329,13 +334,7 @@ fn run_roomkit(case: Case, raw: &Path, work: &Path, roomkit: &Roomkit) -> Option
     Some(finished_run(Contender::Roomkit, DEFAULT_X264_PRESET, usage, &file, note))
 }
 
-fn finished_run(
-    contender: Contender,
-    preset: &'static str,
-    usage: Usage,
-    out: &Path,
-    note: Option<String>,
-) -> Run {
+fn finished_run(contender: Contender, preset: &'static str, usage: Usage, out: &Path, note: Option<String>) -> Run {
     let bytes = fs::metadata(out).map(|m| m.len()).unwrap_or(0);
     let probe = ffprobe(out);
     let wall_range_secs = (usage.wall_secs, usage.wall_secs);
@@ -349,6 +348,7 @@ fn finished_run(
 /// FAILED line) when it fails. Its stderr goes to ours.
 fn measure(contender: Contender, program: &str, mut command: Command) -> Option<(Usage, String)> {
     command.stdin(Stdio::null()).stdout(Stdio::piped());
+    let busy_before = machine_busy_secs();
     let start = Instant::now();
     let mut child = match command.spawn() {
         Ok(child) => child,
@@ -364,6 +364,7 @@ fn measure(contender: Contender, program: &str, mut command: Command) -> Option<
     // `wait4` reaps the child here; `child` is then only dropped, which neither waits nor kills.
     let (status, rusage) = wait4(child.id());
     let wall_secs = start.elapsed().as_secs_f64();
+    let busy_secs = machine_busy_secs() - busy_before;
     if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
         println!("{}: FAILED (wait status {status:#x})", contender.name());
         return None;
@@ -371,7 +372,8 @@ fn measure(contender: Contender, program: &str, mut command: Command) -> Option<
     let cpu_secs = timeval_secs(rusage.ru_utime) + timeval_secs(rusage.ru_stime);
     // Linux reports ru_maxrss in KiB.
     let peak_rss_mb = rusage.ru_maxrss as f64 / 1024.0;
-    Some((Usage { wall_secs, cpu_secs, peak_rss_mb }, stdout))
+    let background_cpu_secs = (busy_secs - cpu_secs).max(0.0);
+    Some((Usage { wall_secs, cpu_secs, peak_rss_mb, background_cpu_secs }, stdout))
 }
 
 fn wait4(pid: u32) -> (libc::c_int, libc::rusage) {
@@ -389,6 +391,23 @@ fn wait4(pid: u32) -> (libc::c_int, libc::rusage) {
         let error = std::io::Error::last_os_error();
         assert_eq!(error.kind(), std::io::ErrorKind::Interrupted, "wait4 failed: {error}");
     }
+}
+
+/// CPU seconds all cores have spent busy since boot (the `cpu` line of `/proc/stat`), or 0 where
+/// that file is missing.
+fn machine_busy_secs() -> f64 {
+    let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()
+        .and_then(|line| line.strip_prefix("cpu "))
+        .map(|rest| rest.split_whitespace().filter_map(|v| v.parse().ok()).collect())
+        .unwrap_or_default();
+    // user nice system idle iowait irq softirq steal: all but idle and iowait are busy.
+    let busy: f64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| ticks.get(i)).sum();
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks_per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    busy / ticks_per_sec
 }
 
 fn timeval_secs(time: libc::timeval) -> f64 {
@@ -467,6 +486,16 @@ fn print_table(case: Case, runs: &[Run]) {
     for note in runs.iter().filter_map(|run| run.note.as_ref()) {
         println!("note: {note}");
     }
+}
+
+/// Prints how much CPU other processes used while the children ran.
+fn report_background(runs: &[Run]) {
+    let background: f64 = runs.iter().map(|run| run.usage.background_cpu_secs).sum();
+    let wall: f64 = runs.iter().map(|run| run.usage.wall_secs).sum();
+    let busy_share = 100.0 * background / (wall * cores() as f64);
+    println!(
+        "background load: other processes used {background:.1} CPU s during {wall:.1} s of runs ({busy_share:.0}% of the machine)"
+    );
 }
 
 /// Prints a MISMATCH line for every round whose file does not decode to the input's frame count.

@@ -24,17 +24,8 @@ pub const DEFAULT_QUEUE_FRAMES: usize = 30;
 pub const DEFAULT_STOP_GRACE_MS: u64 = 500;
 
 /// Presets accepted by libx264 and libx265 (NVENC gets the nearest `p1`..`p7`).
-pub const PRESETS: [&str; 9] = [
-    "ultrafast",
-    "superfast",
-    "veryfast",
-    "faster",
-    "fast",
-    "medium",
-    "slow",
-    "slower",
-    "veryslow",
-];
+pub const PRESETS: [&str; 9] =
+    ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"];
 
 /// Every key the node reads, in file (lower-case) spelling; the environment uses upper case.
 pub const KEYS: [&str; 14] = [
@@ -170,9 +161,7 @@ impl Config {
         Ok(Self {
             storage: raw.get("storage").map_or_else(|| PathBuf::from(DEFAULT_STORAGE), |(_, v)| PathBuf::from(v)),
             container: raw.parse("format", Container::parse, "mp4, mkv or avi")?.unwrap_or(Container::Mp4),
-            codec: raw
-                .parse("codec", CodecRequest::parse, CodecRequest::ALLOWED)?
-                .unwrap_or(CodecRequest::Auto),
+            codec: raw.parse("codec", CodecRequest::parse, CodecRequest::ALLOWED)?.unwrap_or(CodecRequest::Auto),
             fps,
             quality: Quality { preset, rate, gop_frames },
             timestamps: raw
@@ -182,7 +171,11 @@ impl Config {
             image_height: raw.parse("image_height", positive_u32, "pixels 1..=16384")?,
             session_id: raw.get("session_id").map(|(_, v)| v).filter(|v| !v.is_empty()),
             queue_frames: raw
-                .parse("queue_frames", |v| v.parse::<usize>().ok().filter(|n| (1..=10_000).contains(n)), "frames 1..=10000")?
+                .parse(
+                    "queue_frames",
+                    |v| v.parse::<usize>().ok().filter(|n| (1..=10_000).contains(n)),
+                    "frames 1..=10000",
+                )?
                 .unwrap_or(DEFAULT_QUEUE_FRAMES),
             stop_grace_ms: raw
                 .parse("stop_grace_ms", |v| v.parse::<u64>().ok().filter(|n| *n <= 60_000), "milliseconds 0..=60000")?
@@ -230,16 +223,9 @@ impl<E: Fn(&str) -> Option<String>> RawValues<'_, E> {
         }
     }
 
-    fn parse<T>(
-        &self,
-        key: &str,
-        parse: impl Fn(&str) -> Option<T>,
-        allowed: &str,
-    ) -> Result<Option<T>, ConfigError> {
+    fn parse<T>(&self, key: &str, parse: impl Fn(&str) -> Option<T>, allowed: &str) -> Result<Option<T>, ConfigError> {
         let Some((key, value)) = self.get(key) else { return Ok(None) };
-        parse(&value)
-            .map(Some)
-            .ok_or(ConfigError::InvalidValue { key, value, allowed: allowed.to_owned() })
+        parse(&value).map(Some).ok_or(ConfigError::InvalidValue { key, value, allowed: allowed.to_owned() })
     }
 }
 
@@ -345,7 +331,10 @@ mod tests {
         std::fs::write(&path, "format: avi\nfps: 29.97\ntimestamps: frame\n").unwrap();
         let values = read_yaml_file(path.to_str().unwrap()).unwrap();
         let c = Config::from_lookup(|_| None, &values).unwrap();
-        assert_eq!((c.container, c.fps.num, c.fps.den, c.timestamps), (Container::Avi, 30000, 1001, TimestampMode::Frame));
+        assert_eq!(
+            (c.container, c.fps.num, c.fps.den, c.timestamps),
+            (Container::Avi, 30000, 1001, TimestampMode::Frame)
+        );
         std::fs::remove_file(&path).unwrap();
         let err = read_yaml_file("/nonexistent/recorder.yml").unwrap_err();
         assert!(err.to_string().contains("/nonexistent/recorder.yml"), "{err}");

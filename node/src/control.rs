@@ -26,7 +26,9 @@ pub enum ControlPayload {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ControlError {
     /// Text that is neither `start`, `stop` nor a JSON command.
-    #[error("unknown control message {0:?}: send \"start\", \"stop\", {{\"action\": \"start\", \"session_id\": \"...\"}} or an episode index")]
+    #[error(
+        "unknown control message {0:?}: send \"start\", \"stop\", {{\"action\": \"start\", \"session_id\": \"...\"}} or an episode index"
+    )]
     UnknownText(String),
     /// JSON with a missing or unknown `action`.
     #[error("control JSON {0:?} needs \"action\": \"start\" or \"stop\"")]
@@ -90,7 +92,10 @@ mod tests {
 
     #[test]
     fn plain_strings_take_the_id_from_metadata() {
-        assert_eq!(parse_control(&text("start"), Some("run-42")), Ok(Control::Start { session_id: Some("run-42".into()) }));
+        assert_eq!(
+            parse_control(&text("start"), Some("run-42")),
+            Ok(Control::Start { session_id: Some("run-42".into()) })
+        );
         assert_eq!(parse_control(&text(" START\n"), None), Ok(Control::Start { session_id: None }));
         assert_eq!(parse_control(&text("stop"), Some("x")), Ok(Control::Stop));
     }

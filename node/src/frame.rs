@@ -82,8 +82,8 @@ pub fn classify_encoding(value: &str) -> EncodingKind {
         "mono8" | "gray" | "gray8" | "grey8" | "8uc1" => PixelEncoding::Mono8,
         "yuv420" | "yuv420p" | "i420" => PixelEncoding::Yuv420,
         "nv12" => PixelEncoding::Nv12,
-        "jpeg" | "jpg" | "mjpeg" | "png" | "webp" | "bmp" | "avif" | "av1" | "h264" | "h265" | "hevc"
-        | "vp8" | "vp9" => return EncodingKind::Compressed(lower),
+        "jpeg" | "jpg" | "mjpeg" | "png" | "webp" | "bmp" | "avif" | "av1" | "h264" | "h265" | "hevc" | "vp8"
+        | "vp9" => return EncodingKind::Compressed(lower),
         _ => return EncodingKind::Unknown(value.to_owned()),
     };
     EncodingKind::Raw(raw)

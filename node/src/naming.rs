@@ -12,10 +12,8 @@ const MAX_COLLISION_SUFFIX: u32 = 10_000;
 
 /// Replaces every character outside `[A-Za-z0-9_-]` with `_` (empty becomes `_`).
 pub fn sanitize(name: &str) -> String {
-    let clean: String = name
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
-        .collect();
+    let clean: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
     if clean.is_empty() { "_".to_owned() } else { clean }
 }
 
@@ -23,9 +21,7 @@ pub fn sanitize(name: &str) -> String {
 /// `camera` is `Some` only when the node records more than one camera.
 pub fn file_stem(session_id: &str, camera: Option<&str>, started_unix_nanos: u64) -> String {
     let secs = (started_unix_nanos / 1_000_000_000) as i64;
-    let stamp = chrono::DateTime::from_timestamp(secs, 0)
-        .unwrap_or_default()
-        .format("%Y%m%dT%H%M%S");
+    let stamp = chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default().format("%Y%m%dT%H%M%S");
     match camera {
         Some(camera) => format!("{}_{}_{stamp}", sanitize(session_id), sanitize(camera)),
         None => format!("{}_{stamp}", sanitize(session_id)),

@@ -42,7 +42,12 @@ pub fn run(node: DoraNode, events: EventStream, config: Config) -> eyre::Result<
 
 /// [`run`] with the wiring given explicitly, for nodes whose descriptor lists no inputs
 /// (`DoraNode::init_testing` has none).
-pub fn run_with_wiring(mut node: DoraNode, mut events: EventStream, config: Config, wiring: Wiring) -> eyre::Result<RunSummary> {
+pub fn run_with_wiring(
+    mut node: DoraNode,
+    mut events: EventStream,
+    config: Config,
+    wiring: Wiring,
+) -> eyre::Result<RunSummary> {
     crate::encode::init_ffmpeg().wrap_err("cannot initialize FFmpeg")?;
     tracing::info!(
         cameras = ?wiring.cameras, control = wiring.control_wired, storage = %config.storage.display(),
@@ -79,7 +84,9 @@ fn on_input(pipeline: &mut Pipeline, id: &str, metadata: &Metadata, data: DoraAr
     let sent_nanos = metadata.timestamp().get_time().as_nanos();
     let parameters = &metadata.parameters;
     match id {
-        CONTROL_INPUT => pipeline.on_control(control_payload(&data), get_string_param(parameters, SESSION_ID), sent_nanos, now),
+        CONTROL_INPUT => {
+            pipeline.on_control(control_payload(&data), get_string_param(parameters, SESSION_ID), sent_nanos, now)
+        }
         DETECTIONS_INPUT => tracing::trace!("detections are not used yet"),
         camera => pipeline.on_frame(camera, &frame_metadata(parameters), sent_nanos, frame_bytes(data), now),
     }

@@ -74,7 +74,11 @@ impl Wiring {
     pub fn from_inputs(inputs: impl IntoIterator<Item = String>, default_session_id: String) -> Self {
         let inputs: Vec<String> = inputs.into_iter().collect();
         Self {
-            cameras: inputs.iter().filter(|id| ![CONTROL_INPUT, DETECTIONS_INPUT].contains(&id.as_str())).cloned().collect(),
+            cameras: inputs
+                .iter()
+                .filter(|id| ![CONTROL_INPUT, DETECTIONS_INPUT].contains(&id.as_str()))
+                .cloned()
+                .collect(),
             control_wired: inputs.iter().any(|id| id == CONTROL_INPUT),
             default_session_id,
         }
@@ -129,8 +133,9 @@ pub struct Pipeline {
 impl Pipeline {
     /// Validates what can be checked before the first frame: the storage folder and an explicit codec.
     pub fn new(config: Config, wiring: Wiring) -> eyre::Result<Self> {
-        std::fs::create_dir_all(&config.storage)
-            .wrap_err_with(|| format!("cannot create STORAGE folder {}: check the path and permissions", config.storage.display()))?;
+        std::fs::create_dir_all(&config.storage).wrap_err_with(|| {
+            format!("cannot create STORAGE folder {}: check the path and permissions", config.storage.display())
+        })?;
         if config.codec.is_explicit() {
             resolve_codec(config.codec, &probe_settings(&config)).map_err(|e| {
                 eyre!(
@@ -160,9 +165,18 @@ impl Pipeline {
     }
 
     /// A camera frame sent at `sent_nanos`.
-    pub fn on_frame(&mut self, camera: &str, metadata: &FrameMetadata, sent_nanos: u64, data: Result<Buffer, String>, now: Instant) {
+    pub fn on_frame(
+        &mut self,
+        camera: &str,
+        metadata: &FrameMetadata,
+        sent_nanos: u64,
+        data: Result<Buffer, String>,
+        now: Instant,
+    ) {
         let fallback_size = (self.config.image_width, self.config.image_height);
-        let checked = data.map_err(FrameRejection::BadPayload).and_then(|data| check_frame(metadata, fallback_size, sent_nanos, data));
+        let checked = data
+            .map_err(FrameRejection::BadPayload)
+            .and_then(|data| check_frame(metadata, fallback_size, sent_nanos, data));
         let frame = match checked {
             Ok(frame) => frame,
             Err(rejection) => return self.reject_frame(camera, sent_nanos, &rejection, now),
@@ -183,7 +197,13 @@ impl Pipeline {
     }
 
     /// A control message sent at `sent_nanos`; `session_id` is its metadata parameter.
-    pub fn on_control(&mut self, payload: Result<ControlPayload, String>, session_id: Option<&str>, sent_nanos: u64, now: Instant) {
+    pub fn on_control(
+        &mut self,
+        payload: Result<ControlPayload, String>,
+        session_id: Option<&str>,
+        sent_nanos: u64,
+        now: Instant,
+    ) {
         let control = payload
             .map_err(|type_name| crate::control::ControlError::BadType(type_name))
             .and_then(|payload| parse_control(&payload, session_id));
@@ -204,7 +224,9 @@ impl Pipeline {
                 }
             }
             Ok(Control::Stop) => match self.timeline.stop(sent_nanos, now) {
-                Some(session) => tracing::info!(session = %session.id, "session stop received; finalizing after late frames"),
+                Some(session) => {
+                    tracing::info!(session = %session.id, "session stop received; finalizing after late frames")
+                }
                 None => tracing::info!("stop received with no active session: ignored"),
             },
             Err(error) => {
@@ -225,7 +247,12 @@ impl Pipeline {
             recorder.count_dropped(frames);
         }
         if let Some(suppressed) = self.limiter.allow(&format!("queue-drop/{input}"), now) {
-            tracing::warn!(camera = input, frames, suppressed, "dora's input queue dropped frames: the recorder is behind; raise queue_size or lower the camera rate");
+            tracing::warn!(
+                camera = input,
+                frames,
+                suppressed,
+                "dora's input queue dropped frames: the recorder is behind; raise queue_size or lower the camera rate"
+            );
         }
     }
 
@@ -286,13 +313,16 @@ impl Pipeline {
                 }
                 tracing::info!(session = %session.id, codec = self.config.codec.name(), encoder = resolved.encoder().ffmpeg_name(), "session started");
             }
-            Err(error) => tracing::error!(session = %session.id, "session started but no encoder opens, nothing will be recorded: {error}"),
+            Err(error) => {
+                tracing::error!(session = %session.id, "session started but no encoder opens, nothing will be recorded: {error}")
+            }
         }
         self.sessions.insert(session.serial, codec.map_err(|e| e.to_string()));
     }
 
     fn end_session(&mut self, session: &SessionRef) {
-        let cameras: Vec<(u64, String)> = self.recorders.keys().filter(|(serial, _)| *serial == session.serial).cloned().collect();
+        let cameras: Vec<(u64, String)> =
+            self.recorders.keys().filter(|(serial, _)| *serial == session.serial).cloned().collect();
         for key in cameras {
             if let Some(recorder) = self.recorders.remove(&key) {
                 self.finishing.push(recorder.finish());
@@ -373,7 +403,8 @@ impl Pipeline {
 
     /// Joins workers that are done; with `wait`, all of them.
     fn reap_workers(&mut self, wait: bool) {
-        let (done, running): (Vec<_>, Vec<_>) = self.finishing.drain(..).partition(|worker| wait || worker.is_finished());
+        let (done, running): (Vec<_>, Vec<_>) =
+            self.finishing.drain(..).partition(|worker| wait || worker.is_finished());
         self.finishing = running;
         for worker in done {
             if worker.join().is_err() {
@@ -386,7 +417,12 @@ impl Pipeline {
 /// Settings for the codec probe: real quality options, a time base like the files'.
 fn probe_settings(config: &Config) -> EncoderSettings {
     let clock = PtsClock::new(config.timestamps, config.fps, config.container.variable_rate());
-    EncoderSettings { container: config.container, quality: config.quality.clone(), fps: config.fps, time_base: clock.time_base() }
+    EncoderSettings {
+        container: config.container,
+        quality: config.quality.clone(),
+        fps: config.fps,
+        time_base: clock.time_base(),
+    }
 }
 
 #[cfg(test)]

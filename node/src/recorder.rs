@@ -18,9 +18,9 @@ use std::{
 use crate::{
     config::Quality,
     encode::{CodecRequest, Container, EncodeError, EncoderKind, EncoderSettings, VideoWriter},
-    report::{FileReport, FileStatus},
     frame::{Frame, FrameFormat},
     naming,
+    report::{FileReport, FileStatus},
     session::SessionRef,
     timing::{FrameRate, PtsClock, TimestampMode},
 };
@@ -176,7 +176,11 @@ impl Worker {
         if self.retry_at.is_some_and(|at| Instant::now() < at) {
             return false;
         }
-        let stem = naming::file_stem(&self.spec.session.id, self.spec.name_camera.then_some(self.camera.as_str()), frame.sent_nanos);
+        let stem = naming::file_stem(
+            &self.spec.session.id,
+            self.spec.name_camera.then_some(self.camera.as_str()),
+            frame.sent_nanos,
+        );
         let path = match naming::claim_path(&self.spec.storage, &stem, self.spec.container.extension()) {
             Ok(path) => path,
             Err(e) => {
@@ -259,7 +263,8 @@ impl Worker {
 
     /// A report for this camera that takes the skip/drop counts accumulated since the last one.
     fn report(&self, status: FileStatus, path: Option<PathBuf>) -> FileReport {
-        let take = |counter: &AtomicU64| if status == FileStatus::Started { 0 } else { counter.swap(0, Ordering::Relaxed) };
+        let take =
+            |counter: &AtomicU64| if status == FileStatus::Started { 0 } else { counter.swap(0, Ordering::Relaxed) };
         FileReport {
             status,
             session_id: self.spec.session.id.clone(),

@@ -5,7 +5,7 @@
 
 mod support;
 
-use dora_video_recorder::encode::{EncoderKind, EncoderSettings, probe_encoder, CodecRequest, Container};
+use dora_video_recorder::encode::{CodecRequest, Container, EncoderKind, EncoderSettings, probe_encoder};
 use serde_json::json;
 use support::{Script, events_with_status, files_in, first_frame_rgb, probe, temp_storage};
 
@@ -50,7 +50,10 @@ fn duration_follows_source_timestamps_not_the_nominal_fps() {
     let dir = temp_storage("vfr");
     let storage = storage_env(&dir);
     // A camera delivering 5 fps while FPS says 15: 10 frames span 1.8 s + 1/15 s.
-    let (result, _) = Script::new(&CAMERA).frames("image", 0.0, 0.2, 10, 32, 32).stop(2.0).run(&[("STORAGE", &storage), ("FPS", "15")]);
+    let (result, _) = Script::new(&CAMERA)
+        .frames("image", 0.0, 0.2, 10, 32, 32)
+        .stop(2.0)
+        .run(&[("STORAGE", &storage), ("FPS", "15")]);
     result.unwrap();
     let probe = probe(&files_in(&dir)[0]);
     assert_eq!(probe.frames, 10);
@@ -61,10 +64,11 @@ fn duration_follows_source_timestamps_not_the_nominal_fps() {
 fn frame_timestamps_mode_is_constant_rate() {
     let dir = temp_storage("cfr");
     let storage = storage_env(&dir);
-    let (result, _) = Script::new(&CAMERA)
-        .frames("image", 0.0, 0.2, 6, 32, 32)
-        .stop(1.3)
-        .run(&[("STORAGE", &storage), ("FPS", "10"), ("TIMESTAMPS", "frame")]);
+    let (result, _) = Script::new(&CAMERA).frames("image", 0.0, 0.2, 6, 32, 32).stop(1.3).run(&[
+        ("STORAGE", &storage),
+        ("FPS", "10"),
+        ("TIMESTAMPS", "frame"),
+    ]);
     result.unwrap();
     let probe = probe(&files_in(&dir)[0]);
     assert_eq!(probe.frames, 6);
@@ -75,7 +79,8 @@ fn frame_timestamps_mode_is_constant_rate() {
 fn odd_sizes_are_padded_not_refused() {
     let dir = temp_storage("odd");
     let storage = storage_env(&dir);
-    let (result, _) = Script::new(&CAMERA).frames("image", 0.0, 0.05, 5, 33, 25).stop(0.5).run(&[("STORAGE", &storage)]);
+    let (result, _) =
+        Script::new(&CAMERA).frames("image", 0.0, 0.05, 5, 33, 25).stop(0.5).run(&[("STORAGE", &storage)]);
     result.unwrap();
     let probe = probe(&files_in(&dir)[0]);
     assert_eq!((probe.width, probe.height, probe.frames), (34, 26, 5));
@@ -223,7 +228,8 @@ fn every_raw_encoding_records_with_the_right_colours() {
     let mut script = Script::new(&CAMERA);
     for (i, (encoding, bytes, _)) in cases.iter().enumerate() {
         for k in 0..3 {
-            script = script.frame("image", 0.2 * i as f64 + 0.05 * k as f64, encoding, w as i64, h as i64, bytes.clone());
+            script =
+                script.frame("image", 0.2 * i as f64 + 0.05 * k as f64, encoding, w as i64, h as i64, bytes.clone());
         }
     }
     let (result, events) = script.stop(1.6).run(&[("STORAGE", &storage), ("CRF", "10")]);
@@ -269,10 +275,12 @@ fn mkv_avi_and_hevc_containers_hold_every_frame() {
     ] {
         let dir = temp_storage(&format!("container-{format}-{codec}"));
         let storage = storage_env(&dir);
-        let (result, _) = Script::new(&CAMERA)
-            .frames("image", 0.0, 0.1, 8, 64, 48)
-            .stop(0.9)
-            .run(&[("STORAGE", &storage), ("FORMAT", format), ("CODEC", codec), ("FPS", "10")]);
+        let (result, _) = Script::new(&CAMERA).frames("image", 0.0, 0.1, 8, 64, 48).stop(0.9).run(&[
+            ("STORAGE", &storage),
+            ("FORMAT", format),
+            ("CODEC", codec),
+            ("FPS", "10"),
+        ]);
         result.unwrap();
         let files = files_in(&dir);
         assert_eq!(files.len(), 1, "{format}/{codec}");
@@ -315,7 +323,10 @@ fn nvenc_opens() -> bool {
 fn auto_uses_nvenc_only_when_it_really_opens() {
     let dir = temp_storage("auto");
     let storage = storage_env(&dir);
-    let (result, events) = Script::new(&CAMERA).frames("image", 0.0, 0.1, 4, 64, 48).stop(0.5).run(&[("STORAGE", &storage), ("CODEC", "auto")]);
+    let (result, events) = Script::new(&CAMERA)
+        .frames("image", 0.0, 0.1, 4, 64, 48)
+        .stop(0.5)
+        .run(&[("STORAGE", &storage), ("CODEC", "auto")]);
     result.unwrap();
     let expected = if nvenc_opens() { "h264_nvenc" } else { "libx264" };
     let finished = events_with_status(&events, "finished");
@@ -332,9 +343,15 @@ fn an_explicit_codec_that_cannot_open_stops_the_node_before_any_frame() {
     }
     let dir = temp_storage("nvenc");
     let storage = storage_env(&dir);
-    let (result, _) = Script::new(&CAMERA).frames("image", 0.0, 0.1, 2, 64, 48).stop(0.3).run(&[("STORAGE", &storage), ("CODEC", "h264_nvenc")]);
+    let (result, _) = Script::new(&CAMERA)
+        .frames("image", 0.0, 0.1, 2, 64, 48)
+        .stop(0.3)
+        .run(&[("STORAGE", &storage), ("CODEC", "h264_nvenc")]);
     let message = format!("{:#}", result.unwrap_err());
-    assert!(message.contains("h264_nvenc") && message.contains("libx264") && message.contains("CODEC=auto"), "{message}");
+    assert!(
+        message.contains("h264_nvenc") && message.contains("libx264") && message.contains("CODEC=auto"),
+        "{message}"
+    );
     assert!(files_in(&dir).is_empty());
 }
 

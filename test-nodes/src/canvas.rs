@@ -1,9 +1,7 @@
 //! An RGB drawing surface: the test pattern is drawn here once, then packed into the requested
 //! [`Encoding`].
 
-use crate::encoding::{
-    Encoding, chroma_limited_range, chroma_size, clamp_u8, luma_full_range, luma_limited_range,
-};
+use crate::encoding::{Encoding, chroma_limited_range, chroma_size, clamp_u8, luma_full_range, luma_limited_range};
 
 /// An RGB colour.
 pub type Rgb = [u8; 3];
@@ -24,11 +22,7 @@ pub struct Canvas {
 impl Canvas {
     /// A black canvas.
     pub fn new(width: usize, height: usize) -> Self {
-        Self {
-            width,
-            height,
-            pixels: vec![BLACK; width * height],
-        }
+        Self { width, height, pixels: vec![BLACK; width * height] }
     }
 
     /// Width in pixels.
@@ -86,12 +80,7 @@ impl Canvas {
     /// 4:2:0 formats: a limited-range Y plane, then either separate U and V planes (I420) or one
     /// interleaved UV plane (NV12).
     fn planar_yuv(&self, interleaved: bool) -> Vec<u8> {
-        let mut bytes: Vec<u8> = self
-            .pixels
-            .iter()
-            .copied()
-            .map(luma_limited_range)
-            .collect();
+        let mut bytes: Vec<u8> = self.pixels.iter().copied().map(luma_limited_range).collect();
         let (u_plane, v_plane) = self.chroma_planes();
         if interleaved {
             bytes.extend(u_plane.iter().zip(&v_plane).flat_map(|(&u, &v)| [u, v]));

@@ -52,9 +52,7 @@ impl Encoding {
     /// Parses an encoding name (case-insensitive, surrounding spaces ignored).
     pub fn parse(name: &str) -> Option<Self> {
         let name = name.trim();
-        Self::ALL
-            .into_iter()
-            .find(|encoding| encoding.name().eq_ignore_ascii_case(name))
+        Self::ALL.into_iter().find(|encoding| encoding.name().eq_ignore_ascii_case(name))
     }
 
     /// All names, comma-separated, for error messages.
@@ -132,10 +130,7 @@ mod tests {
         assert_eq!(Encoding::Bgr8.frame_len(641, 481), 641 * 481 * 3);
         assert_eq!(Encoding::Rgba8.frame_len(641, 481), 641 * 481 * 4);
         assert_eq!(Encoding::Mono8.frame_len(641, 481), 641 * 481);
-        assert_eq!(
-            Encoding::Yuv420.frame_len(641, 481),
-            641 * 481 + 2 * 321 * 241
-        );
+        assert_eq!(Encoding::Yuv420.frame_len(641, 481), 641 * 481 + 2 * 321 * 241);
         assert_eq!(Encoding::Nv12.frame_len(640, 480), 640 * 480 * 3 / 2);
     }
 

@@ -10,9 +10,7 @@ impl<F: Fn(&str) -> Option<String>> Lookup for F {}
 
 /// The trimmed value of `key`, or `None` when it is unset or blank.
 pub fn value(lookup: &impl Lookup, key: &str) -> Option<String> {
-    lookup(key)
-        .map(|value| value.trim().to_owned())
-        .filter(|value| !value.is_empty())
+    lookup(key).map(|value| value.trim().to_owned()).filter(|value| !value.is_empty())
 }
 
 /// The error for an unusable value.
@@ -21,12 +19,7 @@ pub fn invalid(key: &str, value: &str, allowed: &str) -> eyre::Report {
 }
 
 /// Parses `key` as a number in `range`, or returns `default` when it is unset.
-pub fn number_in<T>(
-    lookup: &impl Lookup,
-    key: &str,
-    range: std::ops::RangeInclusive<T>,
-    default: T,
-) -> eyre::Result<T>
+pub fn number_in<T>(lookup: &impl Lookup, key: &str, range: std::ops::RangeInclusive<T>, default: T) -> eyre::Result<T>
 where
     T: FromStr + PartialOrd + std::fmt::Display + Copy,
 {
@@ -56,12 +49,7 @@ mod tests {
 
     #[test]
     fn out_of_range_values_name_key_value_and_range() {
-        let message = number_in(&only("N", "12"), "N", 1_u32..=9, 5)
-            .expect_err("12 is out of range")
-            .to_string();
-        assert_eq!(
-            message,
-            r#"invalid value "12" for N: expected an integer from 1 to 9"#
-        );
+        let message = number_in(&only("N", "12"), "N", 1_u32..=9, 5).expect_err("12 is out of range").to_string();
+        assert_eq!(message, r#"invalid value "12" for N: expected an integer from 1 to 9"#);
     }
 }

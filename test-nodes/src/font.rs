@@ -48,13 +48,7 @@ pub fn draw_text(
     let columns = text.chars().count() * ADVANCE + 1;
     let box_x = x.saturating_sub(scale);
     let box_y = y.saturating_sub(scale);
-    canvas.fill_rect(
-        box_x,
-        box_y,
-        columns * scale,
-        (LINE_HEIGHT + 1) * scale,
-        background,
-    );
+    canvas.fill_rect(box_x, box_y, columns * scale, (LINE_HEIGHT + 1) * scale, background);
     for (index, character) in text.chars().enumerate() {
         let glyph_x = x + index * ADVANCE * scale;
         draw_glyph(canvas, (glyph_x, y), scale, glyph(character), foreground);
@@ -62,13 +56,7 @@ pub fn draw_text(
 }
 
 /// Draws the set bits of one glyph.
-fn draw_glyph(
-    canvas: &mut Canvas,
-    (x, y): (usize, usize),
-    scale: usize,
-    rows: [u8; GLYPH_HEIGHT],
-    colour: Rgb,
-) {
+fn draw_glyph(canvas: &mut Canvas, (x, y): (usize, usize), scale: usize, rows: [u8; GLYPH_HEIGHT], colour: Rgb) {
     for (row, bits) in rows.into_iter().enumerate() {
         for column in 0..GLYPH_WIDTH {
             if bits & (0b100 >> column) != 0 {

@@ -57,10 +57,7 @@ pub fn barcode_geometry(width: u32, height: u32) -> Option<BarcodeGeometry> {
     if width < MIN_WIDTH || height < MIN_HEIGHT {
         return None;
     }
-    Some(BarcodeGeometry {
-        block_width: (width / BARCODE_BITS).max(2),
-        block_height: (height / 4).clamp(2, 16),
-    })
+    Some(BarcodeGeometry { block_width: (width / BARCODE_BITS).max(2), block_height: (height / 4).clamp(2, 16) })
 }
 
 /// A checked frame size and encoding: every test-pattern frame of one run has this format.
@@ -74,19 +71,13 @@ pub struct FrameFormat {
 impl FrameFormat {
     /// A format, if the size is within [`MIN_WIDTH`]/[`MIN_HEIGHT`] and [`MAX_DIMENSION`].
     pub fn new(width: u32, height: u32, encoding: Encoding) -> eyre::Result<Self> {
-        if !(MIN_WIDTH..=MAX_DIMENSION).contains(&width)
-            || !(MIN_HEIGHT..=MAX_DIMENSION).contains(&height)
-        {
+        if !(MIN_WIDTH..=MAX_DIMENSION).contains(&width) || !(MIN_HEIGHT..=MAX_DIMENSION).contains(&height) {
             bail!(
                 "frame size {width}x{height} is out of range: width must be \
                  {MIN_WIDTH}..={MAX_DIMENSION}, height {MIN_HEIGHT}..={MAX_DIMENSION}"
             );
         }
-        Ok(Self {
-            width,
-            height,
-            encoding,
-        })
+        Ok(Self { width, height, encoding })
     }
 
     /// Width in pixels.
@@ -106,14 +97,12 @@ impl FrameFormat {
 
     /// Payload size of one frame in bytes.
     pub fn frame_len(&self) -> usize {
-        self.encoding
-            .frame_len(self.width as usize, self.height as usize)
+        self.encoding.frame_len(self.width as usize, self.height as usize)
     }
 
     /// The barcode geometry of this size (always fits: the size was checked).
     pub fn barcode(&self) -> BarcodeGeometry {
-        barcode_geometry(self.width, self.height)
-            .expect("FrameFormat::new admits only sizes the barcode fits in")
+        barcode_geometry(self.width, self.height).expect("FrameFormat::new admits only sizes the barcode fits in")
     }
 }
 
@@ -146,12 +135,7 @@ pub fn decode_frame_index(gray: &[u8], width: u32, height: u32) -> Option<u32> {
 /// The geometry comes from the original `width` and `height`, not the padded size.
 /// Returns `None` when `row_stride < width`, `gray` is shorter than `row_stride * height`, or the
 /// size is below the minimum.
-pub fn decode_frame_index_strided(
-    gray: &[u8],
-    row_stride: usize,
-    width: u32,
-    height: u32,
-) -> Option<u32> {
+pub fn decode_frame_index_strided(gray: &[u8], row_stride: usize, width: u32, height: u32) -> Option<u32> {
     let geometry = barcode_geometry(width, height)?;
     if row_stride < width as usize || gray.len() < row_stride * height as usize {
         return None;
@@ -176,9 +160,7 @@ fn centre(span: Range<usize>) -> Range<usize> {
 fn mean_luma(gray: &[u8], row_stride: usize, rows: Range<usize>, columns: Range<usize>) -> u32 {
     let count = rows.len() * columns.len();
     let sum: usize = rows
-        .flat_map(|row| {
-            gray[row * row_stride + columns.start..row * row_stride + columns.end].iter()
-        })
+        .flat_map(|row| gray[row * row_stride + columns.start..row * row_stride + columns.end].iter())
         .map(|&luma| usize::from(luma))
         .sum();
     // A mean of bytes fits in u32.
@@ -203,12 +185,7 @@ fn draw_gradient(canvas: &mut Canvas, frame_index: u64) {
 }
 
 /// Writes the frame number and the elapsed time below the barcode strip.
-fn draw_labels(
-    canvas: &mut Canvas,
-    barcode: BarcodeGeometry,
-    frame_index: u64,
-    elapsed_millis: u64,
-) {
+fn draw_labels(canvas: &mut Canvas, barcode: BarcodeGeometry, frame_index: u64, elapsed_millis: u64) {
     let scale = (canvas.width().min(canvas.height()) / 80).max(1);
     let x = 2 * scale;
     let first_line_y = barcode.block_height as usize + 2 * scale;
@@ -237,9 +214,8 @@ mod tests {
     /// The luma plane a video decoder would give back for this payload.
     fn luma_of(payload: &[u8], format: &FrameFormat) -> Vec<u8> {
         let pixels = (format.width() * format.height()) as usize;
-        let rgb = |chunk: &[u8], order: [usize; 3]| {
-            luma_full_range([chunk[order[0]], chunk[order[1]], chunk[order[2]]])
-        };
+        let rgb =
+            |chunk: &[u8], order: [usize; 3]| luma_full_range([chunk[order[0]], chunk[order[1]], chunk[order[2]]]);
         match format.encoding() {
             Encoding::Rgb8 => payload.chunks(3).map(|c| rgb(c, [0, 1, 2])).collect(),
             Encoding::Bgr8 => payload.chunks(3).map(|c| rgb(c, [2, 1, 0])).collect(),
@@ -252,11 +228,7 @@ mod tests {
     fn round_trip(width: u32, height: u32, encoding: Encoding, frame_index: u64) -> Option<u32> {
         let format = FrameFormat::new(width, height, encoding).expect("valid test size");
         let payload = draw_frame(&format, frame_index, 1234);
-        assert_eq!(
-            payload.len(),
-            format.frame_len(),
-            "{encoding} {width}x{height}"
-        );
+        assert_eq!(payload.len(), format.frame_len(), "{encoding} {width}x{height}");
         decode_frame_index(&luma_of(&payload, &format), width, height)
     }
 
@@ -300,27 +272,9 @@ mod tests {
     #[test]
     fn geometry_follows_the_documented_formula() {
         let geometry = |w, h| barcode_geometry(w, h).expect("fits");
-        assert_eq!(
-            geometry(640, 480),
-            BarcodeGeometry {
-                block_width: 26,
-                block_height: 16
-            }
-        );
-        assert_eq!(
-            geometry(64, 48),
-            BarcodeGeometry {
-                block_width: 2,
-                block_height: 12
-            }
-        );
-        assert_eq!(
-            geometry(48, 16),
-            BarcodeGeometry {
-                block_width: 2,
-                block_height: 4
-            }
-        );
+        assert_eq!(geometry(640, 480), BarcodeGeometry { block_width: 26, block_height: 16 });
+        assert_eq!(geometry(64, 48), BarcodeGeometry { block_width: 2, block_height: 12 });
+        assert_eq!(geometry(48, 16), BarcodeGeometry { block_width: 2, block_height: 4 });
         assert_eq!(barcode_geometry(47, 480), None);
         assert_eq!(barcode_geometry(640, 15), None);
     }
@@ -353,10 +307,7 @@ mod tests {
         let decoded = decode_frame_index_strided(&padded, padded_width, width, height);
         assert_eq!(decoded, Some(0x12_3456));
         assert_eq!(decode_frame_index_strided(&padded, 70, width, height), None);
-        assert_eq!(
-            decode_frame_index_strided(&padded[..72 * 62], 72, width, height),
-            None
-        );
+        assert_eq!(decode_frame_index_strided(&padded[..72 * 62], 72, width, height), None);
     }
 
     #[test]

@@ -6,8 +6,7 @@ use std::fmt;
 
 use arrow::array::UInt8Array;
 use dora_node_api::{
-    DoraNode, Event, EventStream, MetadataParameters, Parameter, dora_core::config::DataId,
-    uhlc::NTP64,
+    DoraNode, Event, EventStream, MetadataParameters, Parameter, dora_core::config::DataId, uhlc::NTP64,
 };
 use eyre::WrapErr;
 
@@ -69,31 +68,17 @@ impl PatternSettings {
     /// Reads the settings from an environment lookup; unset or blank keys take the defaults.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> eyre::Result<Self> {
         let width = env::number_in(&lookup, WIDTH_KEY, MIN_WIDTH..=MAX_DIMENSION, DEFAULT_WIDTH)?;
-        let height = env::number_in(
-            &lookup,
-            HEIGHT_KEY,
-            MIN_HEIGHT..=MAX_DIMENSION,
-            DEFAULT_HEIGHT,
-        )?;
+        let height = env::number_in(&lookup, HEIGHT_KEY, MIN_HEIGHT..=MAX_DIMENSION, DEFAULT_HEIGHT)?;
         let encoding = read_encoding(&lookup)?;
         let max_frames = read_max_frames(&lookup)?;
-        Ok(Self {
-            format: FrameFormat::new(width, height, encoding)?,
-            max_frames,
-        })
+        Ok(Self { format: FrameFormat::new(width, height, encoding)?, max_frames })
     }
 }
 
 impl fmt::Display for PatternSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let format = &self.format;
-        write!(
-            f,
-            "{}x{} {}, ",
-            format.width(),
-            format.height(),
-            format.encoding()
-        )?;
+        write!(f, "{}x{} {}, ", format.width(), format.height(), format.encoding())?;
         match self.max_frames {
             Some(max_frames) => write!(f, "max {max_frames} frames"),
             None => f.write_str("unlimited frames"),
@@ -105,13 +90,8 @@ impl fmt::Display for PatternSettings {
 fn read_encoding(lookup: &impl Fn(&str) -> Option<String>) -> eyre::Result<Encoding> {
     match env::value(lookup, ENCODING_KEY) {
         None => Ok(DEFAULT_ENCODING),
-        Some(raw) => Encoding::parse(&raw).ok_or_else(|| {
-            env::invalid(
-                ENCODING_KEY,
-                &raw,
-                &format!("one of {}", Encoding::allowed_names()),
-            )
-        }),
+        Some(raw) => Encoding::parse(&raw)
+            .ok_or_else(|| env::invalid(ENCODING_KEY, &raw, &format!("one of {}", Encoding::allowed_names()))),
     }
 }
 
@@ -122,21 +102,13 @@ fn read_max_frames(lookup: &impl Fn(&str) -> Option<String>) -> eyre::Result<Opt
     };
     match raw.parse::<u64>() {
         Ok(max_frames) if max_frames > 0 => Ok(Some(max_frames)),
-        _ => Err(env::invalid(
-            MAX_FRAMES_KEY,
-            &raw,
-            "a positive integer (leave it unset for no limit)",
-        )),
+        _ => Err(env::invalid(MAX_FRAMES_KEY, &raw, "a positive integer (leave it unset for no limit)")),
     }
 }
 
 /// Runs the camera until the event stream ends or `max_frames` frames are sent; returns the
 /// number of frames sent. Logs the settings at start and the count at the end to stderr.
-pub fn run(
-    mut node: DoraNode,
-    mut events: EventStream,
-    settings: &PatternSettings,
-) -> eyre::Result<u64> {
+pub fn run(mut node: DoraNode, mut events: EventStream, settings: &PatternSettings) -> eyre::Result<u64> {
     eprintln!("dora-test-pattern: {settings}");
     let mut camera = Camera::new(settings);
     while let Some(event) = events.recv() {
@@ -170,12 +142,7 @@ struct Camera {
 impl Camera {
     /// A camera that has sent nothing yet.
     fn new(settings: &PatternSettings) -> Self {
-        Self {
-            format: settings.format,
-            max_frames: settings.max_frames,
-            frames_sent: 0,
-            first_tick: None,
-        }
+        Self { format: settings.format, max_frames: settings.max_frames, frames_sent: 0, first_tick: None }
     }
 
     /// Draws and sends the next frame for a tick sent at `tick_time`.
@@ -184,20 +151,15 @@ impl Camera {
         let elapsed_millis = millis_between(first_tick, tick_time);
         let payload = draw_frame(&self.format, self.frames_sent, elapsed_millis);
         let parameters = frame_parameters(&self.format, self.frames_sent);
-        node.send_output(
-            DataId::from(IMAGE_OUTPUT.to_owned()),
-            parameters,
-            UInt8Array::from(payload),
-        )
-        .wrap_err_with(|| format!("cannot send frame {}", self.frames_sent))?;
+        node.send_output(DataId::from(IMAGE_OUTPUT.to_owned()), parameters, UInt8Array::from(payload))
+            .wrap_err_with(|| format!("cannot send frame {}", self.frames_sent))?;
         self.frames_sent += 1;
         Ok(())
     }
 
     /// Whether `max_frames` frames have been sent.
     fn reached_limit(&self) -> bool {
-        self.max_frames
-            .is_some_and(|max_frames| self.frames_sent >= max_frames)
+        self.max_frames.is_some_and(|max_frames| self.frames_sent >= max_frames)
     }
 }
 
@@ -206,19 +168,10 @@ fn frame_parameters(format: &FrameFormat, frame_index: u64) -> MetadataParameter
     let string = |value: &str| Parameter::String(value.to_owned());
     MetadataParameters::from([
         (ENCODING_PARAM.to_owned(), string(format.encoding().name())),
-        (
-            WIDTH_PARAM.to_owned(),
-            Parameter::Integer(format.width().into()),
-        ),
-        (
-            HEIGHT_PARAM.to_owned(),
-            Parameter::Integer(format.height().into()),
-        ),
+        (WIDTH_PARAM.to_owned(), Parameter::Integer(format.width().into())),
+        (HEIGHT_PARAM.to_owned(), Parameter::Integer(format.height().into())),
         (PRIMITIVE_PARAM.to_owned(), string(PRIMITIVE_IMAGE)),
-        (
-            FRAME_INDEX_PARAM.to_owned(),
-            Parameter::Integer(i64::try_from(frame_index).unwrap_or(i64::MAX)),
-        ),
+        (FRAME_INDEX_PARAM.to_owned(), Parameter::Integer(i64::try_from(frame_index).unwrap_or(i64::MAX))),
     ])
 }
 
@@ -243,10 +196,8 @@ mod tests {
     use super::*;
 
     fn settings(vars: &[(&str, &str)]) -> eyre::Result<PatternSettings> {
-        let vars: BTreeMap<String, String> = vars
-            .iter()
-            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
-            .collect();
+        let vars: BTreeMap<String, String> =
+            vars.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())).collect();
         PatternSettings::from_lookup(|key| vars.get(key).cloned())
     }
 
@@ -275,23 +226,15 @@ mod tests {
             message(&[("ENCODING", "yuyv")]),
             r#"invalid value "yuyv" for ENCODING: expected one of bgr8, rgb8, rgba8, bgra8, mono8, yuv420, nv12"#
         );
-        assert!(
-            message(&[("WIDTH", "20")]).contains(r#""20" for WIDTH: expected an integer from 48"#)
-        );
+        assert!(message(&[("WIDTH", "20")]).contains(r#""20" for WIDTH: expected an integer from 48"#));
         assert!(message(&[("HEIGHT", "x")]).contains(r#""x" for HEIGHT"#));
-        assert!(
-            message(&[("MAX_FRAMES", "0")]).contains(r#""0" for MAX_FRAMES: expected a positive"#)
-        );
+        assert!(message(&[("MAX_FRAMES", "0")]).contains(r#""0" for MAX_FRAMES: expected a positive"#));
     }
 
     fn tick(time_offset_secs: f64) -> TimedIncomingEvent {
         TimedIncomingEvent {
             time_offset_secs,
-            event: IncomingEvent::Input {
-                id: TICK_INPUT.into(),
-                metadata: None,
-                data: None,
-            },
+            event: IncomingEvent::Input { id: TICK_INPUT.into(), metadata: None, data: None },
         }
     }
 
@@ -300,11 +243,8 @@ mod tests {
         let events = vec![tick(0.0), tick(0.01), tick(0.02), tick(0.03)];
         let input = TestingInput::Input(IntegrationTestInput::new("camera".parse()?, events));
         let (sender, mut receiver) = output_channel();
-        let (node, events) = DoraNode::init_testing(
-            input,
-            TestingOutput::ToChannel(sender),
-            TestingOptions::default(),
-        )?;
+        let (node, events) =
+            DoraNode::init_testing(input, TestingOutput::ToChannel(sender), TestingOptions::default())?;
         let settings = settings(&[("WIDTH", "48"), ("HEIGHT", "16"), ("MAX_FRAMES", "2")])?;
 
         let sent = run(node, events, &settings)?;
@@ -314,9 +254,7 @@ mod tests {
         assert_eq!(outputs.len(), 2);
         for output in outputs {
             assert_eq!(output["id"], IMAGE_OUTPUT);
-            let data = output["data"]
-                .as_array()
-                .expect("image data is a JSON array");
+            let data = output["data"].as_array().expect("image data is a JSON array");
             assert_eq!(data.len(), 48 * 16 * 3);
         }
         Ok(())
@@ -326,16 +264,10 @@ mod tests {
     fn frame_metadata_carries_size_encoding_and_index() {
         let format = FrameFormat::new(64, 48, Encoding::Yuv420).expect("valid test size");
         let parameters = frame_parameters(&format, 7);
-        assert_eq!(
-            parameters[ENCODING_PARAM],
-            Parameter::String("yuv420".into())
-        );
+        assert_eq!(parameters[ENCODING_PARAM], Parameter::String("yuv420".into()));
         assert_eq!(parameters[WIDTH_PARAM], Parameter::Integer(64));
         assert_eq!(parameters[HEIGHT_PARAM], Parameter::Integer(48));
-        assert_eq!(
-            parameters[PRIMITIVE_PARAM],
-            Parameter::String("image".into())
-        );
+        assert_eq!(parameters[PRIMITIVE_PARAM], Parameter::String("image".into()));
         assert_eq!(parameters[FRAME_INDEX_PARAM], Parameter::Integer(7));
     }
 }

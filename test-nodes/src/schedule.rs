@@ -77,11 +77,7 @@ fn parse_window(text: &str) -> eyre::Result<Window> {
     if end_secs <= start_secs {
         bail!("window {text:?} ends at {end_secs} s, not after its start at {start_secs} s");
     }
-    Ok(Window {
-        name: name.to_owned(),
-        start_secs,
-        end_secs,
-    })
+    Ok(Window { name: name.to_owned(), start_secs, end_secs })
 }
 
 /// Session names end up in file names: keep them to a safe character set.
@@ -157,11 +153,7 @@ pub struct SessionScript {
 impl SessionScript {
     /// A script at time zero, nothing sent yet.
     pub fn new(schedule: Schedule) -> Self {
-        Self {
-            windows: schedule.windows,
-            next: 0,
-            active: false,
-        }
+        Self { windows: schedule.windows, next: 0, active: false }
     }
 
     /// The commands that became due up to `elapsed_secs`, in order. A start is due at its
@@ -186,10 +178,7 @@ impl SessionScript {
 
     /// The session started and not yet stopped, if any.
     pub fn active_session(&self) -> Option<&str> {
-        self.windows
-            .get(self.next)
-            .filter(|_| self.active)
-            .map(|window| window.name.as_str())
+        self.windows.get(self.next).filter(|_| self.active).map(|window| window.name.as_str())
     }
 
     /// Whether every window has been started and stopped.
@@ -227,16 +216,8 @@ mod tests {
         assert_eq!(
             schedule.windows(),
             [
-                Window {
-                    name: "warmup".into(),
-                    start_secs: 0.0,
-                    end_secs: 3.0
-                },
-                Window {
-                    name: "run-1".into(),
-                    start_secs: 4.5,
-                    end_secs: 8.25
-                },
+                Window { name: "warmup".into(), start_secs: 0.0, end_secs: 3.0 },
+                Window { name: "run-1".into(), start_secs: 4.5, end_secs: 8.25 },
             ]
         );
         Ok(())

@@ -6,8 +6,7 @@
 
 use arrow::array::StringArray;
 use dora_node_api::{
-    DoraNode, Event, EventStream, MetadataParameters, Parameter, SESSION_ID,
-    dora_core::config::DataId, uhlc::NTP64,
+    DoraNode, Event, EventStream, MetadataParameters, Parameter, SESSION_ID, dora_core::config::DataId, uhlc::NTP64,
 };
 use eyre::WrapErr;
 
@@ -33,8 +32,7 @@ pub fn schedule_from_env() -> eyre::Result<Schedule> {
 /// Reads the schedule from an environment lookup; unset or blank means [`DEFAULT_SCHEDULE`].
 pub fn schedule_from_lookup(lookup: impl Fn(&str) -> Option<String>) -> eyre::Result<Schedule> {
     let raw = env::value(&lookup, SCHEDULE_KEY).unwrap_or_else(|| DEFAULT_SCHEDULE.to_owned());
-    raw.parse()
-        .wrap_err_with(|| format!("invalid value {raw:?} for {SCHEDULE_KEY}"))
+    raw.parse().wrap_err_with(|| format!("invalid value {raw:?} for {SCHEDULE_KEY}"))
 }
 
 /// Runs the script until the event stream ends, logging every command with its time to stderr.
@@ -67,16 +65,10 @@ pub fn run(mut node: DoraNode, mut events: EventStream, schedule: Schedule) -> e
 
 /// Sends one command on the control output.
 fn send(node: &mut DoraNode, command: &Command) -> eyre::Result<()> {
-    let parameters = MetadataParameters::from([(
-        SESSION_ID.to_owned(),
-        Parameter::String(command.session().to_owned()),
-    )]);
-    node.send_output(
-        DataId::from(CONTROL_OUTPUT.to_owned()),
-        parameters,
-        StringArray::from(vec![command.payload()]),
-    )
-    .wrap_err_with(|| format!("cannot send {command:?}"))
+    let parameters =
+        MetadataParameters::from([(SESSION_ID.to_owned(), Parameter::String(command.session().to_owned()))]);
+    node.send_output(DataId::from(CONTROL_OUTPUT.to_owned()), parameters, StringArray::from(vec![command.payload()]))
+        .wrap_err_with(|| format!("cannot send {command:?}"))
 }
 
 /// Seconds from `start` to `end`, zero if `end` is earlier.
@@ -98,27 +90,17 @@ mod tests {
     use super::*;
 
     fn event(time_offset_secs: f64, event: IncomingEvent) -> TimedIncomingEvent {
-        TimedIncomingEvent {
-            time_offset_secs,
-            event,
-        }
+        TimedIncomingEvent { time_offset_secs, event }
     }
 
     fn tick(time_offset_secs: f64) -> TimedIncomingEvent {
-        let input = IncomingEvent::Input {
-            id: TICK_INPUT.into(),
-            metadata: None,
-            data: None,
-        };
+        let input = IncomingEvent::Input { id: TICK_INPUT.into(), metadata: None, data: None };
         event(time_offset_secs, input)
     }
 
     #[test]
     fn unset_schedule_uses_the_default_and_bad_ones_name_the_key() -> eyre::Result<()> {
-        assert_eq!(
-            schedule_from_lookup(|_| None)?.to_string(),
-            DEFAULT_SCHEDULE
-        );
+        assert_eq!(schedule_from_lookup(|_| None)?.to_string(), DEFAULT_SCHEDULE);
         let error = schedule_from_lookup(|_| Some("a:2-1".into())).expect_err("end before start");
         assert!(format!("{error:#}").starts_with(r#"invalid value "a:2-1" for SCHEDULE: "#));
         Ok(())
@@ -127,29 +109,17 @@ mod tests {
     #[test]
     fn node_sends_commands_at_tick_times_then_idles() -> eyre::Result<()> {
         // Tick times are offsets from the test start; the script's clock starts at the first.
-        let events = vec![
-            tick(0.1),
-            tick(0.3),
-            tick(0.6),
-            tick(0.9),
-            tick(1.2),
-            event(1.3, IncomingEvent::Stop),
-        ];
+        let events = vec![tick(0.1), tick(0.3), tick(0.6), tick(0.9), tick(1.2), event(1.3, IncomingEvent::Stop)];
         let input = TestingInput::Input(IntegrationTestInput::new("sessions".parse()?, events));
         let (sender, mut receiver) = output_channel();
-        let (node, events) = DoraNode::init_testing(
-            input,
-            TestingOutput::ToChannel(sender),
-            TestingOptions::default(),
-        )?;
+        let (node, events) =
+            DoraNode::init_testing(input, TestingOutput::ToChannel(sender), TestingOptions::default())?;
 
         run(node, events, "a:0-0.4,b:0.5-0.8".parse()?)?;
 
         let outputs = drain_outputs(&mut receiver);
-        let sent: Vec<(String, String)> = outputs
-            .iter()
-            .map(|output| (output["id"].to_string(), output["data"].to_string()))
-            .collect();
+        let sent: Vec<(String, String)> =
+            outputs.iter().map(|output| (output["id"].to_string(), output["data"].to_string())).collect();
         let expected = [r#"["start"]"#, r#"["stop"]"#, r#"["start"]"#, r#"["stop"]"#]
             .map(|data| (format!("{CONTROL_OUTPUT:?}"), data.to_owned()));
         assert_eq!(sent, expected);

@@ -29,11 +29,7 @@ fn run_ffmpeg(args: &[&str]) -> Vec<u8> {
         .args(args)
         .output()
         .expect("this test needs the ffmpeg CLI on PATH");
-    assert!(
-        output.status.success(),
-        "ffmpeg {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "ffmpeg {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
     output.stdout
 }
 
@@ -49,41 +45,20 @@ fn h264_round_trip(format: &FrameFormat, indices: &[u64]) -> Decoded {
     let (padded_width, padded_height) = (width.next_multiple_of(2), height.next_multiple_of(2));
     let dir = scratch_dir(&format!("{width}x{height}"));
     let (raw_path, video_path) = (dir.join("frames.bgr"), dir.join("frames.mp4"));
-    let raw: Vec<u8> = indices
-        .iter()
-        .zip(0_u64..)
-        .flat_map(|(&index, n)| draw_frame(format, index, n * 66))
-        .collect();
+    let raw: Vec<u8> = indices.iter().zip(0_u64..).flat_map(|(&index, n)| draw_frame(format, index, n * 66)).collect();
     std::fs::write(&raw_path, raw).expect("scratch file is writable");
 
     let size = format!("{width}x{height}");
     let pad = format!("pad={padded_width}:{padded_height}");
     let (raw_arg, video_arg) = (raw_path.to_string_lossy(), video_path.to_string_lossy());
-    let input = [
-        "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", &size, "-r", "15", "-i", &raw_arg,
-    ];
-    let encode = [
-        "-vf", &pad, "-c:v", "libx264", "-crf", "23", "-pix_fmt", "yuv420p",
-    ];
-    run_ffmpeg(
-        &[
-            &input[..],
-            &encode[..],
-            &["-preset", "veryfast", &video_arg],
-        ]
-        .concat(),
-    );
+    let input = ["-f", "rawvideo", "-pix_fmt", "bgr24", "-s", &size, "-r", "15", "-i", &raw_arg];
+    let encode = ["-vf", &pad, "-c:v", "libx264", "-crf", "23", "-pix_fmt", "yuv420p"];
+    run_ffmpeg(&[&input[..], &encode[..], &["-preset", "veryfast", &video_arg]].concat());
     let gray = run_ffmpeg(&["-i", &video_arg, "-f", "rawvideo", "-pix_fmt", "gray", "-"]);
     std::fs::remove_dir_all(&dir).expect("scratch dir can be removed");
 
-    let frames = gray
-        .chunks(padded_width * padded_height)
-        .map(<[u8]>::to_vec)
-        .collect();
-    Decoded {
-        frames,
-        width: padded_width,
-    }
+    let frames = gray.chunks(padded_width * padded_height).map(<[u8]>::to_vec).collect();
+    Decoded { frames, width: padded_width }
 }
 
 #[test]
@@ -93,18 +68,10 @@ fn barcode_reads_back_after_libx264_crf_23() {
     for (width, height) in sizes {
         let format = FrameFormat::new(width, height, Encoding::Bgr8).expect("valid test size");
         let decoded = h264_round_trip(&format, &indices);
-        assert_eq!(
-            decoded.frames.len(),
-            indices.len(),
-            "{width}x{height}: frame count"
-        );
+        assert_eq!(decoded.frames.len(), indices.len(), "{width}x{height}: frame count");
         for (frame, &index) in decoded.frames.iter().zip(&indices) {
             let read = decode_frame_index_strided(frame, decoded.width, width, height);
-            assert_eq!(
-                read,
-                Some(index as u32),
-                "{width}x{height}, frame index {index}"
-            );
+            assert_eq!(read, Some(index as u32), "{width}x{height}, frame index {index}");
         }
     }
 }

@@ -40,7 +40,12 @@ pub fn probe(path: &Path) -> Probe {
         .arg(path)
         .output()
         .expect("ffprobe runs (scripts/setup.sh installs it)");
-    assert!(output.status.success(), "ffprobe cannot read {}: {}", path.display(), String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "ffprobe cannot read {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
     let json: Value = serde_json::from_slice(&output.stdout).unwrap();
     let stream = &json["streams"][0];
     let number = |v: &Value| v.as_str().and_then(|s| s.parse::<f64>().ok()).or(v.as_f64()).unwrap_or(f64::NAN);
@@ -63,7 +68,12 @@ pub fn decode_frames(path: &Path, pix_fmt: &str, bytes_per_frame: usize) -> Vec<
         .args(["-f", "rawvideo", "-pix_fmt", pix_fmt, "-"])
         .output()
         .expect("ffmpeg runs (scripts/setup.sh installs it)");
-    assert!(output.status.success(), "ffmpeg cannot decode {}: {}", path.display(), String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "ffmpeg cannot decode {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert_eq!(output.stdout.len() % bytes_per_frame, 0, "decoded size is a whole number of frames");
     output.stdout.chunks(bytes_per_frame).map(<[u8]>::to_vec).collect()
 }
@@ -137,7 +147,11 @@ pub fn dora(args: &[&str], timeout: Duration) -> Output {
         std::thread::sleep(Duration::from_millis(50));
     }
     let output = child.wait_with_output().unwrap();
-    assert!(started.elapsed() <= timeout + Duration::from_secs(1), "dora {args:?} timed out after {timeout:?}: {}", text(&output));
+    assert!(
+        started.elapsed() <= timeout + Duration::from_secs(1),
+        "dora {args:?} timed out after {timeout:?}: {}",
+        text(&output)
+    );
     output
 }
 

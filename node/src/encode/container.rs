@@ -73,7 +73,9 @@ mod tests {
     #[test]
     fn mp4_is_fragmented_and_flushed() {
         let options = Container::Mp4.header_options();
-        assert!(options.iter().any(|(k, v)| *k == "movflags" && v.contains("frag_keyframe") && v.contains("empty_moov")));
+        assert!(
+            options.iter().any(|(k, v)| *k == "movflags" && v.contains("frag_keyframe") && v.contains("empty_moov"))
+        );
         assert!(options.contains(&("flush_packets", "1".into())));
         assert!(!Container::Mkv.header_options().iter().any(|(k, _)| *k == "movflags"));
     }

@@ -24,7 +24,11 @@ pub struct PlaneLayout {
 pub fn plane_layouts(encoding: PixelEncoding, width: u32, height: u32) -> Vec<PlaneLayout> {
     let (w, h) = (width as usize, height as usize);
     let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-    let plane = |pixel_bytes: usize, pixels: usize, rows: usize| PlaneLayout { row_bytes: pixels * pixel_bytes, rows, pixel_bytes };
+    let plane = |pixel_bytes: usize, pixels: usize, rows: usize| PlaneLayout {
+        row_bytes: pixels * pixel_bytes,
+        rows,
+        pixel_bytes,
+    };
     match encoding {
         PixelEncoding::Bgr8 | PixelEncoding::Rgb8 => vec![plane(3, w, h)],
         PixelEncoding::Rgba8 | PixelEncoding::Bgra8 => vec![plane(4, w, h)],
@@ -92,7 +96,8 @@ impl Converter {
         let scaler = if pixel == ENCODER_PIXEL {
             None
         } else {
-            let context = scaling::Context::get(pixel, width, height, ENCODER_PIXEL, width, height, scaling::Flags::BILINEAR)?;
+            let context =
+                scaling::Context::get(pixel, width, height, ENCODER_PIXEL, width, height, scaling::Flags::BILINEAR)?;
             Some((context, frame::Video::new(ENCODER_PIXEL, width, height)))
         };
         Ok(Self {

@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 
 use ffmpeg_next::{self as ff, Dictionary, Packet, Rational, codec, encoder, format};
 
-use super::{Container, EncoderKind, convert::{Converter, ENCODER_PIXEL}};
+use super::{
+    Container, EncoderKind,
+    convert::{Converter, ENCODER_PIXEL},
+};
 use crate::{
     config::{Quality, RateControl},
     frame::{Frame, FrameFormat},
@@ -131,10 +134,17 @@ fn open_first(
     }))
 }
 
-fn open_encoder(kind: EncoderKind, width: u32, height: u32, settings: &EncoderSettings) -> Result<encoder::Video, EncodeError> {
+fn open_encoder(
+    kind: EncoderKind,
+    width: u32,
+    height: u32,
+    settings: &EncoderSettings,
+) -> Result<encoder::Video, EncodeError> {
     let name = kind.ffmpeg_name();
-    let codec = encoder::find_by_name(name).ok_or(EncodeError::EncoderMissing { encoder: name, hint: kind.install_hint() })?;
-    let open_error = |e: ff::Error| EncodeError::EncoderOpen { encoder: name, reason: e.to_string(), hint: kind.install_hint() };
+    let codec =
+        encoder::find_by_name(name).ok_or(EncodeError::EncoderMissing { encoder: name, hint: kind.install_hint() })?;
+    let open_error =
+        |e: ff::Error| EncodeError::EncoderOpen { encoder: name, reason: e.to_string(), hint: kind.install_hint() };
     let mut video = codec::context::Context::new_with_codec(codec).encoder().video().map_err(open_error)?;
     video.set_width(width);
     video.set_height(height);
@@ -185,16 +195,15 @@ impl VideoWriter {
         frame_duration: i64,
     ) -> Result<(Self, Vec<EncodeError>), EncodeError> {
         let output_error = |e: ff::Error| EncodeError::Output { path: path.to_owned(), reason: e.to_string() };
-        let converter = Converter::new(format).map_err(|e| EncodeError::Encode { path: path.to_owned(), reason: e.to_string() })?;
+        let converter =
+            Converter::new(format).map_err(|e| EncodeError::Encode { path: path.to_owned(), reason: e.to_string() })?;
         let (width, height) = converter.encoded_size();
         let (encoder, kind, passed_over) = open_first(candidates, width, height, settings)?;
         let mut output = format::output_as(path, settings.container.muxer()).map_err(output_error)?;
         let encoder_time_base = rational(settings.time_base);
         let stream_index = {
-            let codec = encoder::find_by_name(kind.ffmpeg_name()).ok_or(EncodeError::EncoderMissing {
-                encoder: kind.ffmpeg_name(),
-                hint: kind.install_hint(),
-            })?;
+            let codec = encoder::find_by_name(kind.ffmpeg_name())
+                .ok_or(EncodeError::EncoderMissing { encoder: kind.ffmpeg_name(), hint: kind.install_hint() })?;
             let mut stream = output.add_stream(codec).map_err(output_error)?;
             stream.set_parameters(&encoder);
             stream.set_time_base(encoder_time_base);
@@ -203,7 +212,8 @@ impl VideoWriter {
             stream.set_rate(rate);
             stream.index()
         };
-        let options: Dictionary = settings.container.header_options().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        let options: Dictionary =
+            settings.container.header_options().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         let unused: Vec<String> = {
             let left = output.write_header_with(options).map_err(output_error)?;
             left.iter().map(|(key, _)| key.to_owned()).collect()
@@ -247,7 +257,9 @@ impl VideoWriter {
     pub fn finish(mut self) -> Result<WrittenFile, EncodeError> {
         self.encoder.send_eof().map_err(|e| self.encode_error(e))?;
         self.drain_packets()?;
-        self.output.write_trailer().map_err(|e| EncodeError::Output { path: self.path.clone(), reason: e.to_string() })?;
+        self.output
+            .write_trailer()
+            .map_err(|e| EncodeError::Output { path: self.path.clone(), reason: e.to_string() })?;
         let bytes = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
         Ok(WrittenFile { path: self.path, encoder: self.kind, packets: self.packets, bytes })
     }

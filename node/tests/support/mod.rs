@@ -48,7 +48,14 @@ impl Script {
     pub fn frames(mut self, camera: &str, start: f64, interval: f64, count: usize, width: i64, height: i64) -> Self {
         for i in 0..count {
             let shade = (i * 7 % 256) as u8;
-            self = self.frame(camera, start + i as f64 * interval, "bgr8", width, height, vec![shade; (width * height * 3) as usize]);
+            self = self.frame(
+                camera,
+                start + i as f64 * interval,
+                "bgr8",
+                width,
+                height,
+                vec![shade; (width * height * 3) as usize],
+            );
         }
         self
     }
@@ -94,9 +101,15 @@ impl Script {
             Err(e) => return (Err(e.into()), Vec::new()),
         };
         let (tx, mut rx) = integration_testing::output_channel();
-        let (node, events) = DoraNode::init_testing(TestingInput::Input(input), TestingOutput::ToChannel(tx), Default::default()).unwrap();
+        let (node, events) =
+            DoraNode::init_testing(TestingInput::Input(input), TestingOutput::ToChannel(tx), Default::default())
+                .unwrap();
         let result = dora_video_recorder::run_with_wiring(node, events, config, wiring);
-        let outputs = integration_testing::drain_outputs(&mut rx).into_iter().map(Value::Object).flat_map(recording_rows).collect();
+        let outputs = integration_testing::drain_outputs(&mut rx)
+            .into_iter()
+            .map(Value::Object)
+            .flat_map(recording_rows)
+            .collect();
         (result, outputs)
     }
 }
