@@ -4,9 +4,13 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 use std::{
+    fs::File,
     path::{Path, PathBuf},
-    process::{Command, Output, Stdio},
-    sync::{Mutex, MutexGuard},
+    process::{Child, Command, ExitStatus, Output},
+    sync::{
+        Mutex, MutexGuard,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -119,8 +123,8 @@ pub fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Runs `dora` with `args` in the workspace root, killing it after `timeout`.
-pub fn dora(args: &[&str], timeout: Duration) -> Output {
+/// A `dora` command in the workspace root with the environment a user's shell has.
+pub fn dora_command(args: &[&str]) -> Command {
     let mut command = Command::new(dora_cli());
     // `cargo test` gives tests its package's CARGO_* variables and an LD_LIBRARY_PATH; build
     // scripts (libclang lookup) track them, so the dataflows' `cargo build` steps would rebuild
@@ -131,28 +135,71 @@ pub fn dora(args: &[&str], timeout: Duration) -> Output {
             command.env_remove(key.as_ref());
         }
     }
-    let mut child = command
-        .args(args)
-        .current_dir(workspace_root())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e} (run scripts/setup.sh)", dora_cli().display()));
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > timeout {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    command.args(args).current_dir(workspace_root());
+    command
+}
+
+/// A log file for one dora command: its output goes to a file, not a pipe nobody drains while
+/// the test waits (a full pipe would stall dora).
+fn log_file() -> (File, PathBuf) {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("dvr-dora-{}-{n}.log", std::process::id()));
+    (File::create(&path).unwrap(), path)
+}
+
+/// A dora command running in the background, its output collected in a file.
+pub struct Background {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Background {
+    /// Starts `dora ARGS`.
+    pub fn start(args: &[&str]) -> Self {
+        let (log_out, log) = log_file();
+        let child = dora_command(args)
+            .stdout(log_out.try_clone().unwrap())
+            .stderr(log_out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e} (run scripts/setup.sh)", dora_cli().display()));
+        Self { child, log }
     }
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        started.elapsed() <= timeout + Duration::from_secs(1),
-        "dora {args:?} timed out after {timeout:?}: {}",
-        text(&output)
-    );
-    output
+
+    /// Waits up to `timeout` for it to exit (killing it then) and returns its status and output.
+    pub fn wait(mut self, timeout: Duration) -> (Option<ExitStatus>, String) {
+        let started = Instant::now();
+        let mut status = None;
+        while started.elapsed() <= timeout {
+            if let Some(exit) = self.child.try_wait().unwrap() {
+                status = Some(exit);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if status.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let output = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let _ = std::fs::remove_file(&self.log);
+        (status, output)
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        // A failed test must not leave the dataflow running.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `dora ARGS`, killing it after `timeout`; panics if it had to be killed.
+pub fn dora(args: &[&str], timeout: Duration) -> Output {
+    let (status, output) = Background::start(args).wait(timeout);
+    let status = status.unwrap_or_else(|| panic!("dora {args:?} timed out after {timeout:?}: {output}"));
+    Output { status, stdout: output.into_bytes(), stderr: Vec::new() }
 }
 
 /// stdout and stderr of a command, for assertion messages.
