@@ -40,7 +40,7 @@ record() {
   say "recording ${FRAMES} frames with CODEC=$codec"
   "$DORA" run dataflows/record.yml --stop-after 20s \
     --env "CODEC=$codec" --env "STORAGE=$WORK/$codec" --env "MAX_FRAMES=$FRAMES" --env "FPS=$FPS" \
-    >"$WORK/$codec.log" 2>&1 || say "CODEC=$codec: dora run exited with $? (see below)"
+    >"$WORK/$codec.log" 2>&1 || say "CODEC=$codec: dora run exited with $? (its first error goes into the table)"
 }
 
 # The first error a run reported: the node's own `Error:` line if there is one, else any line

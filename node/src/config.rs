@@ -204,7 +204,7 @@ fn parse_bitrate(value: &str) -> Option<u64> {
     };
     let number: f64 = digits.trim().parse().ok()?;
     let bps = (number * multiplier as f64).round();
-    (bps >= 1.0 && bps <= 1e12).then_some(bps as u64)
+    (1.0..=1e12).contains(&bps).then_some(bps as u64)
 }
 
 /// Where each key's raw text comes from: environment first, then the file.

@@ -205,7 +205,7 @@ impl Pipeline {
         now: Instant,
     ) {
         let control = payload
-            .map_err(|type_name| crate::control::ControlError::BadType(type_name))
+            .map_err(crate::control::ControlError::BadType)
             .and_then(|payload| parse_control(&payload, session_id));
         self.auto_session = false;
         match control {
