@@ -2,9 +2,13 @@
 
 use tracing_subscriber::EnvFilter;
 
+/// Our own lines at info; dora's networking layer (zenoh) only when something is wrong.
+/// `RUST_LOG` overrides it.
+const DEFAULT_LOG_FILTER: &str = "info,zenoh=error";
+
 fn main() -> eyre::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER)))
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();

@@ -24,6 +24,8 @@ use crate::{
 pub const RECORDING_OUTPUT: &str = "recording";
 /// How often the loop wakes without events to finalize stopped sessions.
 const TICK: Duration = Duration::from_millis(100);
+/// What dora's `recv_timeout` says when nothing arrived within the tick.
+const IDLE_TIMEOUT_MESSAGE: &str = "timed out";
 
 /// Reads the configuration, connects to dora and records until the event stream ends.
 pub fn run_from_env() -> eyre::Result<RunSummary> {
@@ -63,8 +65,10 @@ pub fn run_with_wiring(
             // Inputs queued before the stop still arrive: keep going until the stream ends.
             Event::Stop(StopCause::Manual) => tracing::info!("stop requested: encoding queued frames, then finalizing"),
             Event::Stop(_) => tracing::info!("all inputs closed: finalizing"),
-            // `recv_timeout` reports an idle period as an error event: that is our tick.
-            Event::Error(message) => tracing::trace!("{message}"),
+            // `recv_timeout` reports an idle period as an error event ("Receiver timed out"):
+            // that is our tick. Anything else dora reports is worth a line.
+            Event::Error(message) if message.contains(IDLE_TIMEOUT_MESSAGE) => {}
+            Event::Error(message) => tracing::warn!("dora reported an error: {message}"),
             _ => {}
         }
         for (input, frames) in events.drain_drop_counts() {

@@ -235,8 +235,16 @@ impl Worker {
         report.encoder = Some(encoder);
         report.frames = file.frames;
         report.duration_secs = file.clock.duration_secs();
-        report.bytes = report.path.as_ref().and_then(|p| std::fs::metadata(p).ok()).map_or(0, |m| m.len());
+        report.bytes = match &finished {
+            Ok(written) => written.bytes,
+            Err(_) => report.path.as_ref().and_then(|p| std::fs::metadata(p).ok()).map_or(0, |m| m.len()),
+        };
         report.error = error.as_ref().map(ToString::to_string);
+        if let Ok(written) = &finished
+            && written.packets != file.frames
+        {
+            tracing::warn!(path = %written.path.display(), frames = file.frames, packets = written.packets, "encoder wrote a different number of packets than frames");
+        }
         let path = report.path.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
         match &error {
             None => tracing::info!(
