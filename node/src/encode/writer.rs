@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ffmpeg_next::{self as ff, Dictionary, Packet, Rational, codec, encoder, format};
+use ffmpeg_next::{self as ff, Codec, Dictionary, Packet, Rational, codec, encoder, format};
 
 use super::{
     Container, EncoderKind,
@@ -119,11 +119,11 @@ fn open_first(
     width: u32,
     height: u32,
     settings: &EncoderSettings,
-) -> Result<(encoder::Video, EncoderKind, Vec<EncodeError>), EncodeError> {
+) -> Result<(OpenedEncoder, EncoderKind, Vec<EncodeError>), EncodeError> {
     let mut failures = Vec::new();
     for &kind in candidates {
         match open_encoder(kind, width, height, settings) {
-            Ok(encoder) => return Ok((encoder, kind, failures)),
+            Ok(opened) => return Ok((opened, kind, failures)),
             Err(error) => failures.push(error),
         }
     }
@@ -134,12 +134,15 @@ fn open_first(
     }))
 }
 
+/// An opened encoder and the FFmpeg codec it belongs to (the muxer's stream needs both).
+type OpenedEncoder = (encoder::Video, Codec);
+
 fn open_encoder(
     kind: EncoderKind,
     width: u32,
     height: u32,
     settings: &EncoderSettings,
-) -> Result<encoder::Video, EncodeError> {
+) -> Result<OpenedEncoder, EncodeError> {
     let name = kind.ffmpeg_name();
     let codec =
         encoder::find_by_name(name).ok_or(EncodeError::EncoderMissing { encoder: name, hint: kind.install_hint() })?;
@@ -163,7 +166,7 @@ fn open_encoder(
         video.set_flags(codec::Flags::GLOBAL_HEADER);
     }
     let options: Dictionary = kind.options(&settings.quality).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-    video.open_with(options).map_err(open_error)
+    video.open_with(options).map(|opened| (opened, codec)).map_err(open_error)
 }
 
 fn rational(time_base: TimeBase) -> Rational {
@@ -198,12 +201,10 @@ impl VideoWriter {
         let converter =
             Converter::new(format).map_err(|e| EncodeError::Encode { path: path.to_owned(), reason: e.to_string() })?;
         let (width, height) = converter.encoded_size();
-        let (encoder, kind, passed_over) = open_first(candidates, width, height, settings)?;
+        let ((encoder, codec), kind, passed_over) = open_first(candidates, width, height, settings)?;
         let mut output = format::output_as(path, settings.container.muxer()).map_err(output_error)?;
         let encoder_time_base = rational(settings.time_base);
         let stream_index = {
-            let codec = encoder::find_by_name(kind.ffmpeg_name())
-                .ok_or(EncodeError::EncoderMissing { encoder: kind.ffmpeg_name(), hint: kind.install_hint() })?;
             let mut stream = output.add_stream(codec).map_err(output_error)?;
             stream.set_parameters(&encoder);
             stream.set_time_base(encoder_time_base);
