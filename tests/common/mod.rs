@@ -37,20 +37,15 @@ pub struct Probe {
 
 /// Runs ffprobe on `path`, decoding every frame to count them. Panics if ffprobe cannot read it.
 pub fn probe(path: &Path) -> Probe {
-    let output = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v:0", "-count_frames", "-show_entries"])
-        .arg("stream=codec_name,width,height,nb_read_frames,pix_fmt:format=format_name,duration")
-        .args(["-of", "json"])
-        .arg(path)
-        .output()
-        .expect("ffprobe runs (scripts/setup.sh installs it)");
-    assert!(
-        output.status.success(),
-        "ffprobe cannot read {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&output.stderr)
+    let stdout = run_on_file(
+        Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "v:0", "-count_frames", "-show_entries"])
+            .arg("stream=codec_name,width,height,nb_read_frames,pix_fmt:format=format_name,duration")
+            .args(["-of", "json"])
+            .arg(path),
+        path,
     );
-    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let json: Value = serde_json::from_slice(&stdout).unwrap();
     let stream = &json["streams"][0];
     let number = |v: &Value| v.as_str().and_then(|s| s.parse::<f64>().ok()).or(v.as_f64()).unwrap_or(f64::NAN);
     Probe {
@@ -66,20 +61,25 @@ pub fn probe(path: &Path) -> Probe {
 
 /// Decodes every frame of `path` to raw pixels in `pix_fmt` (`gray`, `rgb24`), one Vec per frame.
 pub fn decode_frames(path: &Path, pix_fmt: &str, bytes_per_frame: usize) -> Vec<Vec<u8>> {
-    let output = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(path)
-        .args(["-f", "rawvideo", "-pix_fmt", pix_fmt, "-"])
-        .output()
-        .expect("ffmpeg runs (scripts/setup.sh installs it)");
+    let stdout = run_on_file(
+        Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(path).args(["-f", "rawvideo", "-pix_fmt", pix_fmt, "-"]),
+        path,
+    );
+    assert_eq!(stdout.len() % bytes_per_frame, 0, "decoded size is a whole number of frames");
+    stdout.chunks(bytes_per_frame).map(<[u8]>::to_vec).collect()
+}
+
+/// Runs an FFmpeg tool on `path` and returns its stdout; panics with its stderr if it fails.
+fn run_on_file(command: &mut Command, path: &Path) -> Vec<u8> {
+    let program = command.get_program().to_string_lossy().into_owned();
+    let output = command.output().unwrap_or_else(|e| panic!("{program} runs (scripts/setup.sh installs it): {e}"));
     assert!(
         output.status.success(),
-        "ffmpeg cannot decode {}: {}",
+        "{program} cannot read {}: {}",
         path.display(),
         String::from_utf8_lossy(&output.stderr)
     );
-    assert_eq!(output.stdout.len() % bytes_per_frame, 0, "decoded size is a whole number of frames");
-    output.stdout.chunks(bytes_per_frame).map(<[u8]>::to_vec).collect()
+    output.stdout
 }
 
 /// A fresh, empty folder for one test.
