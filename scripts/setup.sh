@@ -10,7 +10,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DORA_VERSION="1.1.0"
 APT_PACKAGES=(
-  pkg-config clang gcc libc6-dev git curl ca-certificates ffmpeg
+  pkg-config clang gcc libc6-dev git curl ca-certificates ffmpeg chromium
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev
   python3 python3-venv python3-pip
 )

@@ -9,19 +9,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use dora_recorder_test_nodes::pattern::decode_frame_index_strided;
-use e2e::{Background, DoraDaemon, dora, dora_run, file_name, files_in, probe, serial, temp_dir, text, workspace_root};
-
-/// Frame indices read back from every frame of a recording of `source` (width, height) frames
-/// (`None` where unreadable). The video may be padded to even sizes; the barcode geometry
-/// follows the camera's size.
-fn frame_indices(path: &Path, source: (u32, u32)) -> Vec<Option<u32>> {
-    let probe = probe(path);
-    e2e::decode_frames(path, "gray", (probe.width * probe.height) as usize)
-        .iter()
-        .map(|gray| decode_frame_index_strided(gray, probe.width as usize, source.0, source.1))
-        .collect()
-}
+use e2e::{
+    DoraDaemon, dora, dora_run, file_name, files_in, frame_indices, probe, serial, temp_dir, text, workspace_root,
+};
 
 /// Asserts the recording holds exactly the camera frames `first..first+count`, in order.
 fn assert_contiguous(path: &Path, source: (u32, u32), first: u32, count: u32) {
@@ -167,57 +157,4 @@ fn coordinator_path_up_build_start_stop_down_leaves_a_finished_file() {
     for file in files {
         std::fs::remove_file(file).unwrap();
     }
-}
-
-/// The process ids of running `dora-video-recorder` binaries.
-fn recorder_pids() -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    entries
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_link(format!("/proc/{pid}/exe"))
-                .is_ok_and(|exe| exe.file_name().is_some_and(|name| name == "dora-video-recorder"))
-        })
-        .collect()
-}
-
-#[test]
-fn a_recorder_killed_with_sigkill_leaves_a_playable_mp4() {
-    let _serial = serial();
-    let dir = temp_dir("e2e-sigkill");
-    let storage_env = format!("STORAGE={}", storage(&dir));
-    let run = Background::start(&[
-        "run",
-        "dataflows/record.yml",
-        "--stop-after",
-        "60s",
-        "--env",
-        &storage_env,
-        "--env",
-        "WIDTH=320",
-        "--env",
-        "HEIGHT=240",
-    ]);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while files_in(&dir).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(!files_in(&dir).is_empty(), "the recorder started a file");
-    // About 4 s of video: several 1 s fragments are complete by now.
-    std::thread::sleep(Duration::from_secs(4));
-    let pids = recorder_pids();
-    assert!(!pids.is_empty(), "the recorder is running");
-    for pid in pids {
-        let killed = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
-        assert!(killed.success());
-    }
-    // dora run goes on with the camera; the file is what matters.
-    let (_, output) = run.wait(Duration::from_secs(3));
-    let files = files_in(&dir);
-    assert_eq!(files.len(), 1, "{files:?}\n{output}");
-    let probe = probe(&files[0]);
-    assert_eq!((probe.codec.as_str(), probe.width, probe.height), ("h264", 320, 240));
-    // Everything up to the last complete fragment survives: at least 2 s of the 4 s.
-    assert!(probe.frames >= 30, "only {} frames survived the kill", probe.frames);
-    assert_contiguous(&files[0], (320, 240), 0, probe.frames as u32);
 }

@@ -35,8 +35,10 @@ use std::{
 
 use arrow::buffer::Buffer;
 use dora_video_recorder::{
-    config::{Quality, RateControl},
-    encode::{Container, EncoderKind, EncoderSettings, VideoWriter, init_ffmpeg},
+    encode::{
+        Container, EncoderKind, EncoderSettings, Latency, MP4_FRAGMENT_MICROS, Quality, RateControl, VideoWriter,
+        init_ffmpeg,
+    },
     frame::{Frame, FrameFormat, PixelEncoding},
     timing::{FrameRate, PtsClock, TimestampMode},
 };
@@ -270,10 +272,19 @@ fn run_ffmpeg_cli(case: Case, raw: &Path, work: &Path, preset: &'static str) -> 
         .arg(raw)
         .args(["-c:v", "libx264", "-preset", preset, "-crf", &CRF.to_string()])
         .args(["-g", &case.gop_frames().to_string(), "-bf", "0", "-pix_fmt", "yuv420p"])
-        .args(["-movflags", FRAGMENTED_MP4_FLAGS])
+        .args(["-x264-params", &x264_params(case)])
+        .args(["-movflags", FRAGMENTED_MP4_FLAGS, "-frag_duration", &MP4_FRAGMENT_MICROS.to_string()])
         .arg(&out);
     let (usage, _) = measure(Contender::FfmpegCli, "ffmpeg", command)?;
     Some(finished_run(Contender::FfmpegCli, preset, usage, &out, None))
+}
+
+/// The recorder's default look-ahead, so the CLI runs at identical settings.
+fn x264_params(case: Case) -> String {
+    match Latency::for_fps(f64::from(case.fps)) {
+        Latency::Lookahead(frames) => format!("rc-lookahead={frames}"),
+        Latency::Zero => String::new(),
+    }
 }
 
 /// Where the reference recorder comes from.
@@ -549,13 +560,15 @@ fn encode_with_library(case: Case, raw: &Path, preset: &str, out: &Path) {
     let mut clock = PtsClock::new(TimestampMode::Source, fps, true);
     let settings = EncoderSettings {
         container: Container::Mp4,
-        quality: Quality { preset: preset.to_owned(), rate: RateControl::Crf(CRF), gop_frames: case.gop_frames() },
+        quality: Quality::new(preset, RateControl::Crf(CRF), case.gop_frames(), f64::from(case.fps)),
         fps,
         time_base: clock.time_base(),
+        fsync: true,
     };
     let format = FrameFormat { encoding: PixelEncoding::Bgr8, width: case.width, height: case.height };
-    let (mut writer, _) = VideoWriter::create(out, format, &[EncoderKind::Libx264], &settings, clock.frame_duration())
-        .expect("open libx264 and the output file");
+    let (mut writer, _) =
+        VideoWriter::create(out, format, &[EncoderKind::Libx264], &settings, clock.frame_duration(), &[])
+            .expect("open libx264 and the output file");
     let mut reader = File::open(raw).expect("open the raw frames");
     let frame_nanos = 1_000_000_000 / u64::from(case.fps);
     for index in 0..u64::from(case.frames) {

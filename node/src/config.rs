@@ -4,7 +4,7 @@
 use std::{collections::BTreeMap, path::PathBuf};
 
 use crate::{
-    encode::{CodecRequest, Container},
+    encode::{CodecRequest, Container, Latency, PRESETS, Quality, RateControl},
     timing::{FrameRate, TimestampMode},
 };
 
@@ -23,12 +23,8 @@ pub const DEFAULT_QUEUE_FRAMES: usize = 30;
 /// Default time a stopped session still accepts frames that were sent before its stop.
 pub const DEFAULT_STOP_GRACE_MS: u64 = 500;
 
-/// Presets accepted by libx264 and libx265 (NVENC gets the nearest `p1`..`p7`).
-pub const PRESETS: [&str; 9] =
-    ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"];
-
 /// Every key the node reads, in file (lower-case) spelling; the environment uses upper case.
-pub const KEYS: [&str; 14] = [
+pub const KEYS: [&str; 16] = [
     "storage",
     "format",
     "codec",
@@ -43,30 +39,12 @@ pub const KEYS: [&str; 14] = [
     "session_id",
     "queue_frames",
     "stop_grace_ms",
+    "low_latency",
+    "fsync",
 ];
 
 /// Environment variable naming the optional YAML configuration file.
 pub const CONFIG_FILE_VAR: &str = "CONFIG";
-
-/// Rate control: constant quality (default) or constant bitrate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RateControl {
-    /// Constant rate factor (libx264/libx265 `crf`, NVENC `cq`).
-    Crf(u8),
-    /// Target bits per second.
-    Bitrate(u64),
-}
-
-/// Encoder quality settings shared by all cameras.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Quality {
-    /// x264-style preset name, one of [`PRESETS`].
-    pub preset: String,
-    /// Constant quality or constant bitrate.
-    pub rate: RateControl,
-    /// Keyframe interval in frames.
-    pub gop_frames: u32,
-}
 
 /// The node's whole configuration, validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,6 +71,9 @@ pub struct Config {
     pub queue_frames: usize,
     /// How long a stopped session still accepts frames sent before the stop.
     pub stop_grace_ms: u64,
+    /// Whether each completed fragment is `fdatasync`ed (survives a power cut); `FSYNC=false`
+    /// only for benchmarks and throwaway recordings.
+    pub fsync: bool,
 }
 
 /// A configuration value that cannot be used, with what would be accepted instead.
@@ -163,7 +144,16 @@ impl Config {
             container: raw.parse("format", Container::parse, "mp4, mkv or avi")?.unwrap_or(Container::Mp4),
             codec: raw.parse("codec", CodecRequest::parse, CodecRequest::ALLOWED)?.unwrap_or(CodecRequest::Auto),
             fps,
-            quality: Quality { preset, rate, gop_frames },
+            quality: Quality {
+                preset,
+                rate,
+                gop_frames,
+                latency: match raw.parse("low_latency", parse_bool, "true or false")? {
+                    Some(true) => Latency::Zero,
+                    _ => Latency::for_fps(fps.as_f64()),
+                },
+            },
+            fsync: raw.parse("fsync", parse_bool, "true or false")?.unwrap_or(true),
             timestamps: raw
                 .parse("timestamps", TimestampMode::parse, "source or frame")?
                 .unwrap_or(TimestampMode::Source),
@@ -187,6 +177,14 @@ impl Config {
 /// Two seconds of nominal video, at least one frame.
 fn default_gop_frames(fps: FrameRate) -> u32 {
     ((fps.as_f64() * DEFAULT_GOP_SECS).round() as u32).max(1)
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
 }
 
 fn parse_preset(value: &str) -> Option<String> {
@@ -285,6 +283,15 @@ mod tests {
         assert_eq!(c.quality.gop_frames, 30, "GOP defaults to 2 s of nominal video");
         assert_eq!(c.timestamps, TimestampMode::Source);
         assert_eq!(c.queue_frames, DEFAULT_QUEUE_FRAMES);
+        assert_eq!(c.quality.latency, Latency::Lookahead(3), "0.2 s of look-ahead at 15 fps");
+        assert!(c.fsync, "fragments reach the disk by default");
+    }
+
+    #[test]
+    fn low_latency_and_fsync_are_switches() {
+        let c = config(&[("LOW_LATENCY", "true"), ("FSYNC", "false")], "").unwrap();
+        assert_eq!((c.quality.latency, c.fsync), (Latency::Zero, false));
+        assert!(config(&[("LOW_LATENCY", "maybe")], "").is_err());
     }
 
     #[test]

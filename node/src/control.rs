@@ -124,3 +124,30 @@ mod tests {
         assert!(matches!(parse_control(&text("halt"), None), Err(ControlError::UnknownText(_))));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn any_text_or_integer_parses_or_is_rejected_without_panic(
+            text in any::<String>(),
+            number in any::<i64>(),
+            session_id in prop::option::of(any::<String>()),
+        ) {
+            let _ = parse_control(&ControlPayload::Text(text), session_id.as_deref());
+            let _ = parse_control(&ControlPayload::Integer(number), session_id.as_deref());
+        }
+
+        #[test]
+        fn json_starts_keep_any_session_id_whole(id in any::<String>()) {
+            let command = serde_json::json!({"action": "start", "session_id": id}).to_string();
+            let parsed = parse_control(&ControlPayload::Text(command), None);
+            let expected = Some(id.trim()).filter(|id| !id.is_empty()).map(str::to_owned);
+            prop_assert_eq!(parsed, Ok(Control::Start { session_id: expected }));
+        }
+    }
+}

@@ -273,3 +273,38 @@ mod tests {
         assert!(!check_frame(&meta("z16", 2, 2), (None, None), 0, bytes(8)).unwrap_err().is_compressed());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn any_encoding() -> impl Strategy<Value = Option<String>> {
+        let known = prop::sample::select(vec!["bgr8", "rgb8", "rgba8", "bgra8", "mono8", "yuv420", "nv12", "jpeg", ""]);
+        prop_oneof![Just(None), known.prop_map(|s| Some(s.to_owned())), any::<String>().prop_map(Some)]
+    }
+
+    fn any_side() -> impl Strategy<Value = Option<i64>> {
+        prop_oneof![Just(None), (-4i64..70).prop_map(Some), any::<i64>().prop_map(Some)]
+    }
+
+    proptest! {
+        #[test]
+        fn any_metadata_and_payload_is_accepted_exactly_or_rejected_without_panic(
+            encoding in any_encoding(),
+            width in any_side(),
+            height in any_side(),
+            fallback in (prop::option::of(1u32..64), prop::option::of(1u32..64)),
+            payload in 0usize..20_000,
+            sent in any::<u64>(),
+        ) {
+            let metadata = FrameMetadata { encoding, width, height };
+            if let Ok(frame) = check_frame(&metadata, fallback, sent, Buffer::from_vec(vec![0u8; payload])) {
+                prop_assert_eq!(frame.data.len(), frame.format.byte_len());
+                prop_assert!(frame.format.width >= 1 && frame.format.width <= MAX_DIMENSION);
+                prop_assert!(frame.format.height >= 1 && frame.format.height <= MAX_DIMENSION);
+            }
+        }
+    }
+}

@@ -5,10 +5,15 @@
 //! thread per camera) -> `encode` (FFmpeg). Everything outside `node` is plain Rust and
 //! everything FFmpeg stays inside `encode`.
 
+pub mod closing;
 pub mod config;
+pub mod contain;
 pub mod control;
+pub mod durability;
 pub mod encode;
+pub mod fmp4;
 pub mod frame;
+pub mod limiter;
 pub mod naming;
 pub mod node;
 pub mod pipeline;
@@ -16,7 +21,8 @@ pub mod recorder;
 pub mod report;
 pub mod session;
 pub mod timing;
+pub mod wiring;
 
 pub use config::Config;
 pub use node::{run, run_from_env, run_with_wiring};
-pub use pipeline::{RunSummary, Wiring};
+pub use wiring::{RunSummary, Wiring};

@@ -1,7 +1,7 @@
 //! The dora edge: turns events into plain values for the [`Pipeline`], sends file reports on the
 //! optional `recording` output. The only module that names dora types.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arrow::{
     array::{Array, UInt8Array},
@@ -17,7 +17,8 @@ use crate::{
     config::Config,
     control::ControlPayload,
     frame::{ENCODING_KEY, FrameMetadata, HEIGHT_KEY, WIDTH_KEY},
-    pipeline::{CONTROL_INPUT, DETECTIONS_INPUT, Pipeline, RunSummary, Wiring},
+    pipeline::Pipeline,
+    wiring::{CONTROL_INPUT, DETECTIONS_INPUT, RunSummary, Wiring},
 };
 
 /// Optional output with one event per file started, finished or failed.
@@ -56,12 +57,24 @@ pub fn run_with_wiring(
         codec = config.codec.name(), format = config.container.extension(), fps = config.fps.as_f64(),
         "recorder ready"
     );
+    let upstream = upstream_nodes(&node);
     let mut pipeline = Pipeline::new(config, wiring)?;
     while let Some(event) = events.recv_timeout(TICK) {
         let now = Instant::now();
         match event {
             Event::Input { id, metadata, data } => on_input(&mut pipeline, id.as_str(), &metadata, data, now),
-            Event::InputClosed { id } => tracing::debug!(input = %id, "input closed"),
+            Event::InputClosed { id } => pipeline.on_camera_gone(id.as_str(), unix_nanos_now(), now),
+            Event::NodeFailed { affected_input_ids, error, source_node_id } => {
+                tracing::warn!(node = %source_node_id, "upstream node failed: {error}");
+                for input in affected_input_ids {
+                    pipeline.on_camera_gone(input.as_str(), unix_nanos_now(), now);
+                }
+            }
+            Event::NodeRestarted { id } => {
+                for input in inputs_from(&upstream, id.as_ref()) {
+                    pipeline.on_camera_gone(input, unix_nanos_now(), now);
+                }
+            }
             // Inputs queued before the stop still arrive: keep going until the stream ends.
             Event::Stop(StopCause::Manual) => tracing::info!("stop requested: encoding queued frames, then finalizing"),
             Event::Stop(_) => tracing::info!("all inputs closed: finalizing"),
@@ -82,6 +95,30 @@ pub fn run_with_wiring(
     let summary = pipeline.summary().clone();
     tracing::info!(?summary, "recorder done");
     Ok(summary)
+}
+
+/// Wall-clock now in the frames' time scale (dora's HLC time is the sender's wall clock).
+fn unix_nanos_now() -> u64 {
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// `(source node, input id)` for every input, to know which cameras a restarted node feeds.
+/// A mapping prints as `node/output` (`dora/timer/...` for dora's own sources).
+fn upstream_nodes(node: &DoraNode) -> Vec<(String, String)> {
+    node.node_config()
+        .inputs
+        .iter()
+        .filter_map(|(input, config)| {
+            let mapping = config.mapping.to_string();
+            let (source, _) = mapping.split_once('/')?;
+            Some((source.to_owned(), input.to_string()))
+        })
+        .collect()
+}
+
+fn inputs_from<'a>(upstream: &'a [(String, String)], node: &'a str) -> impl Iterator<Item = &'a str> {
+    upstream.iter().filter(move |(source, _)| source == node).map(|(_, input)| input.as_str())
 }
 
 fn on_input(pipeline: &mut Pipeline, id: &str, metadata: &Metadata, data: DoraArray, now: Instant) {

@@ -2,7 +2,7 @@
 //! times), camera workers and file reports out. The dora event loop in [`crate::node`] feeds it.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::BTreeMap,
     sync::mpsc::{self, Receiver, Sender},
     thread::JoinHandle,
     time::{Duration, Instant},
@@ -12,105 +12,25 @@ use arrow::buffer::Buffer;
 use eyre::{WrapErr, eyre};
 
 use crate::{
+    closing::ClosingCameras,
     config::Config,
     control::{Control, ControlPayload, parse_control},
     encode::{EncoderSettings, ResolvedCodec, resolve_codec},
     frame::{FrameMetadata, FrameRejection, check_frame},
+    limiter::LogLimiter,
     recorder::{CameraRecorder, RecorderSpec, Submitted},
     report::{FileReport, FileStatus},
     session::{SessionRef, Timeline, UnboundFrames},
     timing::PtsClock,
+    wiring::{RunSummary, Wiring},
 };
-
-/// Input carrying session start/stop messages.
-pub const CONTROL_INPUT: &str = "control";
-/// Input reserved for detector output (clips with pre-roll); not a camera.
-pub const DETECTIONS_INPUT: &str = "detections";
 
 /// Unbound frames held for a `start` that may arrive late (dora delivers a control message at
 /// most a frame or two behind frames sent after it).
 const UNBOUND_CAPACITY: usize = 16;
-/// At most one log line per problem and camera in this period; the rest are counted.
-const LOG_PERIOD: Duration = Duration::from_secs(5);
-
-/// What a whole run did, for the last log line and for tests.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RunSummary {
-    /// Files finalized.
-    pub files_finished: u64,
-    /// File events with an error.
-    pub files_failed: u64,
-    /// Frames encoded into finished files.
-    pub frames_recorded: u64,
-    /// Compressed payloads skipped.
-    pub frames_compressed: u64,
-    /// Malformed frames rejected.
-    pub frames_invalid: u64,
-    /// Frames sent while no session was active.
-    pub frames_unbound: u64,
-    /// Frames dropped because an encoder fell behind.
-    pub frames_dropped: u64,
-    /// Control messages that could not be understood.
-    pub bad_control: u64,
-}
 
 /// A session's resolved encoders, or why none opens.
 type SessionCodec = Result<ResolvedCodec, String>;
-
-/// Static facts about the dataflow the node runs in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Wiring {
-    /// Camera input ids as wired (may be empty when unknown, e.g. in tests).
-    pub cameras: Vec<String>,
-    /// Whether a `control` input is wired.
-    pub control_wired: bool,
-    /// Session id for a run without control input.
-    pub default_session_id: String,
-}
-
-impl Wiring {
-    /// Classifies the node's input ids: `control` binds sessions, `detections` is reserved,
-    /// everything else is a camera.
-    pub fn from_inputs(inputs: impl IntoIterator<Item = String>, default_session_id: String) -> Self {
-        let inputs: Vec<String> = inputs.into_iter().collect();
-        Self {
-            cameras: inputs
-                .iter()
-                .filter(|id| ![CONTROL_INPUT, DETECTIONS_INPUT].contains(&id.as_str()))
-                .cloned()
-                .collect(),
-            control_wired: inputs.iter().any(|id| id == CONTROL_INPUT),
-            default_session_id,
-        }
-    }
-}
-
-/// Rate-limits log lines per key: the first in each period passes, the rest are counted.
-#[derive(Debug, Default)]
-pub struct LogLimiter {
-    last: HashMap<String, (Instant, u64)>,
-}
-
-impl LogLimiter {
-    /// `Some(suppressed since the last line)` if a line may be logged now.
-    pub fn allow(&mut self, key: &str, now: Instant) -> Option<u64> {
-        match self.last.get_mut(key) {
-            Some((at, suppressed)) if now.duration_since(*at) < LOG_PERIOD => {
-                *suppressed += 1;
-                None
-            }
-            Some(entry) => {
-                let suppressed = entry.1;
-                *entry = (now, 0);
-                Some(suppressed)
-            }
-            None => {
-                self.last.insert(key.to_owned(), (now, 0));
-                Some(0)
-            }
-        }
-    }
-}
 
 /// The recorder: sessions, camera workers, counters.
 pub struct Pipeline {
@@ -128,14 +48,14 @@ pub struct Pipeline {
     fallback_logged: bool,
     limiter: LogLimiter,
     summary: RunSummary,
+    /// Recorders of cameras that went away, taking their last frames.
+    closing: ClosingCameras<(u64, String), CameraRecorder>,
 }
 
 impl Pipeline {
     /// Validates what can be checked before the first frame: the storage folder and an explicit codec.
     pub fn new(config: Config, wiring: Wiring) -> eyre::Result<Self> {
-        std::fs::create_dir_all(&config.storage).wrap_err_with(|| {
-            format!("cannot create STORAGE folder {}: check the path and permissions", config.storage.display())
-        })?;
+        check_storage(&config.storage)?;
         if config.codec.is_explicit() {
             resolve_codec(config.codec, &probe_settings(&config)).map_err(|e| {
                 eyre!(
@@ -161,6 +81,7 @@ impl Pipeline {
             fallback_logged: false,
             limiter: LogLimiter::default(),
             summary: RunSummary::default(),
+            closing: ClosingCameras::default(),
         })
     }
 
@@ -238,6 +159,23 @@ impl Pipeline {
         }
     }
 
+    /// A camera went away at wall-clock `closed_nanos` (its input closed, its node failed or
+    /// restarted): its files are finalized once frames it sent before had time to arrive; the
+    /// session and the other cameras go on, and frames it sends later start a new file of the
+    /// same session.
+    pub fn on_camera_gone(&mut self, camera: &str, closed_nanos: u64, now: Instant) {
+        if !self.wiring.is_camera(camera) {
+            return;
+        }
+        let keys: Vec<(u64, String)> = self.recorders.keys().filter(|(_, name)| name == camera).cloned().collect();
+        tracing::info!(camera, files = keys.len(), "camera input closed: finalizing its file");
+        for key in keys {
+            if let Some(recorder) = self.recorders.remove(&key) {
+                self.closing.close(key, recorder, closed_nanos, now + self.timeline.grace());
+            }
+        }
+    }
+
     /// Frames dora's own input queue dropped before they reached the node.
     pub fn on_queue_drops(&mut self, input: &str, frames: u64, now: Instant) {
         self.summary.frames_dropped += frames;
@@ -261,6 +199,9 @@ impl Pipeline {
         for session in self.timeline.take_expired(now) {
             self.end_session(&session);
         }
+        for recorder in self.closing.take_due(now) {
+            self.finishing.push(recorder.finish());
+        }
         self.reap_workers(false);
     }
 
@@ -273,7 +214,10 @@ impl Pipeline {
                     self.summary.files_finished += 1;
                     self.summary.frames_recorded += report.frames;
                 }
-                (_, Some(_)) => self.summary.files_failed += 1,
+                (_, Some(_)) => {
+                    self.summary.files_failed += 1;
+                    self.summary.worker_panics += u64::from(report.panicked);
+                }
                 _ => {}
             }
         }
@@ -328,16 +272,23 @@ impl Pipeline {
                 self.finishing.push(recorder.finish());
             }
         }
+        for recorder in self.closing.take_matching(|(serial, _)| *serial == session.serial) {
+            self.finishing.push(recorder.finish());
+        }
         self.sessions.remove(&session.serial);
         tracing::debug!(session = %session.id, "session ended");
     }
 
     fn submit(&mut self, session: &SessionRef, camera: &str, frame: crate::frame::Frame, now: Instant) {
-        let Some(recorder) = self.recorder_for(session, camera, now) else {
-            self.summary.frames_dropped += 1;
-            return;
+        let key = (session.serial, camera.to_owned());
+        let submitted = match self.closing.route(&key, frame.sent_nanos) {
+            Some(late) => late.submit(frame),
+            None => match self.recorder_for(session, camera, now) {
+                Some(recorder) => recorder.submit(frame),
+                None => Submitted::Dropped,
+            },
         };
-        if recorder.submit(frame) == Submitted::Dropped {
+        if submitted == Submitted::Dropped {
             self.summary.frames_dropped += 1;
             if let Some(suppressed) = self.limiter.allow(&format!("behind/{camera}"), now) {
                 tracing::warn!(session = %session.id, camera, suppressed, queue_frames = self.config.queue_frames, "encoder is behind: queue full, frame dropped; use a faster PRESET or lower FPS/size");
@@ -364,6 +315,7 @@ impl Pipeline {
                 fps: self.config.fps,
                 timestamps: self.config.timestamps,
                 queue_frames: self.config.queue_frames,
+                fsync: self.config.fsync,
             };
             match CameraRecorder::spawn(spec, camera.to_owned(), self.reports_tx.clone()) {
                 Ok(recorder) => {
@@ -414,6 +366,20 @@ impl Pipeline {
     }
 }
 
+/// Creates the storage folder and proves it takes a file, so a wrong path fails at startup with
+/// one clear error instead of at the first frame.
+fn check_storage(storage: &std::path::Path) -> eyre::Result<()> {
+    let shown = storage.display();
+    std::fs::create_dir_all(storage)
+        .wrap_err_with(|| format!("cannot create STORAGE folder {shown}: check the path and permissions"))?;
+    let probe = storage.join(format!(".dora-video-recorder-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"ok").wrap_err_with(|| {
+        format!("STORAGE folder {shown} is not writable: check its permissions, that it is not mounted read-only, and free space")
+    })?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
 /// Settings for the codec probe: real quality options, a time base like the files'.
 fn probe_settings(config: &Config) -> EncoderSettings {
     let clock = PtsClock::new(config.timestamps, config.fps, config.container.variable_rate());
@@ -422,30 +388,6 @@ fn probe_settings(config: &Config) -> EncoderSettings {
         quality: config.quality.clone(),
         fps: config.fps,
         time_base: clock.time_base(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wiring_treats_every_unreserved_input_as_a_camera() {
-        let inputs = ["image", "control", "detections", "depth"].map(String::from);
-        let wiring = Wiring::from_inputs(inputs, "flow".into());
-        assert_eq!(wiring.cameras, vec!["image".to_owned(), "depth".to_owned()]);
-        assert!(wiring.control_wired);
-        assert!(!Wiring::from_inputs(["image".to_owned()], "flow".into()).control_wired);
-    }
-
-    #[test]
-    fn log_limiter_passes_one_line_per_period_and_counts_the_rest() {
-        let t0 = Instant::now();
-        let mut limiter = LogLimiter::default();
-        assert_eq!(limiter.allow("a", t0), Some(0));
-        assert_eq!(limiter.allow("a", t0 + Duration::from_secs(1)), None);
-        assert_eq!(limiter.allow("a", t0 + Duration::from_secs(2)), None);
-        assert_eq!(limiter.allow("b", t0), Some(0), "keys are independent");
-        assert_eq!(limiter.allow("a", t0 + LOG_PERIOD), Some(2));
+        fsync: config.fsync,
     }
 }

@@ -16,8 +16,8 @@ use std::{
 };
 
 use crate::{
-    config::Quality,
-    encode::{CodecRequest, Container, EncodeError, EncoderKind, EncoderSettings, VideoWriter},
+    contain::contain_panic,
+    encode::{CodecRequest, Container, EncodeError, EncoderKind, EncoderSettings, Quality, VideoWriter},
     frame::{Frame, FrameFormat},
     naming,
     report::{FileReport, FileStatus},
@@ -51,6 +51,8 @@ pub struct RecorderSpec {
     pub timestamps: TimestampMode,
     /// Encoder queue bound, in frames.
     pub queue_frames: usize,
+    /// Whether completed fragments are synced to disk.
+    pub fsync: bool,
 }
 
 /// Counts shared between the event loop and the worker, taken by the file they land in.
@@ -87,7 +89,8 @@ impl CameraRecorder {
         let (commands, queue) = mpsc::sync_channel(spec.queue_frames);
         let counters = Arc::new(Counters::default());
         let worker_counters = Arc::clone(&counters);
-        let thread_name = format!("encode-{}-{camera}", spec.session.id);
+        // Thread names cannot hold NUL bytes: never build one from a session id as sent.
+        let thread_name = naming::thread_name(&camera);
         let worker = std::thread::Builder::new().name(thread_name).spawn(move || {
             Worker { spec, camera, counters: worker_counters, reports, file: None, retry_at: None }.run(queue);
         })?;
@@ -144,9 +147,13 @@ struct Worker {
 impl Worker {
     fn run(mut self, queue: Receiver<Command>) {
         while let Ok(Command::Frame(frame)) = queue.recv() {
-            self.record(&frame);
+            if let Err(panic) = contain_panic(|| self.record(&frame)) {
+                self.abandon_after_panic(&panic);
+            }
         }
-        self.close_file(None);
+        if let Err(panic) = contain_panic(|| self.close_file(None)) {
+            self.abandon_after_panic(&panic);
+        }
         let skipped = self.counters.skipped.swap(0, Ordering::Relaxed);
         let dropped = self.counters.dropped.swap(0, Ordering::Relaxed);
         if skipped + dropped > 0 {
@@ -169,6 +176,24 @@ impl Worker {
             Ok(()) => file.frames += 1,
             Err(error) => self.close_file(Some(error)),
         }
+    }
+
+    /// A bug panicked while this camera was recording: the file keeps what its completed fragments
+    /// hold, the panic is reported as the file's failure, and the next frame opens a new file.
+    fn abandon_after_panic(&mut self, panic: &str) {
+        let error = EncodeError::Panic { reason: panic.to_owned() };
+        let path = self.file.as_ref().map(|file| file.path.clone());
+        let frames = self.file.as_ref().map_or(0, |file| file.frames);
+        // Finalizing may hit the same bug: let a second panic drop the file instead.
+        if contain_panic(|| self.close_file(Some(error.clone()))).is_err() {
+            self.file = None;
+            let mut report = self.report(FileStatus::Failed, path);
+            report.frames = frames;
+            report.error = Some(error.to_string());
+            report.panicked = true;
+            let _ = self.reports.send(report);
+        }
+        tracing::error!(session = %self.spec.session.id, camera = %self.camera, "{error}");
     }
 
     /// Opens the next file for `frame`'s format; false if that failed (or is backing off).
@@ -195,8 +220,11 @@ impl Worker {
             quality: self.spec.quality.clone(),
             fps: self.spec.fps,
             time_base: clock.time_base(),
+            fsync: self.spec.fsync,
         };
-        match VideoWriter::create(&path, frame.format, &self.spec.candidates, &settings, clock.frame_duration()) {
+        let tags = file_tags(&self.spec.session.id, &self.camera, frame.sent_nanos);
+        match VideoWriter::create(&path, frame.format, &self.spec.candidates, &settings, clock.frame_duration(), &tags)
+        {
             Ok((writer, passed_over)) => {
                 for passed_over in passed_over {
                     let (reason, encoder) = (passed_over.reason(), writer.encoder_kind().ffmpeg_name());
@@ -240,6 +268,7 @@ impl Worker {
             Err(_) => report.path.as_ref().and_then(|p| std::fs::metadata(p).ok()).map_or(0, |m| m.len()),
         };
         report.error = error.as_ref().map(ToString::to_string);
+        report.panicked = matches!(error, Some(EncodeError::Panic { .. }));
         if let Ok(written) = &finished
             && written.packets != file.frames
         {
@@ -286,6 +315,33 @@ impl Worker {
             duration_secs: 0.0,
             bytes: 0,
             error: None,
+            panicked: false,
         }
+    }
+}
+
+/// Metadata written into each file: when its first frame was sent, and the full session id and
+/// camera (file names only carry a shortened, sanitized form).
+fn file_tags(session_id: &str, camera: &str, first_frame_unix_nanos: u64) -> Vec<(&'static str, String)> {
+    let seconds = (first_frame_unix_nanos / 1_000_000_000) as i64;
+    let nanos = (first_frame_unix_nanos % 1_000_000_000) as u32;
+    let created = chrono::DateTime::from_timestamp(seconds, nanos).unwrap_or_default();
+    vec![
+        ("creation_time", created.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()),
+        ("session_id", session_id.to_owned()),
+        ("camera", camera.to_owned()),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_tags_carry_utc_creation_time_and_the_full_ids() {
+        let tags = file_tags("run\0/ä", "front", 1_704_164_645_123_456_789);
+        assert_eq!(tags[0], ("creation_time", "2024-01-02T03:04:05.123456Z".to_owned()));
+        assert_eq!(tags[1], ("session_id", "run\0/ä".to_owned()));
+        assert_eq!(tags[2], ("camera", "front".to_owned()));
     }
 }

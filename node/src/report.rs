@@ -57,6 +57,8 @@ pub struct FileReport {
     pub bytes: u64,
     /// Why it failed.
     pub error: Option<String>,
+    /// Whether the failure was a panic inside the recorder (a bug, contained to this file).
+    pub panicked: bool,
 }
 
 impl FileReport {
@@ -107,6 +109,7 @@ mod tests {
             duration_secs: 2.8,
             bytes: 1000,
             error: None,
+            panicked: false,
         };
         let array = report.to_arrow();
         let row = array.as_struct();

@@ -53,6 +53,11 @@ impl Timeline {
         Self { spans: Vec::new(), grace, next_serial: 1 }
     }
 
+    /// How long a stopped session still takes frames sent before its stop.
+    pub fn grace(&self) -> Duration {
+        self.grace
+    }
+
     /// The active (not yet stopped) session.
     pub fn active(&self) -> Option<&SessionRef> {
         self.spans.iter().find(|span| span.stop.is_none()).map(|span| &span.session)

@@ -5,7 +5,9 @@
 
 mod support;
 
-use dora_video_recorder::encode::{CodecRequest, Container, EncoderKind, EncoderSettings, probe_encoder};
+use dora_video_recorder::encode::{
+    CodecRequest, Container, EncoderKind, EncoderSettings, Quality, RateControl, probe_encoder,
+};
 use serde_json::json;
 use support::{Script, events_with_status, files_in, first_frame_rgb, probe, temp_storage};
 
@@ -293,14 +295,22 @@ fn mkv_avi_and_hevc_containers_hold_every_frame() {
 }
 
 #[test]
-fn mp4_is_fragmented_so_a_crash_keeps_what_was_written() {
-    let dir = temp_storage("fragmented");
+fn a_finished_mp4_is_indexed_and_its_fragments_are_kept_as_free_space() {
+    let dir = temp_storage("hybrid");
     let storage = storage_env(&dir);
-    let (result, _) = Script::new(&CAMERA).frames("image", 0.0, 0.1, 5, 32, 32).stop(0.6).run(&[("STORAGE", &storage)]);
+    let (result, _) =
+        Script::new(&CAMERA).frames("image", 0.0, 0.1, 25, 32, 32).stop(2.6).run(&[("STORAGE", &storage)]);
     result.unwrap();
-    let bytes = std::fs::read(&files_in(&dir)[0]).unwrap();
-    let has = |atom: &[u8]| bytes.windows(4).any(|w| w == atom);
-    assert!(has(b"moof") && has(b"mfra"), "fragmented MP4 atoms are present");
+    let boxes = e2e::top_level_boxes(&files_in(&dir)[0]);
+    assert_eq!(boxes.first().map(String::as_str), Some("ftyp"), "{boxes:?}");
+    assert_eq!(boxes.last().map(String::as_str), Some("moov"), "a complete index at the end: {boxes:?}");
+    assert_eq!(boxes.iter().filter(|b| *b == "moov").count(), 1, "{boxes:?}");
+    assert!(!boxes.iter().any(|b| b == "moof"), "fragment headers became free space: {boxes:?}");
+    assert!(boxes.iter().filter(|b| *b == "mdat").count() >= 5, "2.5 s in fragments of at most 0.4 s: {boxes:?}");
+    let probe = probe(&files_in(&dir)[0]);
+    assert_eq!(probe.frames, 25);
+    // 24 intervals of 0.1 s, and the last frame lasts one nominal frame (1/15 s).
+    assert!((probe.duration - (2.4 + 1.0 / 15.0)).abs() < 0.02, "duration {}", probe.duration);
 }
 
 /// Whether this machine can really open NVENC (false on CI: Debian's FFmpeg lists it, no GPU).
@@ -308,13 +318,10 @@ fn nvenc_opens() -> bool {
     dora_video_recorder::encode::init_ffmpeg().unwrap();
     let settings = EncoderSettings {
         container: Container::Mp4,
-        quality: dora_video_recorder::config::Quality {
-            preset: "veryfast".into(),
-            rate: dora_video_recorder::config::RateControl::Crf(23),
-            gop_frames: 30,
-        },
+        quality: Quality::new("veryfast", RateControl::Crf(23), 30, 15.0),
         fps: dora_video_recorder::timing::FrameRate::from_f64(15.0).unwrap(),
         time_base: dora_video_recorder::timing::TimeBase::MICROS,
+        fsync: false,
     };
     probe_encoder(EncoderKind::H264Nvenc, &settings).is_ok()
 }

@@ -2,7 +2,7 @@
 //! [`draw_frame`] image on the `image` output with the usual dora image metadata; after
 //! `MAX_FRAMES` frames it returns, which closes the output for downstream nodes.
 
-use std::fmt;
+use std::{fmt, io::Write};
 
 use arrow::array::UInt8Array;
 use dora_node_api::{
@@ -29,6 +29,9 @@ pub const HEIGHT_KEY: &str = "HEIGHT";
 pub const ENCODING_KEY: &str = "ENCODING";
 /// Environment key of the frame limit.
 pub const MAX_FRAMES_KEY: &str = "MAX_FRAMES";
+/// Environment key of an optional file that gets one line per frame sent: `INDEX UNIX_NANOS`
+/// (appended and written through at once, so tests can tell what was sent before a crash).
+pub const SEND_LOG_KEY: &str = "SEND_LOG";
 
 /// Frame width when `WIDTH` is unset.
 pub const DEFAULT_WIDTH: u32 = 640;
@@ -51,12 +54,14 @@ pub const PRIMITIVE_IMAGE: &str = "image";
 pub const FRAME_INDEX_PARAM: &str = "frame_index";
 
 /// The camera's settings, read once at startup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatternSettings {
     /// Size and encoding of every frame.
     pub format: FrameFormat,
     /// Frames to send before exiting; `None` sends until the dataflow stops.
     pub max_frames: Option<u64>,
+    /// Where to log each frame sent, if anywhere.
+    pub send_log: Option<std::path::PathBuf>,
 }
 
 impl PatternSettings {
@@ -71,7 +76,8 @@ impl PatternSettings {
         let height = env::number_in(&lookup, HEIGHT_KEY, MIN_HEIGHT..=MAX_DIMENSION, DEFAULT_HEIGHT)?;
         let encoding = read_encoding(&lookup)?;
         let max_frames = read_max_frames(&lookup)?;
-        Ok(Self { format: FrameFormat::new(width, height, encoding)?, max_frames })
+        let send_log = env::value(&lookup, SEND_LOG_KEY).map(std::path::PathBuf::from);
+        Ok(Self { format: FrameFormat::new(width, height, encoding)?, max_frames, send_log })
     }
 }
 
@@ -110,7 +116,7 @@ fn read_max_frames(lookup: &impl Fn(&str) -> Option<String>) -> eyre::Result<Opt
 /// number of frames sent. Logs the settings at start and the count at the end to stderr.
 pub fn run(mut node: DoraNode, mut events: EventStream, settings: &PatternSettings) -> eyre::Result<u64> {
     eprintln!("dora-test-pattern: {settings}");
-    let mut camera = Camera::new(settings);
+    let mut camera = Camera::new(settings)?;
     while let Some(event) = events.recv() {
         match event {
             Event::Input { id, metadata, .. } if id.as_str() == TICK_INPUT => {
@@ -137,12 +143,29 @@ struct Camera {
     frames_sent: u64,
     /// Timestamp of the first tick: frame times are measured from it.
     first_tick: Option<NTP64>,
+    send_log: Option<std::fs::File>,
 }
 
 impl Camera {
     /// A camera that has sent nothing yet.
-    fn new(settings: &PatternSettings) -> Self {
-        Self { format: settings.format, max_frames: settings.max_frames, frames_sent: 0, first_tick: None }
+    fn new(settings: &PatternSettings) -> eyre::Result<Self> {
+        let send_log = match &settings.send_log {
+            Some(path) => Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .wrap_err_with(|| format!("cannot open {SEND_LOG_KEY} file {}", path.display()))?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            format: settings.format,
+            max_frames: settings.max_frames,
+            frames_sent: 0,
+            first_tick: None,
+            send_log,
+        })
     }
 
     /// Draws and sends the next frame for a tick sent at `tick_time`.
@@ -153,6 +176,10 @@ impl Camera {
         let parameters = frame_parameters(&self.format, self.frames_sent);
         node.send_output(DataId::from(IMAGE_OUTPUT.to_owned()), parameters, UInt8Array::from(payload))
             .wrap_err_with(|| format!("cannot send frame {}", self.frames_sent))?;
+        if let Some(log) = &mut self.send_log {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            writeln!(log, "{} {}", self.frames_sent, now.as_nanos()).wrap_err("cannot write the send log")?;
+        }
         self.frames_sent += 1;
         Ok(())
     }

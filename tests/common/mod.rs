@@ -16,6 +16,15 @@ use std::{
 
 use serde_json::Value;
 
+pub mod boxes;
+pub mod browser;
+pub use boxes::{decode_errors, format_tag, top_level_boxes};
+pub use browser::{Playback, play_in_chromium};
+pub mod frames;
+pub use frames::{SentFrame, frame_indices, read_send_log, recorder_pids, signal};
+pub mod tmpfs;
+pub use tmpfs::Tmpfs;
+
 /// What ffprobe says about a file's first video stream.
 #[derive(Debug, Clone)]
 pub struct Probe {
@@ -164,6 +173,11 @@ impl Background {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e} (run scripts/setup.sh)", dora_cli().display()));
         Self { child, log }
+    }
+
+    /// The `dora` process id (to signal it as a user's Ctrl-C would).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Waits up to `timeout` for it to exit (killing it then) and returns its status and output.

@@ -1,6 +1,6 @@
 //! Codec choice and per-encoder options. Pure: no FFmpeg calls, so every mapping is unit-tested.
 
-use crate::config::{Quality, RateControl};
+use super::quality::{Latency, Quality, RateControl};
 
 /// The codec a user asks for; resolved to concrete [`EncoderKind`] candidates in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,8 +118,16 @@ impl EncoderKind {
                     RateControl::Crf(crf) => options.push(("crf", crf.to_string())),
                     RateControl::Bitrate(bps) => options.push(("bufsize", (bps * 2).to_string())),
                 }
+                let mut params = Vec::new();
+                match quality.latency {
+                    Latency::Zero => options.push(("tune", "zerolatency".to_owned())),
+                    Latency::Lookahead(frames) => params.push(format!("rc-lookahead={frames}")),
+                }
                 if self == Self::Libx265 {
-                    options.push(("x265-params", "log-level=error".to_owned()));
+                    params.push("log-level=error".to_owned());
+                    options.push(("x265-params", params.join(":")));
+                } else if !params.is_empty() {
+                    options.push(("x264-params", params.join(":")));
                 }
             }
             Self::H264Nvenc | Self::HevcNvenc => {
@@ -130,6 +138,10 @@ impl EncoderKind {
                         options.push(("cq", crf.to_string()));
                     }
                     RateControl::Bitrate(_) => options.push(("rc", "cbr".to_owned())),
+                }
+                if quality.latency == Latency::Zero {
+                    options.push(("zerolatency", "1".to_owned()));
+                    options.push(("delay", "0".to_owned()));
                 }
             }
         }
@@ -155,7 +167,7 @@ mod tests {
     use super::*;
 
     fn quality(rate: RateControl) -> Quality {
-        Quality { preset: "veryfast".into(), rate, gop_frames: 30 }
+        Quality { preset: "veryfast".into(), rate, gop_frames: 30, latency: Latency::Lookahead(3) }
     }
 
     #[test]
@@ -178,15 +190,28 @@ mod tests {
     #[test]
     fn software_encoders_use_crf_or_a_buffer_for_bitrate() {
         let crf = EncoderKind::Libx264.options(&quality(RateControl::Crf(20)));
-        assert_eq!(crf, vec![("preset", "veryfast".into()), ("crf", "20".into())]);
+        assert_eq!(
+            crf,
+            vec![("preset", "veryfast".into()), ("crf", "20".into()), ("x264-params", "rc-lookahead=3".into())]
+        );
         let cbr = EncoderKind::Libx265.options(&quality(RateControl::Bitrate(1_000_000)));
         assert!(cbr.contains(&("bufsize", "2000000".into())));
         assert!(cbr.iter().any(|(key, _)| *key == "x265-params"));
     }
 
     #[test]
+    fn zero_latency_tunes_each_encoder_its_own_way() {
+        let zero = Quality { latency: Latency::Zero, ..quality(RateControl::Crf(23)) };
+        assert!(EncoderKind::Libx264.options(&zero).contains(&("tune", "zerolatency".into())));
+        assert!(!EncoderKind::Libx264.options(&zero).iter().any(|(key, _)| *key == "x264-params"));
+        assert!(EncoderKind::Libx265.options(&zero).contains(&("x265-params", "log-level=error".into())));
+        let nvenc = EncoderKind::H264Nvenc.options(&zero);
+        assert!(nvenc.contains(&("zerolatency", "1".into())) && !nvenc.iter().any(|(key, _)| *key == "tune"));
+    }
+
+    #[test]
     fn every_x264_preset_maps_to_an_nvenc_preset() {
-        for preset in crate::config::PRESETS {
+        for preset in super::super::PRESETS {
             assert!(nvenc_preset(preset).starts_with('p'));
         }
         assert_eq!(nvenc_preset("ultrafast"), "p1");

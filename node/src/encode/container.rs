@@ -11,9 +11,10 @@ pub enum Container {
     Avi,
 }
 
-/// Longest MP4 fragment in microseconds: what a crash can lose at most (plus the encoder's delay),
-/// independent of the GOP length.
-pub const MP4_FRAGMENT_MICROS: u32 = 1_000_000;
+/// Longest MP4 fragment in microseconds: what a crash can lose at most (plus the encoder's delay,
+/// see [`super::LOOKAHEAD_SECS`]), independent of the GOP length. Fragments need not start at a
+/// keyframe; each costs about 100 bytes of `moof` and one background `fdatasync`.
+pub const MP4_FRAGMENT_MICROS: u32 = 400_000;
 
 impl Container {
     /// Parses `FORMAT`.
@@ -54,12 +55,19 @@ impl Container {
         !matches!(self, Self::Avi)
     }
 
+    /// Whether a finished file gets a complete index (the hybrid MP4; see [`crate::fmp4`]), and
+    /// a file cut short by a write error can be trimmed to its last complete fragment.
+    pub fn indexable(self) -> bool {
+        self == Self::Mp4
+    }
+
     /// Muxer options for `write_header`. `flush_packets` pushes each packet past the 32 KiB I/O
     /// buffer, without which even a fragmented MP4 loses everything on SIGKILL.
     pub fn header_options(self) -> Vec<(&'static str, String)> {
         let mut options = vec![("flush_packets", "1".to_owned())];
         if self == Self::Mp4 {
-            options.push(("movflags", "+frag_keyframe+empty_moov+default_base_moof".to_owned()));
+            // `use_metadata_tags` keeps our own keys (`session_id`, `camera`) in the file.
+            options.push(("movflags", "+frag_keyframe+empty_moov+default_base_moof+use_metadata_tags".to_owned()));
             options.push(("frag_duration", MP4_FRAGMENT_MICROS.to_string()));
         }
         options

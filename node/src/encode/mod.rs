@@ -4,11 +4,13 @@
 mod codec;
 mod container;
 mod convert;
+mod quality;
 mod writer;
 
 pub use codec::{CodecRequest, EncoderKind, nvenc_preset};
 pub use container::{Container, MP4_FRAGMENT_MICROS};
 pub use convert::{PlaneLayout, padded_size, plane_layouts};
+pub use quality::{LOOKAHEAD_SECS, Latency, PRESETS, Quality, RateControl};
 pub use writer::{EncodeError, EncoderSettings, VideoWriter, WrittenFile, init_ffmpeg, probe_encoder};
 mod resolve;
 pub use resolve::{ResolvedCodec, resolve_codec};

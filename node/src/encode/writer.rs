@@ -1,16 +1,21 @@
 //! One video file: an opened encoder (with fallback through the candidates), the muxer, and the
 //! packet plumbing. Created and used on one worker thread (swscale contexts are not `Send`).
 
-use std::path::{Path, PathBuf};
+use std::{
+    fs::File,
+    path::{Path, PathBuf},
+};
 
 use ffmpeg_next::{self as ff, Codec, Dictionary, Packet, Rational, codec, encoder, format};
 
+use super::quality::{Quality, RateControl};
 use super::{
     Container, EncoderKind,
     convert::{Converter, ENCODER_PIXEL},
 };
 use crate::{
-    config::{Quality, RateControl},
+    durability::{FragmentSyncer, SyncStats},
+    fmp4,
     frame::{Frame, FrameFormat},
     timing::{FrameRate, TimeBase},
 };
@@ -30,6 +35,8 @@ pub struct EncoderSettings {
     pub fps: FrameRate,
     /// Time base of the PTS values handed to [`VideoWriter::write`].
     pub time_base: TimeBase,
+    /// Whether completed fragments are `fdatasync`ed in the background.
+    pub fsync: bool,
 }
 
 /// Why encoding could not start or go on.
@@ -69,6 +76,14 @@ pub enum EncodeError {
         /// FFmpeg's error.
         reason: String,
     },
+    /// A bug panicked while recording; the file keeps its completed fragments.
+    #[error(
+        "the recorder panicked while writing this file ({reason}); it keeps its completed fragments. Please report this bug"
+    )]
+    Panic {
+        /// The panic message.
+        reason: String,
+    },
 }
 
 impl EncodeError {
@@ -79,6 +94,7 @@ impl EncodeError {
             Self::EncoderOpen { encoder, reason, .. } => format!("{encoder} does not open ({reason})"),
             Self::Output { path, reason } => format!("cannot write {}: {reason}", path.display()),
             Self::Encode { path, reason } => format!("encoding {} failed: {reason}", path.display()),
+            Self::Panic { reason } => format!("the recorder panicked: {reason}"),
         }
     }
 }
@@ -94,6 +110,13 @@ pub struct WrittenFile {
     pub packets: u64,
     /// File size in bytes.
     pub bytes: u64,
+    /// Whether the MP4 got its complete index (right duration in every player); `false` for
+    /// other containers, or when indexing failed and the file stayed fragmented (it still plays).
+    pub indexed: bool,
+    /// Background syncs of this file.
+    pub sync: SyncStats,
+    /// Most frames the encoder held at once: its delay, part of what a crash loses.
+    pub encoder_delay_frames: u64,
 }
 
 /// Initializes FFmpeg once per process and keeps its own logging to real problems.
@@ -184,7 +207,34 @@ pub struct VideoWriter {
     encoder_time_base: Rational,
     stream_time_base: Rational,
     frame_duration: i64,
+    frames: u64,
     packets: u64,
+    encoder_delay_frames: u64,
+    indexable: bool,
+    durability: Option<Durability>,
+}
+
+/// The background sync of a file and what tells it a fragment completed: with `flush_packets`,
+/// a fragmented MP4 grows only when the muxer writes a whole fragment.
+struct Durability {
+    syncer: FragmentSyncer,
+    file: File,
+    synced_len: u64,
+}
+
+impl Durability {
+    fn start(path: &Path) -> std::io::Result<Self> {
+        Ok(Self { syncer: FragmentSyncer::start(path)?, file: File::open(path)?, synced_len: 0 })
+    }
+
+    /// Signals the syncer when the file grew since the last signal.
+    fn after_write(&mut self) {
+        let len = self.file.metadata().map_or(0, |m| m.len());
+        if len > self.synced_len {
+            self.synced_len = len;
+            self.syncer.fragment_written();
+        }
+    }
 }
 
 impl VideoWriter {
@@ -196,6 +246,7 @@ impl VideoWriter {
         candidates: &[EncoderKind],
         settings: &EncoderSettings,
         frame_duration: i64,
+        tags: &[(&str, String)],
     ) -> Result<(Self, Vec<EncodeError>), EncodeError> {
         let output_error = |e: ff::Error| EncodeError::Output { path: path.to_owned(), reason: e.to_string() };
         let converter =
@@ -213,6 +264,7 @@ impl VideoWriter {
             stream.set_rate(rate);
             stream.index()
         };
+        output.set_metadata(tags.iter().map(|(key, value)| ((*key).to_owned(), c_string_safe(value))).collect());
         let options: Dictionary =
             settings.container.header_options().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         let unused: Vec<String> = {
@@ -225,6 +277,13 @@ impl VideoWriter {
         // The muxer may change the stream's time base while writing the header (MP4 does for
         // coarse bases), so read it back and rescale every packet into it.
         let stream_time_base = output.stream(stream_index).map(|s| s.time_base()).unwrap_or(encoder_time_base);
+        let durability = match settings.fsync {
+            true => Some(Durability::start(path).map_err(|e| EncodeError::Output {
+                path: path.to_owned(),
+                reason: format!("cannot start syncing it to disk: {e}"),
+            })?),
+            false => None,
+        };
         let writer = Self {
             path: path.to_owned(),
             output,
@@ -235,7 +294,11 @@ impl VideoWriter {
             encoder_time_base,
             stream_time_base,
             frame_duration,
+            frames: 0,
             packets: 0,
+            encoder_delay_frames: 0,
+            indexable: settings.container.indexable(),
+            durability,
         };
         Ok((writer, passed_over))
     }
@@ -251,18 +314,33 @@ impl VideoWriter {
         let encode_error = |e: ff::Error| EncodeError::Encode { path: path.clone(), reason: e.to_string() };
         let picture = self.converter.convert(frame, pts).map_err(encode_error)?;
         self.encoder.send_frame(picture).map_err(encode_error)?;
+        self.frames += 1;
+        self.encoder_delay_frames = self.encoder_delay_frames.max(self.frames - self.packets);
         self.drain_packets()
     }
 
-    /// Flushes the encoder, writes the trailer and reports what the file holds.
+    /// Flushes the encoder, writes the trailer, indexes an MP4 for players that need it, syncs the
+    /// file to disk and reports what it holds. When writing failed (a full disk), an MP4 is
+    /// trimmed back to its last complete fragment so that what was kept decodes without errors.
     pub fn finish(mut self) -> Result<WrittenFile, EncodeError> {
+        let flushed = self.flush_and_write_trailer();
+        let Self { path, output, kind, packets, encoder_delay_frames, indexable, durability, .. } = self;
+        // Closing the output flushes and closes the file; only then may it be rewritten.
+        drop(output);
+        let sync = durability.map(|d| d.syncer.finish()).unwrap_or_default();
+        if let Err(error) = flushed {
+            return Err(salvage(&path, indexable, error));
+        }
+        let indexed = indexable && index_mp4(&path);
+        sync_to_disk(&path);
+        let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        Ok(WrittenFile { path, encoder: kind, packets, bytes, indexed, sync, encoder_delay_frames })
+    }
+
+    fn flush_and_write_trailer(&mut self) -> Result<(), EncodeError> {
         self.encoder.send_eof().map_err(|e| self.encode_error(e))?;
         self.drain_packets()?;
-        self.output
-            .write_trailer()
-            .map_err(|e| EncodeError::Output { path: self.path.clone(), reason: e.to_string() })?;
-        let bytes = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
-        Ok(WrittenFile { path: self.path, encoder: self.kind, packets: self.packets, bytes })
+        self.output.write_trailer().map_err(|e| EncodeError::Output { path: self.path.clone(), reason: e.to_string() })
     }
 
     fn drain_packets(&mut self) -> Result<(), EncodeError> {
@@ -278,6 +356,9 @@ impl VideoWriter {
                         .write_interleaved(&mut self.output)
                         .map_err(|e| EncodeError::Output { path: self.path.clone(), reason: e.to_string() })?;
                     self.packets += 1;
+                    if let Some(durability) = &mut self.durability {
+                        durability.after_write();
+                    }
                 }
                 Err(ff::Error::Other { errno: ff::error::EAGAIN }) | Err(ff::Error::Eof) => return Ok(()),
                 Err(e) => return Err(self.encode_error(e)),
@@ -287,5 +368,49 @@ impl VideoWriter {
 
     fn encode_error(&self, error: ff::Error) -> EncodeError {
         EncodeError::Encode { path: self.path.clone(), reason: error.to_string() }
+    }
+}
+
+/// FFmpeg keeps metadata as C strings: a NUL byte would cut the value (and panics in
+/// `Dictionary`), so it becomes U+FFFD.
+fn c_string_safe(value: &str) -> String {
+    value.replace('\0', "\u{fffd}")
+}
+
+/// Turns a cleanly finished fragmented MP4 into one with a complete index. A failure leaves the
+/// fragmented file, which plays everywhere but shows a wrong length in some browsers.
+fn index_mp4(path: &Path) -> bool {
+    match fmp4::finalize_hybrid(path) {
+        Ok(_) => true,
+        Err(error) => {
+            tracing::warn!(path = %path.display(), "kept the file fragmented (it plays; some browsers show a wrong length): {error}");
+            false
+        }
+    }
+}
+
+/// A clean stop must survive a power cut right after it, like every fragment before it.
+fn sync_to_disk(path: &Path) {
+    if let Err(error) = File::open(path).and_then(|file| file.sync_all()) {
+        tracing::warn!(path = %path.display(), "cannot sync the finished file to disk: {error}");
+    }
+}
+
+/// After a failed write: cuts an MP4 back to its last complete fragment, and says in the error
+/// what was kept.
+fn salvage(path: &Path, indexable: bool, error: EncodeError) -> EncodeError {
+    if !indexable {
+        return error;
+    }
+    let kept = match fmp4::trim_to_last_fragment(path) {
+        Ok(trim) => {
+            format!("trimmed to its last complete fragment: kept {} bytes, cut {}", trim.kept_bytes, trim.removed_bytes)
+        }
+        Err(trim_error) => format!("could not trim it to its last complete fragment: {trim_error}"),
+    };
+    match error {
+        EncodeError::Output { path, reason } => EncodeError::Output { path, reason: format!("{reason}; {kept}") },
+        EncodeError::Encode { path, reason } => EncodeError::Encode { path, reason: format!("{reason}; {kept}") },
+        other => other,
     }
 }

@@ -81,6 +81,43 @@ impl Script {
         self
     }
 
+    /// dora's notice that `input` closed (its sender exited or crashed).
+    pub fn input_closed(mut self, at: f64, input: &str) -> Self {
+        self.events.push(json!({"time_offset_secs": at, "type": "InputClosed", "id": input}));
+        self
+    }
+
+    /// A JSON control command.
+    pub fn control_json(self, at: f64, command: &Value) -> Self {
+        self.control_text(at, &command.to_string(), None)
+    }
+
+    /// `count` frames of random bytes (incompressible, so files grow fast).
+    pub fn noise_frames(
+        mut self,
+        camera: &str,
+        start: f64,
+        interval: f64,
+        count: usize,
+        width: i64,
+        height: i64,
+    ) -> Self {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for i in 0..count {
+            let bytes: Vec<u8> = (0..width * height * 3)
+                .map(|_| {
+                    // xorshift: deterministic noise without a crate.
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    (state >> 24) as u8
+                })
+                .collect();
+            self = self.frame(camera, start + i as f64 * interval, "bgr8", width, height, bytes);
+        }
+        self
+    }
+
     /// dora's stop event.
     pub fn stop(mut self, at: f64) -> Self {
         self.events.push(json!({"time_offset_secs": at, "type": "Stop"}));

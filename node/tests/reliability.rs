@@ -1,0 +1,239 @@
+//! Never lose a recording: hostile session ids, storage faults (full, read-only, removed) and
+//! cameras that close, through the node's real event loop (`DoraNode::init_testing`) and real
+//! FFmpeg, checked with ffprobe and ffmpeg's decoder.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use e2e::{Tmpfs, decode_errors, format_tag};
+use serde_json::json;
+use support::{Script, events_with_status, files_in, probe, temp_storage};
+
+const CONTROLLED: [(&str, &str); 2] = [("image", "camera/image"), ("control", "script/control")];
+
+fn storage_env(dir: &Path) -> String {
+    dir.display().to_string()
+}
+
+#[test]
+fn a_session_id_with_a_nul_byte_records_and_later_sessions_still_record() {
+    let dir = temp_storage("nul-id");
+    let storage = storage_env(&dir);
+    let (result, events) = Script::new(&CONTROLLED)
+        .control_json(0.0, &json!({"action": "start", "session_id": "x\u{0}y"}))
+        .frames("image", 0.1, 0.1, 5, 64, 48)
+        .control_json(0.7, &json!({"action": "start", "session_id": "next"}))
+        .frames("image", 0.8, 0.1, 5, 64, 48)
+        .control_text(1.4, "stop", None)
+        .stop(1.6)
+        .run(&[("STORAGE", &storage)]);
+    let summary = result.unwrap();
+    assert_eq!(summary.files_finished, 2, "{summary:?}");
+    let finished = events_with_status(&events, "finished");
+    assert_eq!(finished[0]["session_id"], "x\u{0}y", "the event carries the id as sent");
+    let files = files_in(&dir);
+    assert_eq!(files.len(), 2, "{files:?}");
+    let first = files.iter().find(|f| f.file_name().unwrap().to_string_lossy().starts_with("x_y_")).unwrap();
+    assert_eq!(probe(first).frames, 5);
+    assert_eq!(format_tag(first, "session_id").as_deref(), Some("x\u{fffd}y"), "NUL cannot live in a C string");
+}
+
+#[test]
+fn a_5000_character_session_id_records_under_a_short_unique_name_with_the_full_id_kept() {
+    let dir = temp_storage("long-id");
+    let storage = storage_env(&dir);
+    let long_a = format!("{}a", "é".repeat(2500));
+    let long_b = format!("{}b", "é".repeat(2500));
+    let (result, events) = Script::new(&CONTROLLED)
+        .control_json(0.0, &json!({"action": "start", "session_id": long_a}))
+        .frames("image", 0.1, 0.1, 3, 64, 48)
+        .control_json(0.5, &json!({"action": "start", "session_id": long_b}))
+        .frames("image", 0.6, 0.1, 3, 64, 48)
+        .stop(1.2)
+        .run(&[("STORAGE", &storage)]);
+    result.unwrap();
+    let files = files_in(&dir);
+    assert_eq!(files.len(), 2, "two long ids that share a prefix never share a file: {files:?}");
+    for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.len() <= 130, "{} bytes: {name}", name.len());
+        assert_eq!(probe(file).frames, 3);
+    }
+    let ids: Vec<&str> =
+        events_with_status(&events, "finished").iter().map(|e| e["session_id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&long_a.as_str()) && ids.contains(&long_b.as_str()), "full ids in the events");
+    let tagged: Vec<String> = files.iter().filter_map(|f| format_tag(f, "session_id")).collect();
+    assert!(tagged.contains(&long_a) && tagged.contains(&long_b), "full ids in the files' metadata");
+}
+
+#[test]
+fn storage_that_cannot_be_written_stops_the_node_at_startup_naming_the_path() {
+    let not_a_folder = temp_storage("not-a-folder").join("file");
+    std::fs::write(&not_a_folder, b"x").unwrap();
+    let storage = not_a_folder.join("recordings").display().to_string();
+    let (result, _) = Script::new(&CONTROLLED).stop(0.1).run(&[("STORAGE", &storage)]);
+    let error = format!("{:#}", result.unwrap_err());
+    assert!(error.contains(&storage) && error.contains("STORAGE"), "{error}");
+
+    let read_only = Tmpfs::mount("ro-startup", "1m");
+    Tmpfs::set_read_only(read_only.path(), true);
+    let (result, _) = Script::new(&CONTROLLED).stop(0.1).run(&[("STORAGE", &storage_env(read_only.path()))]);
+    let error = format!("{:#}", result.unwrap_err());
+    assert!(error.contains("not writable") && error.contains(&read_only.path().display().to_string()), "{error}");
+}
+
+/// Runs `fault` on another thread at about `seconds` of script time. The script's clock starts
+/// only once its frames are parsed, so the first file (opened by the frame at 0.1 s) marks it.
+fn at(seconds: f64, storage: &Path, fault: impl FnOnce() + Send + 'static) -> std::thread::JoinHandle<()> {
+    let storage = storage.to_owned();
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !files_in(&storage).iter().any(|f| f.extension().is_some_and(|e| e == "mp4")) {
+            assert!(Instant::now() < deadline, "no recording started in {}", storage.display());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_secs_f64(seconds - 0.1));
+        fault();
+    })
+}
+
+#[test]
+fn a_full_disk_trims_the_file_to_its_last_fragment_and_the_next_session_records() {
+    let disk = Tmpfs::mount("full", "3m");
+    let filler = disk.path().join("filler.bin");
+    std::fs::write(&filler, vec![0u8; 2_200_000]).unwrap();
+    let storage = storage_env(disk.path());
+    let free_space = at(4.0, disk.path(), move || std::fs::remove_file(&filler).unwrap());
+    let (result, events) = Script::new(&CONTROLLED)
+        .control_json(0.0, &json!({"action": "start", "session_id": "full"}))
+        .noise_frames("image", 0.1, 0.1, 30, 320, 240)
+        .control_text(3.3, "stop", None)
+        .control_json(5.0, &json!({"action": "start", "session_id": "after"}))
+        .frames("image", 5.1, 0.1, 10, 64, 48)
+        .control_text(6.2, "stop", None)
+        .stop(6.4)
+        .run(&[("STORAGE", &storage)]);
+    free_space.join().unwrap();
+    let summary = result.unwrap();
+    let failed = events_with_status(&events, "failed");
+    assert!(!failed.is_empty(), "the full disk is reported: {events:?}");
+    let why = failed[0]["error"].as_str().unwrap();
+    assert!(why.contains("trimmed to its last complete fragment"), "{why}");
+    let full = files_in(disk.path()).into_iter().find(|f| f.to_string_lossy().contains("full_")).unwrap();
+    assert_eq!(decode_errors(&full), "", "the cut-short file decodes without a single error");
+    let kept = probe(&full).frames;
+    assert!(kept >= 4, "at least one complete fragment was kept: {kept} frames");
+    let after = events_with_status(&events, "finished").into_iter().find(|e| e["session_id"] == "after").unwrap();
+    assert_eq!(after["frames"], 10, "the next session records once there is room: {summary:?}");
+}
+
+/// A storage fault between two sessions: the session during the fault fails with one event, the
+/// one after the repair records.
+fn storage_fault_then_repair(name: &str, fault: fn(&Path), repair: fn(&Path)) {
+    let disk = Tmpfs::mount(name, "16m");
+    let storage = storage_env(disk.path());
+    let (path_fault, path_repair) = (disk.path().to_owned(), disk.path().to_owned());
+    let faulted = at(1.8, disk.path(), move || fault(&path_fault));
+    let repaired = at(3.8, disk.path(), move || repair(&path_repair));
+    let (result, events) = Script::new(&CONTROLLED)
+        .control_json(0.0, &json!({"action": "start", "session_id": "before"}))
+        .frames("image", 0.1, 0.1, 8, 64, 48)
+        .control_text(1.0, "stop", None)
+        .control_json(2.0, &json!({"action": "start", "session_id": "during"}))
+        .frames("image", 2.1, 0.1, 8, 64, 48)
+        .control_text(3.0, "stop", None)
+        .control_json(4.0, &json!({"action": "start", "session_id": "repaired"}))
+        .frames("image", 4.1, 0.1, 8, 64, 48)
+        .control_text(5.0, "stop", None)
+        .stop(5.2)
+        .run(&[("STORAGE", &storage)]);
+    faulted.join().unwrap();
+    repaired.join().unwrap();
+    result.unwrap();
+    let status_of = |session: &str| -> Vec<String> {
+        events.iter().filter(|e| e["session_id"] == session).map(|e| e["status"].as_str().unwrap().to_owned()).collect()
+    };
+    assert!(status_of("before").contains(&"finished".to_owned()), "{name}: {events:?}");
+    assert!(status_of("during").iter().all(|s| s == "failed") && !status_of("during").is_empty(), "{name}: {events:?}");
+    let repaired = events_with_status(&events, "finished").into_iter().find(|e| e["session_id"] == "repaired");
+    assert_eq!(repaired.map(|e| e["frames"].clone()), Some(json!(8)), "{name}: {events:?}");
+}
+
+#[test]
+fn storage_made_read_only_mid_run_fails_that_session_and_records_again_when_writable() {
+    storage_fault_then_repair(
+        "ro-mid-run",
+        |dir| Tmpfs::set_read_only(dir, true),
+        |dir| Tmpfs::set_read_only(dir, false),
+    );
+}
+
+#[test]
+fn storage_folder_removed_mid_run_fails_that_session_and_records_again_when_recreated() {
+    let sub = |dir: &Path| dir.join("recordings");
+    let disk = Tmpfs::mount("removed-mid-run", "16m");
+    std::fs::create_dir_all(sub(disk.path())).unwrap();
+    let storage = storage_env(&sub(disk.path()));
+    let (gone, back) = (sub(disk.path()), sub(disk.path()));
+    let removed = at(1.8, &sub(disk.path()), move || std::fs::remove_dir_all(&gone).unwrap());
+    let recreated = at(3.8, &sub(disk.path()), move || std::fs::create_dir_all(&back).unwrap());
+    let (result, events) = Script::new(&CONTROLLED)
+        .control_json(0.0, &json!({"action": "start", "session_id": "before"}))
+        .frames("image", 0.1, 0.1, 8, 64, 48)
+        .control_text(1.0, "stop", None)
+        .control_json(2.0, &json!({"action": "start", "session_id": "during"}))
+        .frames("image", 2.1, 0.1, 8, 64, 48)
+        .control_text(3.0, "stop", None)
+        .control_json(4.0, &json!({"action": "start", "session_id": "recreated"}))
+        .frames("image", 4.1, 0.1, 8, 64, 48)
+        .control_text(5.0, "stop", None)
+        .stop(5.2)
+        .run(&[("STORAGE", &storage)]);
+    removed.join().unwrap();
+    recreated.join().unwrap();
+    result.unwrap();
+    let during: Vec<_> = events.iter().filter(|e| e["session_id"] == "during").collect();
+    assert!(!during.is_empty() && during.iter().all(|e| e["status"] == "failed"), "{events:?}");
+    let after = events_with_status(&events, "finished").into_iter().find(|e| e["session_id"] == "recreated");
+    assert_eq!(after.map(|e| e["frames"].clone()), Some(json!(8)), "{events:?}");
+    assert_eq!(probe(&files_in(&sub(disk.path()))[0]).frames, 8);
+}
+
+#[test]
+fn a_closed_camera_input_finalizes_its_file_and_a_restarted_camera_gets_a_new_one() {
+    let dir = temp_storage("input-closed");
+    let storage = storage_env(&dir);
+    let cameras = [("front", "a/image"), ("wrist", "b/image"), ("control", "script/control")];
+    let (result, events) = Script::new(&cameras)
+        .control_json(0.0, &json!({"action": "start", "session_id": "run"}))
+        .frames("front", 0.1, 0.1, 30, 64, 48)
+        .frames("wrist", 0.1, 0.1, 6, 64, 48)
+        .input_closed(0.7, "wrist")
+        // The wrist camera's node comes back (dora's restart_policy) and sends again.
+        .frames("wrist", 2.0, 0.1, 4, 64, 48)
+        .control_text(3.2, "stop", None)
+        .stop(3.4)
+        .run(&[("STORAGE", &storage)]);
+    result.unwrap();
+    let finished = events_with_status(&events, "finished");
+    let frames_of = |camera: &str| -> Vec<u64> {
+        finished.iter().filter(|e| e["camera"] == camera).map(|e| e["frames"].as_u64().unwrap()).collect()
+    };
+    assert_eq!(frames_of("wrist"), vec![6, 4], "finalized at the close, a new file after the restart");
+    assert_eq!(frames_of("front"), vec![30], "the other camera went on in one file");
+    // The closed camera's file was finished while the session still ran.
+    let order: Vec<(String, String)> = events
+        .iter()
+        .map(|e| (e["status"].as_str().unwrap().to_owned(), e["camera"].as_str().unwrap().to_owned()))
+        .collect();
+    let wrist_done = order.iter().position(|e| *e == ("finished".into(), "wrist".into())).unwrap();
+    let front_done = order.iter().position(|e| *e == ("finished".into(), "front".into())).unwrap();
+    assert!(wrist_done < front_done, "{order:?}");
+    assert_eq!(files_in(&dir).len(), 3);
+}

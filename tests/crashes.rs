@@ -1,0 +1,225 @@
+//! Crash and stop paths under the real dora CLI: SIGKILL at random instants, Ctrl-C on
+//! `dora run`, a recorder restarted by dora, and a camera that exits and comes back. Every file
+//! must decode to its end without an error line and hold what the camera sent.
+
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant, SystemTime},
+};
+
+use e2e::{
+    Background, decode_errors, file_name, files_in, frame_indices, play_in_chromium, probe, read_send_log,
+    recorder_pids, serial, signal, temp_dir, top_level_boxes,
+};
+
+/// What a kill may cost at default settings: the frames sent in the last second.
+const MAX_LOSS: Duration = Duration::from_secs(1);
+
+/// `dora run FLOW` in the background with `--env` pairs, stopping itself after 120 s at most.
+fn start(flow: &str, env: &[(&str, String)]) -> Background {
+    let pairs: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut args = vec!["run", flow, "--stop-after", "120s"];
+    for pair in &pairs {
+        args.extend(["--env", pair.as_str()]);
+    }
+    Background::start(&args)
+}
+
+fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A pseudo-random duration in `[low, low + span)`, different in every run.
+fn random_between(low: Duration, span: Duration) -> Duration {
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().subsec_nanos();
+    low + span.mul_f64(f64::from(nanos % 1000) / 1000.0)
+}
+
+/// Asserts the file decodes without errors and holds exactly the camera frames 0..n in order.
+fn assert_clean_prefix(path: &Path, source: (u32, u32)) -> u32 {
+    assert_eq!(decode_errors(path), "", "{} decodes to its end without an error", path.display());
+    let indices = frame_indices(path, source);
+    let expected: Vec<Option<u32>> = (0..indices.len() as u32).map(Some).collect();
+    assert_eq!(indices, expected, "{}: frames 0..n in order", path.display());
+    indices.len() as u32
+}
+
+fn kill_at_random_instant(flow: &str, fps: u32, kills: u32) {
+    let _serial = serial();
+    for round in 0..kills {
+        let dir = temp_dir(&format!("kill-{fps}-{round}"));
+        let send_log = dir.join("sent.log");
+        let storage = dir.join("recordings");
+        let run = start(
+            flow,
+            &[
+                ("STORAGE", storage.display().to_string()),
+                ("SEND_LOG", send_log.display().to_string()),
+                ("WIDTH", "320".into()),
+                ("HEIGHT", "240".into()),
+            ],
+        );
+        wait_for("the first file", Duration::from_secs(300), || !files_in(&storage).is_empty());
+        std::thread::sleep(random_between(Duration::from_secs(2), Duration::from_secs(4)));
+        let killed_at = SystemTime::now();
+        let pids = recorder_pids();
+        assert!(!pids.is_empty(), "the recorder runs");
+        pids.into_iter().for_each(|pid| signal(pid, "KILL"));
+        let (_, log) = run.wait(Duration::from_secs(2));
+        let files = files_in(&storage);
+        assert_eq!(files.len(), 1, "{files:?}\n{log}");
+        let kept = assert_clean_prefix(&files[0], (320, 240));
+        let sent = read_send_log(&send_log);
+        let must_keep = sent.iter().filter(|f| f.at + MAX_LOSS <= killed_at).map(|f| f.index + 1).max().unwrap_or(0);
+        let sent_before_kill = sent.iter().filter(|f| f.at <= killed_at).count() as u32;
+        let lost_secs = f64::from(sent_before_kill.saturating_sub(kept)) / f64::from(fps);
+        eprintln!("kill at {fps} fps: sent {sent_before_kill}, kept {kept}, lost {lost_secs:.2} s");
+        assert!(
+            kept >= must_keep,
+            "{fps} fps: kept {kept} frames, but {must_keep} were sent more than 1 s before the kill ({lost_secs:.2} s lost)"
+        );
+        if round == 0 {
+            let playback = play_in_chromium(&files[0]);
+            assert!(
+                playback.error.is_none() && playback.ended,
+                "a killed MP4 plays to its last fragment: {playback:?}"
+            );
+            let last_fragment_secs = f64::from(kept) / f64::from(fps);
+            assert!(playback.current_time >= last_fragment_secs - 0.2, "{playback:?} for {kept} frames");
+        }
+    }
+}
+
+#[test]
+fn sigkill_at_random_instants_keeps_every_frame_sent_up_to_a_second_before_at_15_fps() {
+    kill_at_random_instant("dataflows/record.yml", 15, 2);
+}
+
+#[test]
+fn sigkill_at_random_instants_keeps_every_frame_sent_up_to_a_second_before_at_30_fps() {
+    kill_at_random_instant("tests/flows/record-30fps.yml", 30, 2);
+}
+
+/// Asserts a cleanly finished MP4 has its index and shows the right length in Chromium.
+fn assert_plays_in_browser_with_right_duration(path: &Path, frames: u32, fps: f64) {
+    assert_eq!(top_level_boxes(path).last().map(String::as_str), Some("moov"), "{}", path.display());
+    let probed = probe(path);
+    let playback = play_in_chromium(path);
+    assert!(playback.error.is_none() && playback.ended, "{}: {playback:?}", path.display());
+    let one_frame = 1.0 / fps;
+    assert!(
+        (playback.duration - probed.duration).abs() <= one_frame,
+        "browser duration {} vs ffprobe {} ({} frames)",
+        playback.duration,
+        probed.duration,
+        frames
+    );
+}
+
+#[test]
+fn ctrl_c_on_dora_run_finalizes_a_complete_file_with_every_frame_sent() {
+    let _serial = serial();
+    let dir = temp_dir("ctrl-c");
+    let send_log = dir.join("sent.log");
+    let storage = dir.join("recordings");
+    let run = start(
+        "dataflows/record.yml",
+        &[
+            ("STORAGE", storage.display().to_string()),
+            ("SEND_LOG", send_log.display().to_string()),
+            ("WIDTH", "320".into()),
+            ("HEIGHT", "240".into()),
+        ],
+    );
+    wait_for("the first file", Duration::from_secs(300), || !files_in(&storage).is_empty());
+    std::thread::sleep(Duration::from_secs(3));
+    signal(run.pid(), "INT");
+    let (status, log) = run.wait(Duration::from_secs(30));
+    assert!(status.is_some(), "dora run exits after Ctrl-C: {log}");
+    let files = files_in(&storage);
+    assert_eq!(files.len(), 1, "{files:?}\n{log}");
+    let kept = assert_clean_prefix(&files[0], (320, 240));
+    let sent = read_send_log(&send_log).len() as u32;
+    assert_eq!(kept, sent, "every frame the camera sent is in the file\n{log}");
+    assert_plays_in_browser_with_right_duration(&files[0], kept, 15.0);
+}
+
+#[test]
+fn a_camera_that_closes_its_output_leaves_mp4_and_mkv_with_every_frame_and_the_right_browser_duration() {
+    let _serial = serial();
+    for format in ["mp4", "mkv"] {
+        let dir = temp_dir(&format!("closed-{format}"));
+        let storage = dir.join("recordings");
+        let run = start(
+            "dataflows/record.yml",
+            &[
+                ("STORAGE", storage.display().to_string()),
+                ("MAX_FRAMES", "45".into()),
+                ("WIDTH", "320".into()),
+                ("HEIGHT", "240".into()),
+                ("FORMAT", format.into()),
+            ],
+        );
+        let (status, log) = run.wait(Duration::from_secs(600));
+        assert!(status.is_some_and(|s| s.success()), "the dataflow ends when the camera is done: {log}");
+        let files = files_in(&storage);
+        assert_eq!(files.len(), 1, "{files:?}");
+        assert_eq!(assert_clean_prefix(&files[0], (320, 240)), 45, "{format}");
+        let probed = probe(&files[0]);
+        let playback = play_in_chromium(&files[0]);
+        assert!(playback.error.is_none() && playback.ended, "{format}: {playback:?}");
+        assert!(
+            (playback.duration - probed.duration).abs() <= 1.0 / 15.0,
+            "{format}: browser {} s, ffprobe {} s",
+            playback.duration,
+            probed.duration
+        );
+        assert!((probed.duration - 3.0).abs() < 0.35, "{format}: 45 frames at 15 fps: {}", probed.duration);
+    }
+}
+
+fn recordings_named(dir: &Path, camera: &str) -> Vec<PathBuf> {
+    files_in(dir).into_iter().filter(|f| file_name(f).contains(&format!("_{camera}_"))).collect()
+}
+
+#[test]
+fn a_restarted_recorder_and_a_camera_that_comes_back_never_lose_or_overwrite_files() {
+    let _serial = serial();
+    let dir = temp_dir("restart");
+    let storage = dir.join("recordings");
+    let run = start("tests/flows/restart.yml", &[("STORAGE", storage.display().to_string())]);
+    // The wrist camera exits after 30 frames (2 s) and dora starts it again: each life is a file.
+    wait_for("the wrist camera's second file", Duration::from_secs(300), || {
+        recordings_named(&storage, "wrist").len() >= 2
+    });
+    let pids = recorder_pids();
+    pids.into_iter().for_each(|pid| signal(pid, "KILL"));
+    let killed = files_in(&storage);
+    wait_for("files of the restarted recorder", Duration::from_secs(30), || files_in(&storage).len() > killed.len());
+    std::thread::sleep(Duration::from_secs(3));
+    signal(run.pid(), "INT");
+    let (_, log) = run.wait(Duration::from_secs(30));
+    let files = files_in(&storage);
+    for file in &files {
+        assert_eq!(decode_errors(file), "", "{} decodes without an error\n{log}", file.display());
+    }
+    for old in &killed {
+        assert!(files.contains(old), "{} of the killed recorder is still there", old.display());
+    }
+    // Files the killed recorder had finished were finished completely: 30 wrist frames each.
+    let wrist = recordings_named(&storage, "wrist");
+    let complete_lives = wrist.iter().filter(|f| frame_indices(f, (160, 120)).len() == 30).count();
+    assert!(complete_lives >= 1, "a wrist camera life recorded whole: {wrist:?}");
+    for file in &wrist {
+        let indices = frame_indices(file, (160, 120));
+        let expected: Vec<Option<u32>> = (0..indices.len() as u32).map(Some).collect();
+        assert_eq!(indices, expected, "{}: a file per camera life, from its frame 0", file.display());
+    }
+    assert!(recordings_named(&storage, "front").len() >= 2, "the front camera recorded before and after the restart");
+}
