@@ -18,6 +18,7 @@ pub mod naming;
 pub mod node;
 pub mod pipeline;
 pub mod recorder;
+pub mod recovery;
 pub mod report;
 pub mod session;
 pub mod timing;

@@ -8,7 +8,7 @@
 //! the file's metadata.
 
 use std::{
-    fs::OpenOptions,
+    fs::{File, OpenOptions},
     io,
     path::{Path, PathBuf},
 };
@@ -63,9 +63,32 @@ pub fn file_stem(session_id: &str, camera: Option<&str>, started_unix_nanos: u64
     }
 }
 
-/// Creates `dir/stem.ext`, or `dir/stem-1.ext`, `-2`, ... if taken, and returns the path.
+/// A new file this process is writing: its path, and an open handle holding an exclusive
+/// advisory lock for as long as it is kept, so [`crate::recovery`] (in this or another
+/// recorder) never repairs a file that is still being written.
+#[derive(Debug)]
+pub struct ClaimedFile {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Holds the lock; drop it once the file is final.
+    pub lock: File,
+}
+
+/// Creates and locks `dir/stem.ext`, or `dir/stem-1.ext`, `-2`, ... if taken.
 /// Creating the file claims the name atomically, so two recorders never share one.
+pub fn claim_file(dir: &Path, stem: &str, extension: &str) -> io::Result<ClaimedFile> {
+    let (path, lock) = claim(dir, stem, extension)?;
+    // Until this lock is held the file is empty, which recovery leaves alone while it is new.
+    lock.lock()?;
+    Ok(ClaimedFile { path, lock })
+}
+
+/// Creates `dir/stem.ext`, or `dir/stem-1.ext`, `-2`, ... if taken, and returns the path.
 pub fn claim_path(dir: &Path, stem: &str, extension: &str) -> io::Result<PathBuf> {
+    claim(dir, stem, extension).map(|(path, _)| path)
+}
+
+fn claim(dir: &Path, stem: &str, extension: &str) -> io::Result<(PathBuf, File)> {
     for suffix in 0..=MAX_COLLISION_SUFFIX {
         let name = match suffix {
             0 => format!("{stem}.{extension}"),
@@ -73,7 +96,7 @@ pub fn claim_path(dir: &Path, stem: &str, extension: &str) -> io::Result<PathBuf
         };
         let path = dir.join(name);
         match OpenOptions::new().write(true).create_new(true).open(&path) {
-            Ok(_) => return Ok(path),
+            Ok(file) => return Ok((path, file)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e),
         }

@@ -19,6 +19,7 @@ use crate::{
     frame::{FrameMetadata, FrameRejection, check_frame},
     limiter::LogLimiter,
     recorder::{CameraRecorder, RecorderSpec, Submitted},
+    recovery::{Recovered, recover_storage},
     report::{FileReport, FileStatus},
     session::{SessionRef, Timeline, UnboundFrames},
     timing::PtsClock,
@@ -56,6 +57,7 @@ impl Pipeline {
     /// Validates what can be checked before the first frame: the storage folder and an explicit codec.
     pub fn new(config: Config, wiring: Wiring) -> eyre::Result<Self> {
         check_storage(&config.storage)?;
+        report_recovery(recover_storage(&config.storage));
         if config.codec.is_explicit() {
             resolve_codec(config.codec, &probe_settings(&config)).map_err(|e| {
                 eyre!(
@@ -378,6 +380,23 @@ fn check_storage(storage: &std::path::Path) -> eyre::Result<()> {
     })?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
+}
+
+/// One line per file a crashed run left behind and this start repaired.
+fn report_recovery(outcomes: Vec<(std::path::PathBuf, Result<Recovered, String>)>) {
+    for (path, outcome) in outcomes {
+        let path = path.display();
+        match outcome {
+            Ok(Recovered::Repaired { trimmed_bytes, indexed }) => {
+                tracing::warn!(%path, trimmed_bytes, indexed, "repaired a recording cut short by a crash")
+            }
+            Ok(Recovered::Removed) => tracing::warn!(%path, "removed a recording a crash left without any frame"),
+            Ok(Recovered::Untouched) => {}
+            Err(error) => {
+                tracing::warn!(%path, "cannot repair a recording a crash left behind (it is kept as is): {error}")
+            }
+        }
+    }
 }
 
 /// Settings for the codec probe: real quality options, a time base like the files'.

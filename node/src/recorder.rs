@@ -133,6 +133,8 @@ struct OpenFile {
     format: FrameFormat,
     clock: PtsClock,
     frames: u64,
+    /// Keeps other recorders' crash recovery away until the file is final (dropped last).
+    _lock: std::fs::File,
 }
 
 struct Worker {
@@ -206,8 +208,8 @@ impl Worker {
             self.spec.name_camera.then_some(self.camera.as_str()),
             frame.sent_nanos,
         );
-        let path = match naming::claim_path(&self.spec.storage, &stem, self.spec.container.extension()) {
-            Ok(path) => path,
+        let (path, lock) = match naming::claim_file(&self.spec.storage, &stem, self.spec.container.extension()) {
+            Ok(claimed) => (claimed.path, claimed.lock),
             Err(e) => {
                 let path = self.spec.storage.join(&stem);
                 self.report_open_failure(EncodeError::Output { path, reason: e.to_string() });
@@ -238,7 +240,7 @@ impl Worker {
                 let mut report = self.report(FileStatus::Started, Some(path.clone()));
                 report.encoder = Some(writer.encoder_kind().ffmpeg_name());
                 let _ = self.reports.send(report);
-                self.file = Some(OpenFile { writer, path, format: frame.format, clock, frames: 0 });
+                self.file = Some(OpenFile { writer, path, format: frame.format, clock, frames: 0, _lock: lock });
                 self.retry_at = None;
                 true
             }
@@ -269,6 +271,9 @@ impl Worker {
         };
         report.error = error.as_ref().map(ToString::to_string);
         report.panicked = matches!(error, Some(EncodeError::Panic { .. }));
+        if let Ok(written) = &finished {
+            tracing::debug!(path = %written.path.display(), encoder_delay_frames = written.encoder_delay_frames, syncs = written.sync.syncs, sync_busy_ms = written.sync.busy.as_millis() as u64, indexed = written.indexed, "file details");
+        }
         if let Ok(written) = &finished
             && written.packets != file.frames
         {

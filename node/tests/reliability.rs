@@ -206,6 +206,49 @@ fn storage_folder_removed_mid_run_fails_that_session_and_records_again_when_recr
 }
 
 #[test]
+fn a_restart_repairs_the_files_a_crash_left_behind() {
+    let dir = temp_storage("recovery");
+    let storage = storage_env(&dir);
+    let (result, _) = Script::new(&CONTROLLED)
+        .control_json(0.0, &json!({"action": "start", "session_id": "whole"}))
+        .noise_frames("image", 0.1, 0.1, 20, 160, 120)
+        .stop(2.4)
+        .run(&[("STORAGE", &storage), ("FSYNC", "false")]);
+    result.unwrap();
+    let whole = files_in(&dir)[0].clone();
+    // What a crash leaves: a fragmented file cut in the middle of its last fragment, as the
+    // recorder's muxer settings write it, and a file whose recorder died before any frame.
+    let fragmented = dir.join("crashed.mp4");
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=15", "-t", "3"])
+        .args(["-c:v", "libx264", "-bf", "0", "-g", "30", "-movflags", "+frag_keyframe+empty_moov+default_base_moof"])
+        .args(["-frag_duration", "400000"])
+        .arg(&fragmented)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let bytes = std::fs::read(&fragmented).unwrap();
+    std::fs::write(&fragmented, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let cut = e2e::top_level_boxes(&fragmented);
+    assert!(cut.last().is_some_and(|b| b.ends_with('!')), "the file ends in a cut box: {cut:?}");
+    let empty = dir.join("never-started.mp4");
+    std::fs::write(&empty, &bytes[..40]).unwrap();
+    for path in [&fragmented, &empty] {
+        let old = std::time::SystemTime::now() - Duration::from_secs(60);
+        std::fs::File::options().write(true).open(path).unwrap().set_modified(old).unwrap();
+    }
+    let (result, _) = Script::new(&CONTROLLED).stop(0.2).run(&[("STORAGE", &storage)]);
+    result.unwrap();
+    assert!(!empty.exists(), "a file without frames is removed");
+    assert_eq!(decode_errors(&fragmented), "", "the cut file was trimmed to its last complete fragment");
+    assert!(probe(&fragmented).frames >= 15, "{} frames kept", probe(&fragmented).frames);
+    let repaired = e2e::top_level_boxes(&fragmented);
+    assert_eq!(repaired.last().map(String::as_str), Some("moov"), "trimmed and indexed: {repaired:?}");
+    assert!(!repaired.iter().any(|b| b.ends_with('!')), "{repaired:?}");
+    assert_eq!(probe(&whole).frames, 20, "finished files are untouched");
+}
+
+#[test]
 fn a_closed_camera_input_finalizes_its_file_and_a_restarted_camera_gets_a_new_one() {
     let dir = temp_storage("input-closed");
     let storage = storage_env(&dir);

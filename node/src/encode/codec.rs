@@ -121,6 +121,11 @@ impl EncoderKind {
                 let mut params = Vec::new();
                 match quality.latency {
                     Latency::Zero => options.push(("tune", "zerolatency".to_owned())),
+                    // sync-lookahead=0: no extra frames buffered for the look-ahead thread,
+                    // whose work is small at a short look-ahead.
+                    Latency::Lookahead(frames) if self == Self::Libx264 => {
+                        params.push(format!("rc-lookahead={frames}:sync-lookahead=0"))
+                    }
                     Latency::Lookahead(frames) => params.push(format!("rc-lookahead={frames}")),
                 }
                 if self == Self::Libx265 {
@@ -192,7 +197,11 @@ mod tests {
         let crf = EncoderKind::Libx264.options(&quality(RateControl::Crf(20)));
         assert_eq!(
             crf,
-            vec![("preset", "veryfast".into()), ("crf", "20".into()), ("x264-params", "rc-lookahead=3".into())]
+            vec![
+                ("preset", "veryfast".into()),
+                ("crf", "20".into()),
+                ("x264-params", "rc-lookahead=3:sync-lookahead=0".into())
+            ]
         );
         let cbr = EncoderKind::Libx265.options(&quality(RateControl::Bitrate(1_000_000)));
         assert!(cbr.contains(&("bufsize", "2000000".into())));

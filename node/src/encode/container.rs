@@ -14,7 +14,7 @@ pub enum Container {
 /// Longest MP4 fragment in microseconds: what a crash can lose at most (plus the encoder's delay,
 /// see [`super::LOOKAHEAD_SECS`]), independent of the GOP length. Fragments need not start at a
 /// keyframe; each costs about 100 bytes of `moof` and one background `fdatasync`.
-pub const MP4_FRAGMENT_MICROS: u32 = 400_000;
+pub const MP4_FRAGMENT_MICROS: u32 = 300_000;
 
 impl Container {
     /// Parses `FORMAT`.
