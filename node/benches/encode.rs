@@ -58,6 +58,8 @@ const ROOMKIT_SCRIPT_ENV: &str = "ROOMKIT_SCRIPT";
 const FAST_PRESET: &str = "veryfast";
 /// libx264's own default, which the reference recorder runs at.
 const DEFAULT_X264_PRESET: &str = "medium";
+/// Child-process switch: `0` runs our writer without syncing fragments to disk.
+const FSYNC_ENV: &str = "ENCODE_BENCH_FSYNC";
 /// Same quality for everyone.
 const CRF: u8 = 23;
 /// Keyframe interval in seconds.
@@ -97,6 +99,8 @@ const QUICK_CASES: [Case; 1] = [Case { width: 640, height: 480, fps: 15, frames:
 enum Contender {
     /// `VideoWriter` from this crate, in a re-exec of this binary.
     Ours,
+    /// The same with `FSYNC=false`: the difference is what syncing each fragment costs.
+    OursWithoutFsync,
     /// The `ffmpeg` command-line tool.
     FfmpegCli,
     /// roomkit's PyAVVideoRecorder through `roomkit_pyav.py`.
@@ -107,6 +111,7 @@ impl Contender {
     fn name(self) -> &'static str {
         match self {
             Self::Ours => "ours (VideoWriter)",
+            Self::OursWithoutFsync => "ours, FSYNC=false",
             Self::FfmpegCli => "ffmpeg CLI",
             Self::Roomkit => "roomkit PyAV",
         }
@@ -207,6 +212,7 @@ fn jobs(with_roomkit: bool) -> Vec<Job> {
         jobs.push(Job { contender: Contender::Ours, preset });
         jobs.push(Job { contender: Contender::FfmpegCli, preset });
     }
+    jobs.push(Job { contender: Contender::OursWithoutFsync, preset: FAST_PRESET });
     if with_roomkit {
         jobs.push(Job { contender: Contender::Roomkit, preset: DEFAULT_X264_PRESET });
     }
@@ -215,7 +221,7 @@ fn jobs(with_roomkit: bool) -> Vec<Job> {
 
 fn run_job(job: Job, case: Case, raw: &Path, work: &Path, roomkit: Option<&Roomkit>) -> Option<Run> {
     match (job.contender, roomkit) {
-        (Contender::Ours, _) => run_ours(case, raw, work, job.preset),
+        (Contender::Ours | Contender::OursWithoutFsync, _) => run_ours(job.contender, case, raw, work, job.preset),
         (Contender::FfmpegCli, _) => run_ffmpeg_cli(case, raw, work, job.preset),
         (Contender::Roomkit, Some(roomkit)) => run_roomkit(case, raw, work, roomkit),
         (Contender::Roomkit, None) => None,
@@ -248,18 +254,20 @@ fn generate_frames(case: Case, raw: &Path) {
 // ---------------------------------------------------------------------------------------------
 // Contenders
 
-fn run_ours(case: Case, raw: &Path, work: &Path, preset: &'static str) -> Option<Run> {
+fn run_ours(contender: Contender, case: Case, raw: &Path, work: &Path, preset: &'static str) -> Option<Run> {
     let out = work.join(format!("ours-{preset}.mp4"));
     let exe = std::env::current_exe().expect("path of this bench binary");
     let mut command = Command::new(exe);
+    let fsync = if contender == Contender::OursWithoutFsync { "0" } else { "1" };
     command
         .env(CHILD_ENV, "1")
+        .env(FSYNC_ENV, fsync)
         .arg(raw)
         .args([case.width, case.height, case.fps, case.frames].map(|n| n.to_string()))
         .arg(preset)
         .arg(&out);
-    let (usage, _) = measure(Contender::Ours, "this bench binary", command)?;
-    Some(finished_run(Contender::Ours, preset, usage, &out, None))
+    let (usage, _) = measure(contender, "this bench binary", command)?;
+    Some(finished_run(contender, preset, usage, &out, None))
 }
 
 fn run_ffmpeg_cli(case: Case, raw: &Path, work: &Path, preset: &'static str) -> Option<Run> {
@@ -563,7 +571,7 @@ fn encode_with_library(case: Case, raw: &Path, preset: &str, out: &Path) {
         quality: Quality::new(preset, RateControl::Crf(CRF), case.gop_frames(), f64::from(case.fps)),
         fps,
         time_base: clock.time_base(),
-        fsync: true,
+        fsync: std::env::var(FSYNC_ENV).map_or(true, |v| v != "0"),
     };
     let format = FrameFormat { encoding: PixelEncoding::Bgr8, width: case.width, height: case.height };
     let (mut writer, _) =
