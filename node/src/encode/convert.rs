@@ -4,6 +4,7 @@
 
 use ffmpeg_next::{self as ff, format::Pixel, frame, software::scaling};
 
+use super::colour::ColourMatrix;
 use crate::frame::{Frame, FrameFormat, PixelEncoding};
 
 /// Pixel format every encoder gets: accepted by libx264, libx265 and NVENC alike.
@@ -77,6 +78,12 @@ fn ffmpeg_pixel(encoding: PixelEncoding) -> Pixel {
     }
 }
 
+/// Whether the encoding is RGB (converted with the recording's matrix) rather than Y'CbCr or
+/// grey (passed through as they are).
+fn is_rgb(encoding: PixelEncoding) -> bool {
+    matches!(encoding, PixelEncoding::Bgr8 | PixelEncoding::Rgb8 | PixelEncoding::Rgba8 | PixelEncoding::Bgra8)
+}
+
 /// Converts frames of one [`FrameFormat`] into encoder pictures, reusing its buffers.
 pub struct Converter {
     format: FrameFormat,
@@ -96,8 +103,12 @@ impl Converter {
         let scaler = if pixel == ENCODER_PIXEL {
             None
         } else {
-            let context =
-                scaling::Context::get(pixel, width, height, ENCODER_PIXEL, width, height, scaling::Flags::BILINEAR)?;
+            // Exact rounding: the default fast path is several levels off on saturated colours.
+            let flags = scaling::Flags::BILINEAR | scaling::Flags::ACCURATE_RND | scaling::Flags::FULL_CHR_H_INT;
+            let mut context = scaling::Context::get(pixel, width, height, ENCODER_PIXEL, width, height, flags)?;
+            if is_rgb(format.encoding) {
+                ColourMatrix::for_size(width, height).configure_scaler(&mut context)?;
+            }
             Some((context, frame::Video::new(ENCODER_PIXEL, width, height)))
         };
         Ok(Self {

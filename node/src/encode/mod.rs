@@ -2,12 +2,14 @@
 //! stay inside this module.
 
 mod codec;
+mod colour;
 mod container;
 mod convert;
 mod quality;
 mod writer;
 
 pub use codec::{CodecRequest, EncoderKind, nvenc_preset};
+pub use colour::ColourMatrix;
 pub use container::{Container, MP4_FRAGMENT_MICROS};
 pub use convert::{PlaneLayout, padded_size, plane_layouts};
 pub use quality::{LOOKAHEAD_SECS, Latency, PRESETS, Quality, RateControl};

@@ -8,10 +8,13 @@ use std::{
 
 use ffmpeg_next::{self as ff, Codec, Dictionary, Packet, Rational, codec, encoder, format};
 
-use super::quality::{Quality, RateControl};
 use super::{
     Container, EncoderKind,
     convert::{Converter, ENCODER_PIXEL},
+};
+use super::{
+    colour::ColourMatrix,
+    quality::{Quality, RateControl},
 };
 use crate::{
     durability::{FragmentSyncer, SyncStats},
@@ -179,6 +182,7 @@ fn open_encoder(
     // Without a frame rate x264 derives the H.264 level from the microsecond time base (level 6.2).
     video.set_frame_rate(Some(Rational::new(settings.fps.num as i32, settings.fps.den as i32)));
     video.set_gop(settings.quality.gop_frames);
+    ColourMatrix::for_size(width, height).tag_encoder(&mut video);
     // No B-frames: lower latency, less lost on a crash, and Foxglove's player refuses them.
     video.set_max_b_frames(0);
     if let RateControl::Bitrate(bps) = settings.quality.rate {
