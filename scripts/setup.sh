@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the recorder needs on Debian 12, and nothing twice:
 #   - Debian packages: FFmpeg's development headers (ffmpeg-next links against them), ffprobe/ffmpeg
-#     (tests check files with them), clang (bindgen), pkg-config, Python's venv;
+#     (tests check files with them), clang (bindgen), pkg-config, Python's venv, Chromium (browser
+#     playback tests), procps and util-linux (tests signal processes and mount a tmpfs);
 #   - the Rust toolchain through rustup, if cargo is missing;
 #   - the dora CLI (dora-rs-cli 1.1.0 from PyPI) into the project's .venv/.
 # Safe to run again. Usage: scripts/setup.sh   (other scripts source it)
@@ -10,7 +11,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DORA_VERSION="1.1.0"
 APT_PACKAGES=(
-  pkg-config clang gcc libc6-dev git curl ca-certificates ffmpeg chromium
+  pkg-config clang gcc libc6-dev git curl ca-certificates ffmpeg chromium procps util-linux
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev
   python3 python3-venv python3-pip
 )

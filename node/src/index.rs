@@ -237,7 +237,10 @@ mod tests {
 
     #[test]
     fn index_sits_beside_the_video_with_the_same_stem() {
-        assert_eq!(index_path(Path::new("/data/run_20240102T030405.mp4")), Path::new("/data/run_20240102T030405.frames.csv"));
+        assert_eq!(
+            index_path(Path::new("/data/run_20240102T030405.mp4")),
+            Path::new("/data/run_20240102T030405.frames.csv")
+        );
         assert_eq!(index_path(Path::new("a.b.mkv")), Path::new("a.b.frames.csv"));
         assert_eq!(index_path(Path::new("noext")), Path::new("noext.frames.csv"));
     }
@@ -351,7 +354,10 @@ mod tests {
         index.finish().unwrap();
         let records = read_back(&path);
         let header = &records[0];
-        assert_eq!(header, &["frame", "pts", "time_ns", "metadata.frame", "metadata.metadata.frame", "metadata.pts", "a,b"]);
+        assert_eq!(
+            header,
+            &["frame", "pts", "time_ns", "metadata.frame", "metadata.metadata.frame", "metadata.pts", "a,b"]
+        );
         let unique: BTreeSet<&String> = header.iter().collect();
         assert_eq!(unique.len(), header.len());
         assert_eq!(records[1][3..], ["f", "m", "p", "c"]);

@@ -265,7 +265,8 @@ fn replace_file(path: &Path, contents: &[u8]) -> io::Result<()> {
         let _ = std::fs::remove_file(&temp);
         return Err(io::Error::new(error.kind(), format!("cannot write the manifest {}: {error}", path.display())));
     }
-    sync_folder(path).map_err(|e| io::Error::new(e.kind(), format!("cannot sync the folder of {}: {e}", path.display())))
+    sync_folder(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot sync the folder of {}: {e}", path.display())))
 }
 
 /// A hidden temp file beside `path`, so the rename stays on one file system.
@@ -307,7 +308,10 @@ mod tests {
 
     #[test]
     fn manifest_is_named_after_the_session_stem_in_storage() {
-        assert_eq!(manifest_path(Path::new("/rec"), "run_20240102T030405"), Path::new("/rec/run_20240102T030405.session.json"));
+        assert_eq!(
+            manifest_path(Path::new("/rec"), "run_20240102T030405"),
+            Path::new("/rec/run_20240102T030405.session.json")
+        );
     }
 
     #[test]
@@ -355,9 +359,19 @@ mod tests {
         manifest.file_started("cam", Path::new("a.mp4"), Path::new("a.frames.csv"), START_NS);
         manifest.file_finished("cam", Path::new("/rec/a.mp4"), 30, 1000, Some(START_NS + 1_000_000_000), None);
         manifest.file_started("cam", Path::new("b.mp4"), Path::new("b.frames.csv"), START_NS + 2_000_000_000);
-        manifest.file_finished("cam", Path::new("b.mp4"), 5, 99, Some(START_NS + 2_200_000_000), Some("disk full".into()));
+        manifest.file_finished(
+            "cam",
+            Path::new("b.mp4"),
+            5,
+            99,
+            Some(START_NS + 2_200_000_000),
+            Some("disk full".into()),
+        );
         let camera = &manifest.cameras["cam"];
-        assert_eq!((camera.frames, camera.first_time_ns, camera.last_time_ns), (35, Some(START_NS), Some(START_NS + 2_200_000_000)));
+        assert_eq!(
+            (camera.frames, camera.first_time_ns, camera.last_time_ns),
+            (35, Some(START_NS), Some(START_NS + 2_200_000_000))
+        );
         assert_eq!(camera.files[0].status, FileState::Finished);
         assert_eq!((camera.files[0].frames, camera.files[0].bytes), (30, 1000));
         assert_eq!(camera.files[1].status, FileState::Failed);
@@ -405,7 +419,8 @@ mod tests {
         assert!(json["timeline"].as_str().unwrap().contains("time_ns"));
         let back: SessionManifest = serde_json::from_value(json).unwrap();
         assert_eq!(back, manifest);
-        let names = [EndReason::Stop, EndReason::InputClosed, EndReason::EndOfRun].map(|r| serde_json::to_value(r).unwrap());
+        let names =
+            [EndReason::Stop, EndReason::InputClosed, EndReason::EndOfRun].map(|r| serde_json::to_value(r).unwrap());
         assert_eq!(names, ["stop", "input_closed", "end_of_run"]);
     }
 

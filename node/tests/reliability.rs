@@ -128,6 +128,7 @@ fn a_full_disk_trims_the_file_to_its_last_fragment_and_the_next_session_records(
     let full = files_in(disk.path()).into_iter().find(|f| f.to_string_lossy().contains("full_")).unwrap();
     assert_eq!(decode_errors(&full), "", "the cut-short file decodes without a single error");
     let kept = probe(&full).frames;
+    eprintln!("disk full: kept {kept} of 30 frames; {why}");
     assert!(kept >= 4, "at least one complete fragment was kept: {kept} frames");
     let after = events_with_status(&events, "finished").into_iter().find(|e| e["session_id"] == "after").unwrap();
     assert_eq!(after["frames"], 10, "the next session records once there is room: {summary:?}");
