@@ -196,6 +196,8 @@ impl Worker {
             let _ = self.reports.send(report);
         }
         tracing::error!(session = %self.spec.session.id, camera = %self.camera, "{error}");
+        // A bug hit one frame; nothing suggests the disk needs a rest: the next frame opens a file.
+        self.retry_at = None;
     }
 
     /// Opens the next file for `frame`'s format; false if that failed (or is backing off).

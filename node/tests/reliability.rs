@@ -281,3 +281,58 @@ fn a_closed_camera_input_finalizes_its_file_and_a_restarted_camera_gets_a_new_on
     assert!(wrist_done < front_done, "{order:?}");
     assert_eq!(files_in(&dir).len(), 3);
 }
+
+/// A bug that panics inside a camera worker (here: a frame whose payload is shorter than its
+/// format, which the node's input checks never let through) ends that file with a `failed`
+/// event, and the same worker goes on to record the next frames into a new file.
+#[test]
+fn a_panic_inside_a_worker_fails_that_file_and_the_worker_goes_on() {
+    use dora_video_recorder::{
+        encode::{CodecRequest, Container, EncoderKind, Quality, RateControl},
+        frame::{Frame, FrameFormat, PixelEncoding},
+        recorder::{CameraRecorder, RecorderSpec},
+        session::SessionRef,
+        timing::{FrameRate, TimestampMode},
+    };
+
+    dora_video_recorder::encode::init_ffmpeg().unwrap();
+    let dir = temp_storage("worker-panic");
+    let spec = RecorderSpec {
+        session: SessionRef { serial: 1, id: "bug".into() },
+        storage: dir.clone(),
+        name_camera: false,
+        container: Container::Mp4,
+        codec: CodecRequest::Libx264,
+        candidates: vec![EncoderKind::Libx264],
+        quality: Quality::new("veryfast", RateControl::Crf(23), 30, 15.0),
+        fps: FrameRate::from_f64(15.0).unwrap(),
+        timestamps: TimestampMode::Source,
+        queue_frames: 30,
+        fsync: false,
+    };
+    let (reports_tx, reports) = std::sync::mpsc::channel();
+    let recorder = CameraRecorder::spawn(spec, "image".into(), reports_tx).unwrap();
+    let format = FrameFormat { encoding: PixelEncoding::Bgr8, width: 64, height: 48 };
+    let frame = |index: u64, bytes: usize| Frame {
+        format,
+        sent_nanos: 1_000_000_000 + index * 66_666_666,
+        data: arrow::buffer::Buffer::from_vec(vec![90u8; bytes]),
+    };
+    for index in 0..5 {
+        recorder.submit(frame(index, 64 * 48 * 3));
+    }
+    recorder.submit(frame(5, 10));
+    for index in 6..10 {
+        recorder.submit(frame(index, 64 * 48 * 3));
+    }
+    recorder.finish().join().unwrap();
+    let reports: Vec<_> = reports.try_iter().collect();
+    let failed: Vec<_> = reports.iter().filter(|r| r.error.is_some()).collect();
+    assert_eq!(failed.len(), 1, "{reports:?}");
+    assert!(failed[0].panicked && failed[0].error.as_deref().unwrap().contains("panicked"), "{:?}", failed[0]);
+    let finished: Vec<u64> = reports.iter().filter(|r| r.error.is_none() && r.frames > 0).map(|r| r.frames).collect();
+    assert_eq!(finished, vec![4], "the frames after the panic are in a new, finished file: {reports:?}");
+    for file in files_in(&dir) {
+        assert_eq!(decode_errors(&file), "", "{}", file.display());
+    }
+}
