@@ -134,14 +134,13 @@ fn a_full_disk_trims_the_file_to_its_last_fragment_and_the_next_session_records(
     assert_eq!(after["frames"], 10, "the next session records once there is room: {summary:?}");
 }
 
-/// A storage fault between two sessions: the session during the fault fails with one event, the
-/// one after the repair records.
-fn storage_fault_then_repair(name: &str, fault: fn(&Path), repair: fn(&Path)) {
-    let disk = Tmpfs::mount(name, "16m");
-    let storage = storage_env(disk.path());
-    let (path_fault, path_repair) = (disk.path().to_owned(), disk.path().to_owned());
-    let faulted = at(1.8, disk.path(), move || fault(&path_fault));
-    let repaired = at(3.8, disk.path(), move || repair(&path_repair));
+/// Three sessions in `storage`, with `fault` applied between the first and the second and
+/// `repair` between the second and the third. Asserts the session during the fault only fails
+/// (one or more `failed` events) and the ones before and after record all their frames.
+fn storage_fault_then_repair(storage: &Path, fault: fn(&Path), repair: fn(&Path)) {
+    let (path_fault, path_repair) = (storage.to_owned(), storage.to_owned());
+    let faulted = at(1.8, storage, move || fault(&path_fault));
+    let repaired = at(3.8, storage, move || repair(&path_repair));
     let (result, events) = Script::new(&CONTROLLED)
         .control_json(0.0, &json!({"action": "start", "session_id": "before"}))
         .frames("image", 0.1, 0.1, 8, 64, 48)
@@ -153,23 +152,26 @@ fn storage_fault_then_repair(name: &str, fault: fn(&Path), repair: fn(&Path)) {
         .frames("image", 4.1, 0.1, 8, 64, 48)
         .control_text(5.0, "stop", None)
         .stop(5.2)
-        .run(&[("STORAGE", &storage)]);
+        .run(&[("STORAGE", &storage_env(storage))]);
     faulted.join().unwrap();
     repaired.join().unwrap();
     result.unwrap();
     let status_of = |session: &str| -> Vec<String> {
         events.iter().filter(|e| e["session_id"] == session).map(|e| e["status"].as_str().unwrap().to_owned()).collect()
     };
-    assert!(status_of("before").contains(&"finished".to_owned()), "{name}: {events:?}");
-    assert!(status_of("during").iter().all(|s| s == "failed") && !status_of("during").is_empty(), "{name}: {events:?}");
-    let repaired = events_with_status(&events, "finished").into_iter().find(|e| e["session_id"] == "repaired");
-    assert_eq!(repaired.map(|e| e["frames"].clone()), Some(json!(8)), "{name}: {events:?}");
+    assert!(status_of("before").contains(&"finished".to_owned()), "{events:?}");
+    assert!(status_of("during").iter().all(|s| s == "failed") && !status_of("during").is_empty(), "{events:?}");
+    for session in ["before", "repaired"] {
+        let finished = events_with_status(&events, "finished").into_iter().find(|e| e["session_id"] == session);
+        assert_eq!(finished.map(|e| e["frames"].clone()), Some(json!(8)), "{session}: {events:?}");
+    }
 }
 
 #[test]
 fn storage_made_read_only_mid_run_fails_that_session_and_records_again_when_writable() {
+    let disk = Tmpfs::mount("ro-mid-run", "16m");
     storage_fault_then_repair(
-        "ro-mid-run",
+        disk.path(),
         |dir| Tmpfs::set_read_only(dir, true),
         |dir| Tmpfs::set_read_only(dir, false),
     );
@@ -177,33 +179,15 @@ fn storage_made_read_only_mid_run_fails_that_session_and_records_again_when_writ
 
 #[test]
 fn storage_folder_removed_mid_run_fails_that_session_and_records_again_when_recreated() {
-    let sub = |dir: &Path| dir.join("recordings");
     let disk = Tmpfs::mount("removed-mid-run", "16m");
-    std::fs::create_dir_all(sub(disk.path())).unwrap();
-    let storage = storage_env(&sub(disk.path()));
-    let (gone, back) = (sub(disk.path()), sub(disk.path()));
-    let removed = at(1.8, &sub(disk.path()), move || std::fs::remove_dir_all(&gone).unwrap());
-    let recreated = at(3.8, &sub(disk.path()), move || std::fs::create_dir_all(&back).unwrap());
-    let (result, events) = Script::new(&CONTROLLED)
-        .control_json(0.0, &json!({"action": "start", "session_id": "before"}))
-        .frames("image", 0.1, 0.1, 8, 64, 48)
-        .control_text(1.0, "stop", None)
-        .control_json(2.0, &json!({"action": "start", "session_id": "during"}))
-        .frames("image", 2.1, 0.1, 8, 64, 48)
-        .control_text(3.0, "stop", None)
-        .control_json(4.0, &json!({"action": "start", "session_id": "recreated"}))
-        .frames("image", 4.1, 0.1, 8, 64, 48)
-        .control_text(5.0, "stop", None)
-        .stop(5.2)
-        .run(&[("STORAGE", &storage)]);
-    removed.join().unwrap();
-    recreated.join().unwrap();
-    result.unwrap();
-    let during: Vec<_> = events.iter().filter(|e| e["session_id"] == "during").collect();
-    assert!(!during.is_empty() && during.iter().all(|e| e["status"] == "failed"), "{events:?}");
-    let after = events_with_status(&events, "finished").into_iter().find(|e| e["session_id"] == "recreated");
-    assert_eq!(after.map(|e| e["frames"].clone()), Some(json!(8)), "{events:?}");
-    assert_eq!(probe(&files_in(&sub(disk.path()))[0]).frames, 8);
+    let storage = disk.path().join("recordings");
+    std::fs::create_dir_all(&storage).unwrap();
+    storage_fault_then_repair(
+        &storage,
+        |dir| std::fs::remove_dir_all(dir).unwrap(),
+        |dir| std::fs::create_dir_all(dir).unwrap(),
+    );
+    assert_eq!(probe(&files_in(&storage)[0]).frames, 8, "the file after the folder came back");
 }
 
 #[test]

@@ -3,8 +3,8 @@
 //! Players pick the matrix from the stream's tags, and assume BT.709 for untagged HD: a file
 //! converted with swscale's default BT.601 matrix and left untagged shows shifted reds and
 //! greens. The rule here follows what players assume for untagged video, so even a player that
-//! ignores the tags shows the right colours: BT.709 for HD and above (width >= 1280 or height
-//! >= 720), BT.601 (SMPTE 170M) below. Range is limited ("TV", 16-235), what every H.264 player
+//! ignores the tags shows the right colours: BT.709 for HD and above (at least 1280 pixels wide
+//! or 720 lines high), BT.601 (SMPTE 170M) below. Range is limited ("TV", 16-235), what every H.264 player
 //! expects by default.
 
 use ffmpeg_next::{self as ff, color, software::scaling};
@@ -48,7 +48,7 @@ impl ColourMatrix {
         // SAFETY: the context is a valid, initialized SwsContext owned by `context`; the
         // coefficient tables are static arrays inside libswscale.
         let status = unsafe {
-            let table = ff::ffi::sws_getCoefficients(standard as i32);
+            let table = ff::ffi::sws_getCoefficients(standard);
             // Source range 1 = full (RGB), destination range 0 = limited; brightness 0,
             // contrast and saturation 1.0 in 16.16 fixed point.
             ff::ffi::sws_setColorspaceDetails(context.as_mut_ptr(), table, 1, table, 0, 0, 1 << 16, 1 << 16)
