@@ -10,8 +10,8 @@ use std::{
 };
 
 use e2e::{
-    Background, decode_errors, file_name, files_in, frame_indices, play_in_chromium, probe, read_send_log,
-    recorder_pids, serial, signal, temp_dir, top_level_boxes,
+    Background, decode_errors, file_name, frame_indices, play_in_chromium, probe, read_send_log, recorder_pids, serial,
+    signal, temp_dir, top_level_boxes, videos_in,
 };
 
 /// What a kill may cost at default settings: the frames sent in the last second.
@@ -65,14 +65,14 @@ fn kill_at_random_instant(flow: &str, fps: u32, kills: u32) {
                 ("HEIGHT", "240".into()),
             ],
         );
-        wait_for("the first file", Duration::from_secs(300), || !files_in(&storage).is_empty());
+        wait_for("the first file", Duration::from_secs(300), || !videos_in(&storage).is_empty());
         std::thread::sleep(random_between(Duration::from_secs(2), Duration::from_secs(4)));
         let killed_at = SystemTime::now();
         let pids = recorder_pids();
         assert!(!pids.is_empty(), "the recorder runs");
         pids.into_iter().for_each(|pid| signal(pid, "KILL"));
         let (_, log) = run.wait(Duration::from_secs(2));
-        let files = files_in(&storage);
+        let files = videos_in(&storage);
         assert_eq!(files.len(), 1, "{files:?}\n{log}");
         let kept = assert_clean_prefix(&files[0], (320, 240));
         let sent = read_send_log(&send_log);
@@ -137,12 +137,12 @@ fn ctrl_c_on_dora_run_finalizes_a_complete_file_with_every_frame_sent() {
             ("HEIGHT", "240".into()),
         ],
     );
-    wait_for("the first file", Duration::from_secs(300), || !files_in(&storage).is_empty());
+    wait_for("the first file", Duration::from_secs(300), || !videos_in(&storage).is_empty());
     std::thread::sleep(Duration::from_secs(3));
     signal(run.pid(), "INT");
     let (status, log) = run.wait(Duration::from_secs(30));
     assert!(status.is_some(), "dora run exits after Ctrl-C: {log}");
-    let files = files_in(&storage);
+    let files = videos_in(&storage);
     assert_eq!(files.len(), 1, "{files:?}\n{log}");
     let kept = assert_clean_prefix(&files[0], (320, 240));
     let sent = read_send_log(&send_log).len() as u32;
@@ -168,7 +168,7 @@ fn a_camera_that_closes_its_output_leaves_mp4_and_mkv_with_every_frame_and_the_r
         );
         let (status, log) = run.wait(Duration::from_secs(600));
         assert!(status.is_some_and(|s| s.success()), "the dataflow ends when the camera is done: {log}");
-        let files = files_in(&storage);
+        let files = videos_in(&storage);
         assert_eq!(files.len(), 1, "{files:?}");
         assert_eq!(assert_clean_prefix(&files[0], (320, 240)), 45, "{format}");
         let probed = probe(&files[0]);
@@ -185,7 +185,7 @@ fn a_camera_that_closes_its_output_leaves_mp4_and_mkv_with_every_frame_and_the_r
 }
 
 fn recordings_named(dir: &Path, camera: &str) -> Vec<PathBuf> {
-    files_in(dir).into_iter().filter(|f| file_name(f).contains(&format!("_{camera}_"))).collect()
+    videos_in(dir).into_iter().filter(|f| file_name(f).contains(&format!("_{camera}_"))).collect()
 }
 
 #[test]
@@ -201,18 +201,18 @@ fn a_restarted_recorder_and_a_camera_that_comes_back_never_lose_or_overwrite_fil
     });
     let pids = recorder_pids();
     pids.into_iter().for_each(|pid| signal(pid, "KILL"));
-    let killed = files_in(&storage);
+    let killed = videos_in(&storage);
     // Files holding at least one fragment must survive; one opened just before the kill holds
     // no frame, and the restarted recorder's recovery removes it.
     let killed_with_frames: Vec<PathBuf> =
         killed.iter().filter(|f| top_level_boxes(f).iter().any(|b| b == "moof")).cloned().collect();
     wait_for("files of the restarted recorder", Duration::from_secs(30), || {
-        files_in(&storage).iter().any(|f| !killed.contains(f))
+        videos_in(&storage).iter().any(|f| !killed.contains(f))
     });
     std::thread::sleep(Duration::from_secs(3));
     signal(run.pid(), "INT");
     let (_, log) = run.wait(Duration::from_secs(30));
-    let files = files_in(&storage);
+    let files = videos_in(&storage);
     for file in &files {
         assert_eq!(decode_errors(file), "", "{} decodes without an error\n{log}", file.display());
     }

@@ -10,7 +10,7 @@ use std::{
 };
 
 use e2e::{
-    DoraDaemon, dora, dora_run, file_name, files_in, frame_indices, probe, serial, temp_dir, text, workspace_root,
+    DoraDaemon, dora, dora_run, file_name, frame_indices, probe, serial, temp_dir, text, videos_in, workspace_root,
 };
 
 /// Asserts the recording holds exactly the camera frames `first..first+count`, in order.
@@ -54,7 +54,7 @@ fn record_yml_records_every_frame_the_camera_sent() {
         &[("STORAGE", &storage(&dir)), ("MAX_FRAMES", "45"), ("WIDTH", "320"), ("HEIGHT", "240")],
     );
     assert_eq!(frames_sent(&text(&output)), 45);
-    let files = files_in(&dir);
+    let files = videos_in(&dir);
     assert_eq!(files.len(), 1, "{files:?}\n{}", text(&output));
     let probe = probe(&files[0]);
     assert_eq!((probe.codec.as_str(), probe.width, probe.height, probe.frames), ("h264", 320, 240, 45));
@@ -80,7 +80,7 @@ fn stop_after_finalizes_a_file_with_every_frame_sent() {
         ],
     );
     let sent = frames_sent(&text(&output));
-    let files = files_in(&dir);
+    let files = videos_in(&dir);
     assert_eq!(files.len(), 1, "{files:?}");
     assert!(file_name(&files[0]).ends_with(".mkv"));
     let probe = probe(&files[0]);
@@ -99,7 +99,7 @@ fn sessions_yml_writes_one_file_per_scheduled_session_with_its_frames() {
         6,
         &[("STORAGE", &storage(&dir)), ("SCHEDULE", "first:0.5-2,second:3-4.5"), ("WIDTH", "160"), ("HEIGHT", "120")],
     );
-    let files = files_in(&dir);
+    let files = videos_in(&dir);
     let names: Vec<String> = files.iter().map(|f| file_name(f)).collect();
     assert_eq!(names.len(), 2, "{names:?}\n{}", text(&output));
     assert!(names[0].starts_with("first_") && names[1].starts_with("second_"), "{names:?}");
@@ -127,14 +127,14 @@ fn sessions_yml_writes_one_file_per_scheduled_session_with_its_frames() {
 
 /// The files `dataflows/recordings/` gained since `before`.
 fn new_recordings(before: &[PathBuf]) -> Vec<PathBuf> {
-    files_in(&workspace_root().join("dataflows/recordings")).into_iter().filter(|f| !before.contains(f)).collect()
+    videos_in(&workspace_root().join("dataflows/recordings")).into_iter().filter(|f| !before.contains(f)).collect()
 }
 
 #[test]
 fn coordinator_path_up_build_start_stop_down_leaves_a_finished_file() {
     let _serial = serial();
     let recordings = workspace_root().join("dataflows/recordings");
-    let before = files_in(&recordings);
+    let before = videos_in(&recordings);
     let daemon = DoraDaemon::up();
     let build = dora(&["build", "dataflows/record.yml"], Duration::from_secs(600));
     assert!(build.status.success(), "dora build: {}", text(&build));

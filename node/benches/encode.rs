@@ -585,7 +585,7 @@ fn encode_with_library(case: Case, raw: &Path, preset: &str, out: &Path) {
         (&mut reader).take(case.frame_bytes() as u64).read_to_end(&mut bytes).expect("read one raw frame");
         assert_eq!(bytes.len(), case.frame_bytes(), "raw file ended early");
         let sent_nanos = index * frame_nanos;
-        let frame = Frame { format, sent_nanos, data: Buffer::from_vec(bytes) };
+        let frame = Frame { format, sent_nanos, data: Buffer::from_vec(bytes), ids: Default::default() };
         writer.write(&frame, clock.next_pts(sent_nanos)).expect("encode a frame");
     }
     writer.finish().expect("finish the file");

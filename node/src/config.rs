@@ -5,6 +5,7 @@ use std::{collections::BTreeMap, path::PathBuf};
 
 use crate::{
     encode::{CodecRequest, Container, Latency, PRESETS, Quality, RateControl},
+    segments::SegmentLimits,
     timing::{FrameRate, TimestampMode},
 };
 
@@ -24,7 +25,7 @@ pub const DEFAULT_QUEUE_FRAMES: usize = 30;
 pub const DEFAULT_STOP_GRACE_MS: u64 = 500;
 
 /// Every key the node reads, in file (lower-case) spelling; the environment uses upper case.
-pub const KEYS: [&str; 16] = [
+pub const KEYS: [&str; 20] = [
     "storage",
     "format",
     "codec",
@@ -41,6 +42,10 @@ pub const KEYS: [&str; 16] = [
     "stop_grace_ms",
     "low_latency",
     "fsync",
+    "segment_seconds",
+    "segment_bytes",
+    "max_total_bytes",
+    "min_free_bytes",
 ];
 
 /// Environment variable naming the optional YAML configuration file.
@@ -74,6 +79,12 @@ pub struct Config {
     /// Whether each completed fragment is `fdatasync`ed (survives a power cut); `FSYNC=false`
     /// only for benchmarks and throwaway recordings.
     pub fsync: bool,
+    /// When a session's file is cut into the next segment.
+    pub segments: SegmentLimits,
+    /// Keep the recordings in `storage` at most this large (oldest finished ones deleted first).
+    pub max_total_bytes: Option<u64>,
+    /// Keep at least this much free space on the storage's filesystem.
+    pub min_free_bytes: Option<u64>,
 }
 
 /// A configuration value that cannot be used, with what would be accepted instead.
@@ -154,6 +165,16 @@ impl Config {
                 },
             },
             fsync: raw.parse("fsync", parse_bool, "true or false")?.unwrap_or(true),
+            segments: SegmentLimits {
+                max_secs: raw.parse(
+                    "segment_seconds",
+                    |v| v.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 1.0),
+                    "seconds >= 1, e.g. 60 or 300",
+                )?,
+                max_bytes: raw.parse("segment_bytes", parse_bytes, BYTES_ALLOWED)?,
+            },
+            max_total_bytes: raw.parse("max_total_bytes", parse_bytes, BYTES_ALLOWED)?,
+            min_free_bytes: raw.parse("min_free_bytes", parse_bytes, BYTES_ALLOWED)?,
             timestamps: raw
                 .parse("timestamps", TimestampMode::parse, "source or frame")?
                 .unwrap_or(TimestampMode::Source),
@@ -177,6 +198,31 @@ impl Config {
 /// Two seconds of nominal video, at least one frame.
 fn default_gop_frames(fps: FrameRate) -> u32 {
     ((fps.as_f64() * DEFAULT_GOP_SECS).round() as u32).max(1)
+}
+
+/// What byte-size keys accept, for error messages.
+const BYTES_ALLOWED: &str = "bytes > 0: 500000000, 500M, 2G (decimal) or 2GiB (binary)";
+
+/// Parses a size in bytes: a number with an optional `k`/`M`/`G`/`T` (powers of 1000) or
+/// `KiB`/`MiB`/`GiB`/`TiB` (powers of 1024) suffix.
+fn parse_bytes(value: &str) -> Option<u64> {
+    let value = value.trim();
+    let split = value.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(value.len());
+    let (digits, unit) = value.split_at(split);
+    let multiplier: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let bytes = (digits.trim().parse::<f64>().ok()? * multiplier).round();
+    (bytes >= 1.0 && bytes < 1.8e19).then_some(bytes as u64)
 }
 
 fn parse_bool(value: &str) -> Option<bool> {
@@ -285,6 +331,20 @@ mod tests {
         assert_eq!(c.queue_frames, DEFAULT_QUEUE_FRAMES);
         assert_eq!(c.quality.latency, Latency::Lookahead(3), "0.2 s of look-ahead at 15 fps");
         assert!(c.fsync, "fragments reach the disk by default");
+    }
+
+    #[test]
+    fn segment_and_retention_limits_take_sizes_with_units() {
+        let c =
+            config(&[("SEGMENT_SECONDS", "60"), ("SEGMENT_BYTES", "500M"), ("MAX_TOTAL_BYTES", "2GiB")], "").unwrap();
+        assert_eq!(c.segments, SegmentLimits { max_secs: Some(60.0), max_bytes: Some(500_000_000) });
+        assert_eq!(c.max_total_bytes, Some(2 * 1024 * 1024 * 1024));
+        assert_eq!(config(&[], "min_free_bytes: 1000").unwrap().min_free_bytes, Some(1000));
+        assert!(config(&[], "").unwrap().max_total_bytes.is_none(), "no retention by default");
+        for bad in ["0", "-5", "lots", "5X"] {
+            assert!(config(&[("SEGMENT_BYTES", bad)], "").is_err(), "{bad}");
+        }
+        assert!(config(&[("SEGMENT_SECONDS", "0.2")], "").is_err(), "segments of at least a second");
     }
 
     #[test]

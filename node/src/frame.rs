@@ -1,6 +1,8 @@
 //! Camera frames: the ecosystem's `encoding`/`width`/`height` metadata and a flat byte payload,
 //! checked once at the boundary into a [`Frame`] the rest of the node can trust.
 
+use std::{collections::BTreeMap, sync::Arc};
+
 use arrow::buffer::Buffer;
 
 /// Metadata key naming the pixel encoding.
@@ -122,6 +124,9 @@ pub struct Frame {
     pub sent_nanos: u64,
     /// The pixels, shared with dora's buffer (no copy).
     pub data: Buffer,
+    /// The sender's metadata values that identify the frame (`frame_id`, `episode_index`, ...;
+    /// see [`crate::index::identifying_keys`]), as text: they go into the frame index.
+    pub ids: Arc<BTreeMap<String, String>>,
 }
 
 /// Frame metadata as it arrived, before any check.
@@ -133,6 +138,8 @@ pub struct FrameMetadata {
     pub width: Option<i64>,
     /// `height`, if present and an integer.
     pub height: Option<i64>,
+    /// Identifying metadata values, as text.
+    pub ids: BTreeMap<String, String>,
 }
 
 /// Why an input could not become a [`Frame`]. `Compressed` is expected and skipped quietly;
@@ -203,7 +210,7 @@ pub fn check_frame(
     if data.len() != expected {
         return Err(FrameRejection::LengthMismatch { format, expected, actual: data.len() });
     }
-    Ok(Frame { format, sent_nanos, data })
+    Ok(Frame { format, sent_nanos, data, ids: Arc::new(metadata.ids.clone()) })
 }
 
 #[cfg(test)]
@@ -211,7 +218,12 @@ mod tests {
     use super::*;
 
     fn meta(encoding: &str, width: i64, height: i64) -> FrameMetadata {
-        FrameMetadata { encoding: Some(encoding.into()), width: Some(width), height: Some(height) }
+        FrameMetadata {
+            encoding: Some(encoding.into()),
+            width: Some(width),
+            height: Some(height),
+            ..Default::default()
+        }
     }
 
     fn bytes(n: usize) -> Buffer {
@@ -258,7 +270,7 @@ mod tests {
 
     #[test]
     fn config_size_fills_in_missing_metadata() {
-        let metadata = FrameMetadata { encoding: Some("mono8".into()), width: None, height: None };
+        let metadata = FrameMetadata { encoding: Some("mono8".into()), ..Default::default() };
         assert_eq!(check_frame(&metadata, (None, None), 0, bytes(12)).unwrap_err(), FrameRejection::MissingSize);
         let frame = check_frame(&metadata, (Some(4), Some(3)), 0, bytes(12)).unwrap();
         assert_eq!((frame.format.width, frame.format.height), (4, 3));
@@ -266,7 +278,7 @@ mod tests {
 
     #[test]
     fn missing_encoding_means_bgr8_and_compressed_is_a_skip() {
-        let metadata = FrameMetadata { encoding: None, width: Some(2), height: Some(2) };
+        let metadata = FrameMetadata { width: Some(2), height: Some(2), ..Default::default() };
         assert_eq!(check_frame(&metadata, (None, None), 0, bytes(12)).unwrap().format.encoding, PixelEncoding::Bgr8);
         let err = check_frame(&meta("png", 2, 2), (None, None), 0, bytes(5)).unwrap_err();
         assert!(err.is_compressed());
@@ -299,7 +311,7 @@ mod properties {
             payload in 0usize..20_000,
             sent in any::<u64>(),
         ) {
-            let metadata = FrameMetadata { encoding, width, height };
+            let metadata = FrameMetadata { encoding, width, height, ..Default::default() };
             if let Ok(frame) = check_frame(&metadata, fallback, sent, Buffer::from_vec(vec![0u8; payload])) {
                 prop_assert_eq!(frame.data.len(), frame.format.byte_len());
                 prop_assert!(frame.format.width >= 1 && frame.format.width <= MAX_DIMENSION);

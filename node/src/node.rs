@@ -1,14 +1,17 @@
 //! The dora edge: turns events into plain values for the [`Pipeline`], sends file reports on the
 //! optional `recording` output. The only module that names dora types.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
 
 use arrow::{
     array::{Array, UInt8Array},
     buffer::Buffer,
 };
 use dora_node_api::{
-    DoraArray, DoraNode, Event, EventStream, Metadata, MetadataParameters, SESSION_ID, StopCause,
+    DoraArray, DoraNode, Event, EventStream, Metadata, MetadataParameters, Parameter, SESSION_ID, StopCause,
     dora_core::config::DataId, get_integer_param, get_string_param,
 };
 use eyre::WrapErr;
@@ -16,9 +19,11 @@ use eyre::WrapErr;
 use crate::{
     config::Config,
     control::ControlPayload,
+    detections::{FORMAT_KEY as DETECTIONS_FORMAT_KEY, parse_detections},
     frame::{ENCODING_KEY, FrameMetadata, HEIGHT_KEY, WIDTH_KEY},
+    index::identifying_keys,
     pipeline::Pipeline,
-    wiring::{CONTROL_INPUT, DETECTIONS_INPUT, RunSummary, Wiring},
+    wiring::{CONTROL_INPUT, RunSummary, Wiring, is_camera_input},
 };
 
 /// Optional output with one event per file started, finished or failed.
@@ -128,16 +133,46 @@ fn on_input(pipeline: &mut Pipeline, id: &str, metadata: &Metadata, data: DoraAr
         CONTROL_INPUT => {
             pipeline.on_control(control_payload(&data), get_string_param(parameters, SESSION_ID), sent_nanos, now)
         }
-        DETECTIONS_INPUT => tracing::trace!("detections are not used yet"),
+        input if !is_camera_input(input) => {
+            let format = get_string_param(parameters, DETECTIONS_FORMAT_KEY);
+            let parsed = parse_detections(&data.into_inner(), format).map_err(|e| e.to_string());
+            pipeline.on_detections(input, parsed, identifying_values(parameters), sent_nanos, now)
+        }
         camera => pipeline.on_frame(camera, &frame_metadata(parameters), sent_nanos, frame_bytes(data), now),
     }
 }
 
 fn frame_metadata(parameters: &MetadataParameters) -> FrameMetadata {
     FrameMetadata {
+        ids: identifying_values(parameters),
         encoding: get_string_param(parameters, ENCODING_KEY).map(str::to_owned),
         width: get_integer_param(parameters, WIDTH_KEY),
         height: get_integer_param(parameters, HEIGHT_KEY),
+    }
+}
+
+/// The metadata values that identify a frame or detection (see [`identifying_keys`]), as text.
+fn identifying_values(parameters: &MetadataParameters) -> BTreeMap<String, String> {
+    identifying_keys(parameters.keys().map(String::as_str))
+        .into_iter()
+        .filter_map(|key| parameters.get(&key).map(|value| (key, parameter_text(value))))
+        .collect()
+}
+
+/// A metadata value as one CSV cell: lists joined with `;`, timestamps in RFC 3339.
+fn parameter_text(value: &Parameter) -> String {
+    fn join<T: ToString>(items: &[T]) -> String {
+        items.iter().map(ToString::to_string).collect::<Vec<_>>().join(";")
+    }
+    match value {
+        Parameter::Bool(b) => b.to_string(),
+        Parameter::Integer(n) => n.to_string(),
+        Parameter::String(s) => s.clone(),
+        Parameter::Float(x) => x.to_string(),
+        Parameter::ListInt(list) => join(list),
+        Parameter::ListFloat(list) => join(list),
+        Parameter::ListString(list) => list.join(";"),
+        Parameter::Timestamp(at) => at.to_rfc3339(),
     }
 }
 

@@ -6,22 +6,26 @@ use std::{
     sync::mpsc::{self, Receiver, Sender},
     thread::JoinHandle,
     time::{Duration, Instant},
+    time::{SystemTime, UNIX_EPOCH},
 };
 
 use arrow::buffer::Buffer;
-use eyre::{WrapErr, eyre};
+use eyre::eyre;
 
 use crate::{
     closing::ClosingCameras,
     config::Config,
     control::{Control, ControlPayload, parse_control},
+    detections::Detections,
     encode::{EncoderSettings, ResolvedCodec, resolve_codec},
     frame::{FrameMetadata, FrameRejection, check_frame},
     limiter::LogLimiter,
-    recorder::{CameraRecorder, RecorderSpec, Submitted},
-    recovery::{Recovered, recover_storage},
+    manifest::EndReason,
+    manifests::Manifests,
+    recorder::{CameraRecorder, DetectionMessage, RecorderSpec, Submitted},
     report::{FileReport, FileStatus},
     session::{SessionRef, Timeline, UnboundFrames},
+    storage::prepare_storage,
     timing::PtsClock,
     wiring::{RunSummary, Wiring},
 };
@@ -51,13 +55,14 @@ pub struct Pipeline {
     summary: RunSummary,
     /// Recorders of cameras that went away, taking their last frames.
     closing: ClosingCameras<(u64, String), CameraRecorder>,
+    manifests: Manifests,
 }
 
 impl Pipeline {
     /// Validates what can be checked before the first frame: the storage folder and an explicit codec.
     pub fn new(config: Config, wiring: Wiring) -> eyre::Result<Self> {
-        check_storage(&config.storage)?;
-        report_recovery(recover_storage(&config.storage));
+        prepare_storage(&config.storage)?;
+        let manifests = Manifests::new(&config.storage);
         if config.codec.is_explicit() {
             resolve_codec(config.codec, &probe_settings(&config)).map_err(|e| {
                 eyre!(
@@ -84,6 +89,7 @@ impl Pipeline {
             limiter: LogLimiter::default(),
             summary: RunSummary::default(),
             closing: ClosingCameras::default(),
+            manifests,
         })
     }
 
@@ -148,7 +154,8 @@ impl Pipeline {
             }
             Ok(Control::Stop) => match self.timeline.stop(sent_nanos, now) {
                 Some(session) => {
-                    tracing::info!(session = %session.id, "session stop received; finalizing after late frames")
+                    tracing::info!(session = %session.id, "session stop received; finalizing after late frames");
+                    self.manifests.session_ended(session.serial, EndReason::Stop, sent_nanos);
                 }
                 None => tracing::info!("stop received with no active session: ignored"),
             },
@@ -174,6 +181,37 @@ impl Pipeline {
         for key in keys {
             if let Some(recorder) = self.recorders.remove(&key) {
                 self.closing.close(key, recorder, closed_nanos, now + self.timeline.grace());
+            }
+        }
+    }
+
+    /// A detector's output on `input` (`detections` for the only camera, `NAME_detections` for
+    /// camera `NAME`), sent at `sent_nanos`: written beside the video of that camera's session.
+    pub fn on_detections(
+        &mut self,
+        input: &str,
+        parsed: Result<Detections, String>,
+        ids: BTreeMap<String, String>,
+        sent_nanos: u64,
+        now: Instant,
+    ) {
+        let routed = parsed.and_then(|detections| {
+            let camera = self.wiring.detections_camera(input).ok_or_else(|| {
+                format!("no camera for {input}: with several cameras, name the input CAMERA_detections")
+            })?;
+            let session = self.timeline.route(sent_nanos).ok_or("no session is recording")?;
+            let key = (session.serial, camera.to_owned());
+            let recorder = self.recorders.get(&key).or_else(|| self.closing.route(&key, sent_nanos));
+            let message = DetectionMessage { time_ns: sent_nanos, ids, detections };
+            match recorder.map(|recorder| recorder.submit_detections(message)) {
+                Some(Submitted::Queued) => Ok(()),
+                _ => Err(format!("camera {camera} has no file open or its queue is full")),
+            }
+        });
+        if let Err(error) = routed {
+            self.summary.detections_dropped += 1;
+            if let Some(suppressed) = self.limiter.allow(&format!("detections/{input}"), now) {
+                tracing::warn!(input, suppressed, "detections not recorded: {error}");
             }
         }
     }
@@ -211,6 +249,7 @@ impl Pipeline {
     pub fn take_reports(&mut self) -> Vec<FileReport> {
         let reports: Vec<FileReport> = self.reports_rx.try_iter().collect();
         for report in &reports {
+            self.manifests.on_report(report);
             match (report.status, &report.error) {
                 (FileStatus::Finished, _) => {
                     self.summary.files_finished += 1;
@@ -230,6 +269,7 @@ impl Pipeline {
     /// with [`take_reports`](Self::take_reports).
     pub fn finish(&mut self) {
         for session in self.timeline.take_all() {
+            self.manifests.session_ended(session.serial, EndReason::EndOfRun, unix_nanos_now());
             self.end_session(&session);
         }
         self.reap_workers(true);
@@ -245,7 +285,9 @@ impl Pipeline {
         let (session, ended) = self.timeline.start(id, sent_nanos, now);
         if let Some(ended) = ended {
             tracing::info!(session = %ended.id, next = %session.id, "session ended by the next start");
+            self.manifests.session_ended(ended.serial, EndReason::Stop, sent_nanos);
         }
+        self.manifests.session_started(&session);
         let codec = resolve_codec(self.config.codec, &probe_settings(&self.config));
         match &codec {
             Ok(resolved) => {
@@ -318,6 +360,8 @@ impl Pipeline {
                 timestamps: self.config.timestamps,
                 queue_frames: self.config.queue_frames,
                 fsync: self.config.fsync,
+                session_start_nanos: session.start_nanos,
+                segments: self.config.segments,
             };
             match CameraRecorder::spawn(spec, camera.to_owned(), self.reports_tx.clone()) {
                 Ok(recorder) => {
@@ -368,35 +412,10 @@ impl Pipeline {
     }
 }
 
-/// Creates the storage folder and proves it takes a file, so a wrong path fails at startup with
-/// one clear error instead of at the first frame.
-fn check_storage(storage: &std::path::Path) -> eyre::Result<()> {
-    let shown = storage.display();
-    std::fs::create_dir_all(storage)
-        .wrap_err_with(|| format!("cannot create STORAGE folder {shown}: check the path and permissions"))?;
-    let probe = storage.join(format!(".dora-video-recorder-write-test-{}", std::process::id()));
-    std::fs::write(&probe, b"ok").wrap_err_with(|| {
-        format!("STORAGE folder {shown} is not writable: check its permissions, that it is not mounted read-only, and free space")
-    })?;
-    let _ = std::fs::remove_file(&probe);
-    Ok(())
-}
-
-/// One line per file a crashed run left behind and this start repaired.
-fn report_recovery(outcomes: Vec<(std::path::PathBuf, Result<Recovered, String>)>) {
-    for (path, outcome) in outcomes {
-        let path = path.display();
-        match outcome {
-            Ok(Recovered::Repaired { trimmed_bytes, indexed }) => {
-                tracing::warn!(%path, trimmed_bytes, indexed, "repaired a recording cut short by a crash")
-            }
-            Ok(Recovered::Removed) => tracing::warn!(%path, "removed a recording a crash left without any frame"),
-            Ok(Recovered::Untouched) => {}
-            Err(error) => {
-                tracing::warn!(%path, "cannot repair a recording a crash left behind (it is kept as is): {error}")
-            }
-        }
-    }
+/// Wall-clock now, Unix nanoseconds (for session ends that carry no sender time).
+fn unix_nanos_now() -> u64 {
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Settings for the codec probe: real quality options, a time base like the files'.

@@ -5,6 +5,7 @@
 //! the frame format changes (never a silent rescale), and finalizes on `Finish`.
 
 use std::{
+    collections::BTreeMap,
     path::PathBuf,
     sync::{
         Arc,
@@ -17,11 +18,14 @@ use std::{
 
 use crate::{
     contain::contain_panic,
+    detections::Detections,
     encode::{CodecRequest, Container, EncodeError, EncoderKind, EncoderSettings, Quality, VideoWriter},
     frame::{Frame, FrameFormat},
     naming,
     report::{FileReport, FileStatus},
+    segments::SegmentLimits,
     session::SessionRef,
+    sidecars::Sidecars,
     timing::{FrameRate, PtsClock, TimestampMode},
 };
 
@@ -53,6 +57,10 @@ pub struct RecorderSpec {
     pub queue_frames: usize,
     /// Whether completed fragments are synced to disk.
     pub fsync: bool,
+    /// When the session started (sender time, Unix nanoseconds): files record their offset.
+    pub session_start_nanos: u64,
+    /// When to cut the next file of the session.
+    pub segments: SegmentLimits,
 }
 
 /// Counts shared between the event loop and the worker, taken by the file they land in.
@@ -64,7 +72,19 @@ struct Counters {
 
 enum Command {
     Frame(Frame),
+    Detections(Box<DetectionMessage>),
     Finish,
+}
+
+/// A detector's output for this camera.
+#[derive(Debug, Clone)]
+pub struct DetectionMessage {
+    /// When the detector sent it (Unix nanoseconds).
+    pub time_ns: u64,
+    /// Its identifying metadata (the image's, passed through by the detector).
+    pub ids: BTreeMap<String, String>,
+    /// The boxes.
+    pub detections: Detections,
 }
 
 /// Whether a submitted frame was queued.
@@ -108,6 +128,14 @@ impl CameraRecorder {
         }
     }
 
+    /// Queues a detector's output for the file being written; dropped when the queue is full.
+    pub fn submit_detections(&self, message: DetectionMessage) -> Submitted {
+        match self.commands.try_send(Command::Detections(Box::new(message))) {
+            Ok(()) => Submitted::Queued,
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => Submitted::Dropped,
+        }
+    }
+
     /// Counts a frame of this camera that was skipped before reaching the queue.
     pub fn count_skipped(&self) {
         self.counters.skipped.fetch_add(1, Ordering::Relaxed);
@@ -133,6 +161,9 @@ struct OpenFile {
     format: FrameFormat,
     clock: PtsClock,
     frames: u64,
+    sidecars: Sidecars,
+    first_time_ns: u64,
+    last_time_ns: u64,
     /// Keeps other recorders' crash recovery away until the file is final (dropped last).
     _lock: std::fs::File,
 }
@@ -148,8 +179,13 @@ struct Worker {
 
 impl Worker {
     fn run(mut self, queue: Receiver<Command>) {
-        while let Ok(Command::Frame(frame)) = queue.recv() {
-            if let Err(panic) = contain_panic(|| self.record(&frame)) {
+        loop {
+            let outcome = match queue.recv() {
+                Ok(Command::Frame(frame)) => contain_panic(|| self.record(&frame)),
+                Ok(Command::Detections(message)) => contain_panic(|| self.detections(&message)),
+                Ok(Command::Finish) | Err(_) => break,
+            };
+            if let Err(panic) = outcome {
                 self.abandon_after_panic(&panic);
             }
         }
@@ -168,6 +204,13 @@ impl Worker {
             tracing::info!(session = %self.spec.session.id, camera = %self.camera, format = %frame.format, "frame format changed: starting the next file");
             self.close_file(None);
         }
+        if self.file.as_ref().is_some_and(|file| {
+            let secs = file.clock.secs_at(frame.sent_nanos);
+            self.spec.segments.cut_before(file.frames, secs, || file.writer.bytes_on_disk())
+        }) {
+            tracing::debug!(session = %self.spec.session.id, camera = %self.camera, "segment limit reached: starting the next file");
+            self.close_file(None);
+        }
         if self.file.is_none() && !self.open_file(frame) {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             return;
@@ -175,8 +218,23 @@ impl Worker {
         let Some(file) = self.file.as_mut() else { return };
         let pts = file.clock.next_pts(frame.sent_nanos);
         match file.writer.write(frame, pts) {
-            Ok(()) => file.frames += 1,
+            Ok(()) => {
+                let pts_secs = file.clock.time_base().secs(pts);
+                file.sidecars.frame_written(file.frames, pts_secs, frame.sent_nanos, &frame.ids);
+                file.frames += 1;
+                file.last_time_ns = frame.sent_nanos;
+            }
             Err(error) => self.close_file(Some(error)),
+        }
+    }
+
+    /// A detector's output goes beside the file being written; without one it is dropped.
+    fn detections(&mut self, message: &DetectionMessage) {
+        match self.file.as_mut() {
+            Some(file) => {
+                file.sidecars.detections(message.time_ns, &message.ids, &message.detections);
+            }
+            None => tracing::debug!(camera = %self.camera, "detections with no open file: dropped"),
         }
     }
 
@@ -226,7 +284,7 @@ impl Worker {
             time_base: clock.time_base(),
             fsync: self.spec.fsync,
         };
-        let tags = file_tags(&self.spec.session.id, &self.camera, frame.sent_nanos);
+        let tags = file_tags(&self.spec.session.id, &self.camera, frame.sent_nanos, self.spec.session_start_nanos);
         match VideoWriter::create(&path, frame.format, &self.spec.candidates, &settings, clock.frame_duration(), &tags)
         {
             Ok((writer, passed_over)) => {
@@ -241,8 +299,20 @@ impl Worker {
                 );
                 let mut report = self.report(FileStatus::Started, Some(path.clone()));
                 report.encoder = Some(writer.encoder_kind().ffmpeg_name());
+                report.first_time_ns = Some(frame.sent_nanos);
                 let _ = self.reports.send(report);
-                self.file = Some(OpenFile { writer, path, format: frame.format, clock, frames: 0, _lock: lock });
+                let sidecars = Sidecars::open(&path, &frame.ids);
+                self.file = Some(OpenFile {
+                    writer,
+                    path,
+                    format: frame.format,
+                    clock,
+                    frames: 0,
+                    sidecars,
+                    first_time_ns: frame.sent_nanos,
+                    last_time_ns: frame.sent_nanos,
+                    _lock: lock,
+                });
                 self.retry_at = None;
                 true
             }
@@ -261,12 +331,17 @@ impl Worker {
         let Some(file) = self.file.take() else { return };
         let encoder = file.writer.encoder_kind().ffmpeg_name();
         let finished = file.writer.finish();
+        // The side files keep their rows whatever happened to the video; their own errors are
+        // logged by `Sidecars` and do not fail the video.
+        let _ = file.sidecars.finish();
         let error = failure.or(finished.as_ref().err().cloned());
         let status = if error.is_some() { FileStatus::Failed } else { FileStatus::Finished };
         let mut report = self.report(status, Some(file.path));
         report.encoder = Some(encoder);
         report.frames = file.frames;
         report.duration_secs = file.clock.duration_secs();
+        report.first_time_ns = (file.frames > 0).then_some(file.first_time_ns);
+        report.last_time_ns = (file.frames > 0).then_some(file.last_time_ns);
         report.bytes = match &finished {
             Ok(written) => written.bytes,
             Err(_) => report.path.as_ref().and_then(|p| std::fs::metadata(p).ok()).map_or(0, |m| m.len()),
@@ -323,21 +398,39 @@ impl Worker {
             bytes: 0,
             error: None,
             panicked: false,
+            session_serial: self.spec.session.serial,
+            first_time_ns: None,
+            last_time_ns: None,
         }
     }
 }
 
 /// Metadata written into each file: when its first frame was sent, and the full session id and
 /// camera (file names only carry a shortened, sanitized form).
-fn file_tags(session_id: &str, camera: &str, first_frame_unix_nanos: u64) -> Vec<(&'static str, String)> {
-    let seconds = (first_frame_unix_nanos / 1_000_000_000) as i64;
-    let nanos = (first_frame_unix_nanos % 1_000_000_000) as u32;
-    let created = chrono::DateTime::from_timestamp(seconds, nanos).unwrap_or_default();
+/// `session_offset` is where the file's time 0 lies on the session's timeline, in seconds: the
+/// rule that lines up the cameras of a session (see the README).
+fn file_tags(
+    session_id: &str,
+    camera: &str,
+    first_frame_unix_nanos: u64,
+    session_start_unix_nanos: u64,
+) -> Vec<(&'static str, String)> {
+    let offset_nanos = i128::from(first_frame_unix_nanos) - i128::from(session_start_unix_nanos);
     vec![
-        ("creation_time", created.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()),
+        ("creation_time", utc(first_frame_unix_nanos)),
         ("session_id", session_id.to_owned()),
         ("camera", camera.to_owned()),
+        ("session_start", utc(session_start_unix_nanos)),
+        ("session_offset", format!("{:.9}", offset_nanos as f64 / 1e9)),
     ]
+}
+
+/// Unix nanoseconds as ISO 8601 UTC with microseconds.
+fn utc(unix_nanos: u64) -> String {
+    let seconds = (unix_nanos / 1_000_000_000) as i64;
+    let nanos = (unix_nanos % 1_000_000_000) as u32;
+    let at = chrono::DateTime::from_timestamp(seconds, nanos).unwrap_or_default();
+    at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
 #[cfg(test)]
@@ -346,9 +439,11 @@ mod tests {
 
     #[test]
     fn file_tags_carry_utc_creation_time_and_the_full_ids() {
-        let tags = file_tags("run\0/ä", "front", 1_704_164_645_123_456_789);
+        let tags = file_tags("run\0/ä", "front", 1_704_164_645_123_456_789, 1_704_164_644_000_000_000);
         assert_eq!(tags[0], ("creation_time", "2024-01-02T03:04:05.123456Z".to_owned()));
         assert_eq!(tags[1], ("session_id", "run\0/ä".to_owned()));
         assert_eq!(tags[2], ("camera", "front".to_owned()));
+        assert_eq!(tags[3], ("session_start", "2024-01-02T03:04:04.000000Z".to_owned()));
+        assert_eq!(tags[4], ("session_offset", "1.123456789".to_owned()));
     }
 }

@@ -59,6 +59,12 @@ pub struct FileReport {
     pub error: Option<String>,
     /// Whether the failure was a panic inside the recorder (a bug, contained to this file).
     pub panicked: bool,
+    /// The run-unique serial of the session (ids may repeat).
+    pub session_serial: u64,
+    /// dora timestamp of the file's first frame, Unix nanoseconds.
+    pub first_time_ns: Option<u64>,
+    /// dora timestamp of the file's last frame, Unix nanoseconds.
+    pub last_time_ns: Option<u64>,
 }
 
 impl FileReport {
@@ -80,6 +86,8 @@ impl FileReport {
             ("duration_secs", DataType::Float64, Arc::new(Float64Array::from(vec![self.duration_secs]))),
             ("bytes", DataType::UInt64, count(self.bytes)),
             ("error", DataType::Utf8, text(self.error.as_deref())),
+            ("first_time_ns", DataType::UInt64, Arc::new(UInt64Array::from(vec![self.first_time_ns])) as ArrayRef),
+            ("last_time_ns", DataType::UInt64, Arc::new(UInt64Array::from(vec![self.last_time_ns])) as ArrayRef),
         ];
         let pairs: Vec<(Arc<Field>, ArrayRef)> = columns
             .into_iter()
@@ -110,6 +118,9 @@ mod tests {
             bytes: 1000,
             error: None,
             panicked: false,
+            session_serial: 1,
+            first_time_ns: Some(5),
+            last_time_ns: None,
         };
         let array = report.to_arrow();
         let row = array.as_struct();

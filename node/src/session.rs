@@ -18,6 +18,8 @@ pub struct SessionRef {
     pub serial: u64,
     /// The user's session id.
     pub id: String,
+    /// When it started, in sender time (Unix nanoseconds): time 0 of its timeline.
+    pub start_nanos: u64,
 }
 
 #[derive(Debug)]
@@ -70,7 +72,7 @@ impl Timeline {
         // so intervals never overlap.
         let at_nanos = self.spans.iter().map(|span| span.start_nanos).max().map_or(at_nanos, |s| s.max(at_nanos));
         let ended = self.stop(at_nanos, now);
-        let session = SessionRef { serial: self.next_serial, id };
+        let session = SessionRef { serial: self.next_serial, id, start_nanos: at_nanos };
         self.next_serial += 1;
         self.spans.push(Span { session: session.clone(), start_nanos: at_nanos, stop: None });
         (session, ended)

@@ -133,6 +133,16 @@ impl PtsClock {
         pts
     }
 
+    /// The file time a frame sent at `source_nanos` would get, in seconds (before the nudge that
+    /// keeps PTS strictly increasing): where a segment limit is checked.
+    pub fn secs_at(&self, source_nanos: u64) -> f64 {
+        match (self.mode, self.first_nanos) {
+            (TimestampMode::Frame, _) => self.frames as f64 / self.fps.as_f64(),
+            (TimestampMode::Source, Some(first)) => source_nanos.saturating_sub(first) as f64 / 1e9,
+            (TimestampMode::Source, None) => 0.0,
+        }
+    }
+
     /// Duration of one nominal frame in ticks: the last frame's display time.
     pub fn frame_duration(&self) -> i64 {
         let nominal = f64::from(self.time_base.den) / (f64::from(self.time_base.num) * self.fps.as_f64());
@@ -199,5 +209,17 @@ mod tests {
         let pts: Vec<i64> = [0, 100_000_000, 310_000_000, 320_000_000].iter().map(|t| clock.next_pts(*t)).collect();
         assert_eq!(pts, vec![0, 1, 3, 4]);
         assert_eq!(clock.frame_duration(), 1);
+    }
+
+    #[test]
+    fn secs_at_is_the_time_the_next_frame_would_get() {
+        let mut clock = PtsClock::new(TimestampMode::Source, fps(15.0), true);
+        assert_eq!(clock.secs_at(5_000_000_000), 0.0, "the first frame starts the file");
+        clock.next_pts(5_000_000_000);
+        assert!((clock.secs_at(7_500_000_000) - 2.5).abs() < 1e-9);
+        let mut frames = PtsClock::new(TimestampMode::Frame, fps(10.0), true);
+        frames.next_pts(0);
+        frames.next_pts(1);
+        assert!((frames.secs_at(99) - 0.2).abs() < 1e-9);
     }
 }

@@ -3,8 +3,17 @@
 
 /// Input carrying session start/stop messages.
 pub const CONTROL_INPUT: &str = "control";
-/// Input reserved for detector output (clips with pre-roll); not a camera.
+/// Input carrying a detector's output for the only camera; with several cameras, an input
+/// `NAME_detections` carries it for camera `NAME`. Neither is a camera.
 pub const DETECTIONS_INPUT: &str = "detections";
+/// Suffix of a per-camera detections input.
+pub const DETECTIONS_SUFFIX: &str = "_detections";
+
+/// Whether an input id names a camera: everything but `control`, `detections` and
+/// `NAME_detections`.
+pub fn is_camera_input(input: &str) -> bool {
+    input != CONTROL_INPUT && input != DETECTIONS_INPUT && !input.ends_with(DETECTIONS_SUFFIX)
+}
 
 /// Static facts about the dataflow the node runs in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,7 +29,20 @@ pub struct Wiring {
 impl Wiring {
     /// Whether `input` carries camera frames (neither control nor detections).
     pub fn is_camera(&self, input: &str) -> bool {
-        ![CONTROL_INPUT, DETECTIONS_INPUT].contains(&input)
+        is_camera_input(input)
+    }
+
+    /// The camera a detections input belongs to: `NAME_detections` -> `NAME`, `detections` ->
+    /// the only camera. `None` when that camera is not wired (or `detections` is ambiguous).
+    pub fn detections_camera<'a>(&'a self, input: &'a str) -> Option<&'a str> {
+        if input == DETECTIONS_INPUT {
+            return match self.cameras.as_slice() {
+                [only] => Some(only.as_str()),
+                _ => None,
+            };
+        }
+        let camera = input.strip_suffix(DETECTIONS_SUFFIX)?;
+        self.cameras.iter().any(|c| c == camera).then_some(camera)
     }
 
     /// Classifies the node's input ids: `control` binds sessions, `detections` is reserved,
@@ -28,11 +50,7 @@ impl Wiring {
     pub fn from_inputs(inputs: impl IntoIterator<Item = String>, default_session_id: String) -> Self {
         let inputs: Vec<String> = inputs.into_iter().collect();
         Self {
-            cameras: inputs
-                .iter()
-                .filter(|id| ![CONTROL_INPUT, DETECTIONS_INPUT].contains(&id.as_str()))
-                .cloned()
-                .collect(),
+            cameras: inputs.iter().filter(|id| is_camera_input(id)).cloned().collect(),
             control_wired: inputs.iter().any(|id| id == CONTROL_INPUT),
             default_session_id,
         }
@@ -60,6 +78,8 @@ pub struct RunSummary {
     pub bad_control: u64,
     /// Files ended by a panic inside the recorder (contained to that file).
     pub worker_panics: u64,
+    /// Detector messages not recorded: malformed, for no camera, or with no file open.
+    pub detections_dropped: u64,
 }
 
 #[cfg(test)]
@@ -73,5 +93,16 @@ mod tests {
         assert_eq!(wiring.cameras, vec!["image".to_owned(), "depth".to_owned()]);
         assert!(wiring.control_wired);
         assert!(!Wiring::from_inputs(["image".to_owned()], "flow".into()).control_wired);
+    }
+
+    #[test]
+    fn detections_inputs_name_their_camera() {
+        let several = Wiring::from_inputs(["front", "wrist", "front_detections"].map(String::from), "f".into());
+        assert_eq!(several.cameras, vec!["front".to_owned(), "wrist".to_owned()]);
+        assert_eq!(several.detections_camera("front_detections"), Some("front"));
+        assert_eq!(several.detections_camera("detections"), None, "ambiguous with several cameras");
+        assert_eq!(several.detections_camera("top_detections"), None, "no such camera");
+        let one = Wiring::from_inputs(["image", "detections"].map(String::from), "f".into());
+        assert_eq!(one.detections_camera("detections"), Some("image"));
     }
 }

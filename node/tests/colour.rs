@@ -8,7 +8,7 @@ mod support;
 use std::{path::Path, process::Command};
 
 use serde_json::Value;
-use support::{Script, files_in, temp_storage};
+use support::{Script, temp_storage, videos_in};
 
 const CAMERA: [(&str, &str); 1] = [("image", "camera/image")];
 
@@ -89,7 +89,7 @@ fn record_chart(
         .stop(0.4)
         .run(&[("STORAGE", &storage), ("CRF", crf)]);
     result.unwrap();
-    files_in(&dir).remove(0)
+    videos_in(&dir).remove(0)
 }
 
 /// Worst error allowed: the 3 levels for the conversion, more once x264 quantizes.

@@ -9,7 +9,7 @@ use dora_video_recorder::encode::{
     CodecRequest, Container, EncoderKind, EncoderSettings, Quality, RateControl, probe_encoder,
 };
 use serde_json::json;
-use support::{Script, events_with_status, files_in, first_frame_rgb, probe, temp_storage};
+use support::{Script, events_with_status, first_frame_rgb, probe, temp_storage, videos_in};
 
 const CAMERA: [(&str, &str); 1] = [("image", "camera/image")];
 const CAMERA_AND_CONTROL: [(&str, &str); 2] = [("image", "camera/image"), ("control", "ctl/control")];
@@ -28,7 +28,7 @@ fn a_run_without_control_is_one_session_with_every_frame() {
         ("SESSION_ID", "robot run/1"),
     ]);
     let summary = result.unwrap();
-    let files = files_in(&dir);
+    let files = videos_in(&dir);
     assert_eq!(files.len(), 1, "{files:?}");
     let name = files[0].file_name().unwrap().to_str().unwrap();
     assert!(name.starts_with("robot_run_1_") && name.ends_with(".mp4"), "{name}");
@@ -57,7 +57,7 @@ fn duration_follows_source_timestamps_not_the_nominal_fps() {
         .stop(2.0)
         .run(&[("STORAGE", &storage), ("FPS", "15")]);
     result.unwrap();
-    let probe = probe(&files_in(&dir)[0]);
+    let probe = probe(&videos_in(&dir)[0]);
     assert_eq!(probe.frames, 10);
     assert!((probe.duration - (1.8 + 1.0 / 15.0)).abs() < 0.01, "duration {}", probe.duration);
 }
@@ -72,7 +72,7 @@ fn frame_timestamps_mode_is_constant_rate() {
         ("TIMESTAMPS", "frame"),
     ]);
     result.unwrap();
-    let probe = probe(&files_in(&dir)[0]);
+    let probe = probe(&videos_in(&dir)[0]);
     assert_eq!(probe.frames, 6);
     assert!((probe.duration - 0.6).abs() < 0.01, "duration {}", probe.duration);
 }
@@ -84,7 +84,7 @@ fn odd_sizes_are_padded_not_refused() {
     let (result, _) =
         Script::new(&CAMERA).frames("image", 0.0, 0.05, 5, 33, 25).stop(0.5).run(&[("STORAGE", &storage)]);
     result.unwrap();
-    let probe = probe(&files_in(&dir)[0]);
+    let probe = probe(&videos_in(&dir)[0]);
     assert_eq!((probe.width, probe.height, probe.frames), (34, 26, 5));
 }
 
@@ -98,7 +98,7 @@ fn a_size_change_finalizes_the_file_and_opens_the_next() {
         .stop(0.8)
         .run(&[("STORAGE", &storage)]);
     result.unwrap();
-    let files = files_in(&dir);
+    let files = videos_in(&dir);
     assert_eq!(files.len(), 2, "{files:?}");
     let mut probes: Vec<_> = files.iter().map(|f| probe(f)).collect();
     probes.sort_by_key(|p| p.width);
@@ -127,7 +127,7 @@ fn frames_bind_to_the_session_active_when_they_were_sent() {
         .stop(1.2)
         .run(&[("STORAGE", &storage)]);
     let summary = result.unwrap();
-    let files = files_in(&dir);
+    let files = videos_in(&dir);
     assert_eq!(files.len(), 2, "{files:?}");
     let count = |prefix: &str| {
         let file = files.iter().find(|f| f.file_name().unwrap().to_str().unwrap().starts_with(prefix)).unwrap();
@@ -152,7 +152,7 @@ fn episode_indices_name_sessions_and_a_start_ends_the_previous_one() {
         .stop(0.5)
         .run(&[("STORAGE", &storage)]);
     result.unwrap();
-    let files = files_in(&dir);
+    let files = videos_in(&dir);
     let names: Vec<String> = files.iter().map(|f| f.file_name().unwrap().to_string_lossy().into_owned()).collect();
     assert_eq!(names.len(), 2, "{names:?}");
     assert!(names[0].starts_with("episode_000003_") && names[1].starts_with("episode_000004_"), "{names:?}");
@@ -170,7 +170,7 @@ fn a_session_without_frames_leaves_no_file() {
         .stop(0.3)
         .run(&[("STORAGE", &storage)]);
     result.unwrap();
-    assert!(files_in(&dir).is_empty());
+    assert!(videos_in(&dir).is_empty());
     assert!(events.is_empty(), "{events:?}");
 }
 
@@ -195,7 +195,7 @@ fn bad_input_is_counted_and_never_loses_good_frames() {
         .stop(0.6)
         .run(&[("STORAGE", &storage)]);
     let summary = result.unwrap();
-    let files = files_in(&dir);
+    let files = videos_in(&dir);
     assert_eq!(files.len(), 1);
     assert_eq!(probe(&files[0]).frames, 6);
     assert_eq!(summary.frames_compressed, 1);
@@ -259,7 +259,7 @@ fn several_cameras_get_one_file_each_named_after_the_camera() {
         .stop(0.5)
         .run(&[("STORAGE", &storage), ("SESSION_ID", "rig")]);
     result.unwrap();
-    let files = files_in(&dir);
+    let files = videos_in(&dir);
     assert_eq!(files.len(), 2);
     let name = |f: &std::path::Path| f.file_name().unwrap().to_string_lossy().into_owned();
     let left = files.iter().find(|f| name(f).starts_with("rig_left_")).unwrap();
@@ -284,7 +284,7 @@ fn mkv_avi_and_hevc_containers_hold_every_frame() {
             ("FPS", "10"),
         ]);
         result.unwrap();
-        let files = files_in(&dir);
+        let files = videos_in(&dir);
         assert_eq!(files.len(), 1, "{format}/{codec}");
         assert!(files[0].extension().unwrap() == format);
         let probe = probe(&files[0]);
@@ -301,13 +301,13 @@ fn a_finished_mp4_is_indexed_and_its_fragments_are_kept_as_free_space() {
     let (result, _) =
         Script::new(&CAMERA).frames("image", 0.0, 0.1, 25, 32, 32).stop(2.6).run(&[("STORAGE", &storage)]);
     result.unwrap();
-    let boxes = e2e::top_level_boxes(&files_in(&dir)[0]);
+    let boxes = e2e::top_level_boxes(&videos_in(&dir)[0]);
     assert_eq!(boxes.first().map(String::as_str), Some("ftyp"), "{boxes:?}");
     assert_eq!(boxes.last().map(String::as_str), Some("moov"), "a complete index at the end: {boxes:?}");
     assert_eq!(boxes.iter().filter(|b| *b == "moov").count(), 1, "{boxes:?}");
     assert!(!boxes.iter().any(|b| b == "moof"), "fragment headers became free space: {boxes:?}");
     assert!(boxes.iter().filter(|b| *b == "mdat").count() >= 7, "2.5 s in fragments of at most 0.3 s: {boxes:?}");
-    let probe = probe(&files_in(&dir)[0]);
+    let probe = probe(&videos_in(&dir)[0]);
     assert_eq!(probe.frames, 25);
     // 24 intervals of 0.1 s, and the last frame lasts one nominal frame (1/15 s).
     assert!((probe.duration - (2.4 + 1.0 / 15.0)).abs() < 0.02, "duration {}", probe.duration);
@@ -339,7 +339,7 @@ fn auto_uses_nvenc_only_when_it_really_opens() {
     let finished = events_with_status(&events, "finished");
     assert_eq!(finished[0]["encoder"], expected);
     assert_eq!(finished[0]["codec"], CodecRequest::Auto.name());
-    let probe = probe(&files_in(&dir)[0]);
+    let probe = probe(&videos_in(&dir)[0]);
     assert_eq!((probe.codec.as_str(), probe.frames), ("h264", 4));
 }
 
@@ -359,7 +359,7 @@ fn an_explicit_codec_that_cannot_open_stops_the_node_before_any_frame() {
         message.contains("h264_nvenc") && message.contains("libx264") && message.contains("CODEC=auto"),
         "{message}"
     );
-    assert!(files_in(&dir).is_empty());
+    assert!(videos_in(&dir).is_empty());
 }
 
 #[test]
@@ -374,7 +374,7 @@ fn repeated_session_ids_never_overwrite_files() {
         .stop(0.45)
         .run(&[("STORAGE", &storage)]);
     result.unwrap();
-    let files = files_in(&dir);
+    let files = videos_in(&dir);
     assert_eq!(files.len(), 2, "{files:?}");
     let mut frames: Vec<u64> = files.iter().map(|f| probe(f).frames).collect();
     frames.sort();

@@ -13,7 +13,7 @@ use std::{
 
 use e2e::{Tmpfs, decode_errors, format_tag};
 use serde_json::json;
-use support::{Script, events_with_status, files_in, probe, temp_storage};
+use support::{Script, events_with_status, probe, temp_storage, videos_in};
 
 const CONTROLLED: [(&str, &str); 2] = [("image", "camera/image"), ("control", "script/control")];
 
@@ -37,7 +37,7 @@ fn a_session_id_with_a_nul_byte_records_and_later_sessions_still_record() {
     assert_eq!(summary.files_finished, 2, "{summary:?}");
     let finished = events_with_status(&events, "finished");
     assert_eq!(finished[0]["session_id"], "x\u{0}y", "the event carries the id as sent");
-    let files = files_in(&dir);
+    let files = videos_in(&dir);
     assert_eq!(files.len(), 2, "{files:?}");
     let first = files.iter().find(|f| f.file_name().unwrap().to_string_lossy().starts_with("x_y_")).unwrap();
     assert_eq!(probe(first).frames, 5);
@@ -58,7 +58,7 @@ fn a_5000_character_session_id_records_under_a_short_unique_name_with_the_full_i
         .stop(1.2)
         .run(&[("STORAGE", &storage)]);
     result.unwrap();
-    let files = files_in(&dir);
+    let files = videos_in(&dir);
     assert_eq!(files.len(), 2, "two long ids that share a prefix never share a file: {files:?}");
     for file in &files {
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
@@ -94,7 +94,7 @@ fn at(seconds: f64, storage: &Path, fault: impl FnOnce() + Send + 'static) -> st
     let storage = storage.to_owned();
     std::thread::spawn(move || {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !files_in(&storage).iter().any(|f| f.extension().is_some_and(|e| e == "mp4")) {
+        while !videos_in(&storage).iter().any(|f| f.extension().is_some_and(|e| e == "mp4")) {
             assert!(Instant::now() < deadline, "no recording started in {}", storage.display());
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -125,7 +125,7 @@ fn a_full_disk_trims_the_file_to_its_last_fragment_and_the_next_session_records(
     assert!(!failed.is_empty(), "the full disk is reported: {events:?}");
     let why = failed[0]["error"].as_str().unwrap();
     assert!(why.contains("trimmed to its last complete fragment"), "{why}");
-    let full = files_in(disk.path()).into_iter().find(|f| f.to_string_lossy().contains("full_")).unwrap();
+    let full = videos_in(disk.path()).into_iter().find(|f| f.to_string_lossy().contains("full_")).unwrap();
     assert_eq!(decode_errors(&full), "", "the cut-short file decodes without a single error");
     let kept = probe(&full).frames;
     eprintln!("disk full: kept {kept} of 30 frames; {why}");
@@ -187,7 +187,7 @@ fn storage_folder_removed_mid_run_fails_that_session_and_records_again_when_recr
         |dir| std::fs::remove_dir_all(dir).unwrap(),
         |dir| std::fs::create_dir_all(dir).unwrap(),
     );
-    assert_eq!(probe(&files_in(&storage)[0]).frames, 8, "the file after the folder came back");
+    assert_eq!(probe(&videos_in(&storage)[0]).frames, 8, "the file after the folder came back");
 }
 
 #[test]
@@ -200,7 +200,7 @@ fn a_restart_repairs_the_files_a_crash_left_behind() {
         .stop(2.4)
         .run(&[("STORAGE", &storage), ("FSYNC", "false")]);
     result.unwrap();
-    let whole = files_in(&dir)[0].clone();
+    let whole = videos_in(&dir)[0].clone();
     // What a crash leaves: a fragmented file cut in the middle of its last fragment, as the
     // recorder's muxer settings write it, and a file whose recorder died before any frame.
     let fragmented = dir.join("crashed.mp4");
@@ -263,7 +263,7 @@ fn a_closed_camera_input_finalizes_its_file_and_a_restarted_camera_gets_a_new_on
     let wrist_done = order.iter().position(|e| *e == ("finished".into(), "wrist".into())).unwrap();
     let front_done = order.iter().position(|e| *e == ("finished".into(), "front".into())).unwrap();
     assert!(wrist_done < front_done, "{order:?}");
-    assert_eq!(files_in(&dir).len(), 3);
+    assert_eq!(videos_in(&dir).len(), 3);
 }
 
 /// A bug that panics inside a camera worker (here: a frame whose payload is shorter than its
@@ -282,7 +282,7 @@ fn a_panic_inside_a_worker_fails_that_file_and_the_worker_goes_on() {
     dora_video_recorder::encode::init_ffmpeg().unwrap();
     let dir = temp_storage("worker-panic");
     let spec = RecorderSpec {
-        session: SessionRef { serial: 1, id: "bug".into() },
+        session: SessionRef { serial: 1, id: "bug".into(), start_nanos: 1_000_000_000 },
         storage: dir.clone(),
         name_camera: false,
         container: Container::Mp4,
@@ -293,6 +293,8 @@ fn a_panic_inside_a_worker_fails_that_file_and_the_worker_goes_on() {
         timestamps: TimestampMode::Source,
         queue_frames: 30,
         fsync: false,
+        session_start_nanos: 1_000_000_000,
+        segments: Default::default(),
     };
     let (reports_tx, reports) = std::sync::mpsc::channel();
     let recorder = CameraRecorder::spawn(spec, "image".into(), reports_tx).unwrap();
@@ -301,6 +303,7 @@ fn a_panic_inside_a_worker_fails_that_file_and_the_worker_goes_on() {
         format,
         sent_nanos: 1_000_000_000 + index * 66_666_666,
         data: arrow::buffer::Buffer::from_vec(vec![90u8; bytes]),
+        ids: Default::default(),
     };
     for index in 0..5 {
         recorder.submit(frame(index, 64 * 48 * 3));
@@ -316,7 +319,7 @@ fn a_panic_inside_a_worker_fails_that_file_and_the_worker_goes_on() {
     assert!(failed[0].panicked && failed[0].error.as_deref().unwrap().contains("panicked"), "{:?}", failed[0]);
     let finished: Vec<u64> = reports.iter().filter(|r| r.error.is_none() && r.frames > 0).map(|r| r.frames).collect();
     assert_eq!(finished, vec![4], "the frames after the panic are in a new, finished file: {reports:?}");
-    for file in files_in(&dir) {
+    for file in videos_in(&dir) {
         assert_eq!(decode_errors(&file), "", "{}", file.display());
     }
 }

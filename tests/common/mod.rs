@@ -22,6 +22,8 @@ pub use boxes::{decode_errors, format_tag, top_level_boxes};
 pub use browser::{Playback, play_in_chromium};
 pub mod frames;
 pub use frames::{SentFrame, frame_indices, read_send_log, recorder_pids, signal};
+pub mod logs;
+pub use logs::{csv_column, files_ending, frame_times, read_csv, read_json, read_jsonl};
 pub mod tmpfs;
 pub use tmpfs::Tmpfs;
 
@@ -105,6 +107,17 @@ pub fn files_in(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
     files.sort();
     files
+}
+
+/// Extensions of the videos the recorder writes (beside them: index, detections, manifests).
+pub const VIDEO_EXTENSIONS: [&str; 3] = ["mp4", "mkv", "avi"];
+
+/// The video files directly in `dir`, sorted by name.
+pub fn videos_in(dir: &Path) -> Vec<PathBuf> {
+    files_in(dir)
+        .into_iter()
+        .filter(|path| path.extension().is_some_and(|ext| VIDEO_EXTENSIONS.iter().any(|v| ext == *v)))
+        .collect()
 }
 
 /// A file's name as a String.

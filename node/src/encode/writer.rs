@@ -307,6 +307,11 @@ impl VideoWriter {
         Ok((writer, passed_over))
     }
 
+    /// The file's size on disk now (what the muxer has flushed).
+    pub fn bytes_on_disk(&self) -> u64 {
+        std::fs::metadata(&self.path).map_or(0, |m| m.len())
+    }
+
     /// The encoder that opened.
     pub fn encoder_kind(&self) -> EncoderKind {
         self.kind

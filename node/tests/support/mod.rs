@@ -4,7 +4,7 @@
 
 use std::{collections::BTreeMap, path::Path};
 
-pub use e2e::{decode_frames, files_in, probe, temp_dir as temp_storage};
+pub use e2e::{decode_frames, probe, temp_dir as temp_storage, videos_in};
 
 use dora_node_api::{
     DoraNode,
@@ -32,6 +32,48 @@ impl Script {
             "time_offset_secs": at, "type": "Input", "id": camera,
             "metadata": {"encoding": {"String": encoding}, "width": {"Integer": width}, "height": {"Integer": height}},
             "data": bytes, "data_type": "UInt8",
+        }));
+        self
+    }
+
+    /// `count` bgr8 frames like [`frames`](Self::frames), each with a `frame_index` metadata
+    /// value (`first_index` + n) as cameras send it; `times` gives each frame's send time.
+    pub fn indexed_frames(mut self, camera: &str, times: &[f64], first_index: i64, width: i64, height: i64) -> Self {
+        for (n, at) in times.iter().enumerate() {
+            let index = first_index + n as i64;
+            self.events.push(json!({
+                "time_offset_secs": at, "type": "Input", "id": camera,
+                "metadata": {
+                    "encoding": {"String": "bgr8"}, "width": {"Integer": width}, "height": {"Integer": height},
+                    "frame_index": {"Integer": index},
+                },
+                "data": vec![(index * 7 % 256) as u8; (width * height * 3) as usize], "data_type": "UInt8",
+            }));
+        }
+        self
+    }
+
+    /// A detector message in dora-yolo's layout (one struct row of lists) on `input`, with
+    /// `frame_index` passed through like dora-yolo passes the image's metadata.
+    pub fn detections(
+        mut self,
+        input: &str,
+        at: f64,
+        frame_index: Option<i64>,
+        labels: &[&str],
+        boxes: &[[f64; 4]],
+    ) -> Self {
+        let mut metadata = json!({"primitive": {"String": "boxes2d"}, "format": {"String": "xyxy"}});
+        if let Some(index) = frame_index {
+            metadata["frame_index"] = json!({"Integer": index});
+        }
+        let row = json!({
+            "bbox": boxes.iter().flatten().copied().collect::<Vec<f64>>(),
+            "conf": vec![0.9; labels.len()],
+            "labels": labels,
+        });
+        self.events.push(json!({
+            "time_offset_secs": at, "type": "Input", "id": input, "metadata": metadata, "data": [row],
         }));
         self
     }

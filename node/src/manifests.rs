@@ -1,0 +1,176 @@
+//! The manifests of the sessions in progress: one `STEM.session.json` per session, written at its
+//! start and replaced atomically whenever one of its files starts or finishes, so a crash leaves
+//! a valid, if older, manifest. Fed by the file reports the camera workers send.
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    path::{Path, PathBuf},
+};
+
+use crate::{
+    index::index_path,
+    manifest::{EndReason, SessionManifest},
+    naming,
+    report::{FileReport, FileStatus},
+    session::SessionRef,
+};
+
+/// Extension of the manifest files, after the session stem.
+const MANIFEST_EXTENSION: &str = "session.json";
+
+/// A session whose manifest is still being updated.
+#[derive(Debug)]
+struct OpenManifest {
+    path: PathBuf,
+    manifest: SessionManifest,
+    /// Files started and not yet finished: the manifest is final when the session has ended
+    /// and this is zero.
+    files_open: u64,
+}
+
+/// The manifests of the sessions that have files in progress.
+#[derive(Debug)]
+pub struct Manifests {
+    storage: PathBuf,
+    open: BTreeMap<u64, OpenManifest>,
+}
+
+impl Manifests {
+    /// Manifests written into `storage`.
+    pub fn new(storage: &Path) -> Self {
+        Self { storage: storage.to_owned(), open: BTreeMap::new() }
+    }
+
+    /// A session started: claims its manifest's name and writes the first version.
+    pub fn session_started(&mut self, session: &SessionRef) {
+        let stem = naming::file_stem(&session.id, None, session.start_nanos);
+        let path = match naming::claim_path(&self.storage, &stem, MANIFEST_EXTENSION) {
+            Ok(path) => path,
+            Err(error) => {
+                tracing::warn!(session = %session.id, "cannot create the session manifest in {}: {error}", self.storage.display());
+                return;
+            }
+        };
+        let open =
+            OpenManifest { path, manifest: SessionManifest::new(&session.id, session.start_nanos), files_open: 0 };
+        write(&open);
+        self.open.insert(session.serial, open);
+    }
+
+    /// A file of a session started, finished or failed.
+    pub fn on_report(&mut self, report: &FileReport) {
+        let Some(open) = self.open.get_mut(&report.session_serial) else { return };
+        let camera = report.camera.as_str();
+        match (report.status, &report.path) {
+            (FileStatus::Started, Some(path)) => {
+                let first = report.first_time_ns.unwrap_or(open.manifest.started_time_ns);
+                open.manifest.file_started(camera, path, &index_path(path), first);
+                open.manifest.set_codec(camera, report.encoder.unwrap_or(report.codec));
+                open.files_open += 1;
+            }
+            (FileStatus::Finished | FileStatus::Failed, Some(path)) => {
+                let (frames, bytes, error) = (report.frames, report.bytes, report.error.clone());
+                open.manifest.file_finished(camera, path, frames, bytes, report.last_time_ns, error);
+                open.manifest.add_dropped(camera, report.dropped);
+                open.files_open = open.files_open.saturating_sub(1);
+            }
+            (_, None) => open.manifest.add_dropped(camera, report.dropped),
+        }
+        write(open);
+        self.retire_final(report.session_serial);
+    }
+
+    /// A session ended (its files may still be finishing).
+    pub fn session_ended(&mut self, serial: u64, reason: EndReason, ended_unix_nanos: u64) {
+        let Some(open) = self.open.get_mut(&serial) else { return };
+        open.manifest.end(reason, ended_unix_nanos);
+        write(open);
+        self.retire_final(serial);
+    }
+
+    /// The manifests still being written, which retention must not delete.
+    pub fn active_paths(&self) -> HashSet<PathBuf> {
+        self.open.values().map(|open| open.path.clone()).collect()
+    }
+
+    fn retire_final(&mut self, serial: u64) {
+        if self.open.get(&serial).is_some_and(|open| open.manifest.has_ended() && open.files_open == 0) {
+            self.open.remove(&serial);
+        }
+    }
+}
+
+fn write(open: &OpenManifest) {
+    if let Err(error) = open.manifest.write_atomically(&open.path) {
+        tracing::warn!(path = %open.path.display(), "cannot write the session manifest: {error}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("manifests-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn report(status: FileStatus, path: &Path) -> FileReport {
+        FileReport {
+            status,
+            session_id: "run".into(),
+            camera: "front".into(),
+            path: Some(path.to_owned()),
+            codec: "auto",
+            encoder: Some("libx264"),
+            frames: 10,
+            skipped: 0,
+            dropped: 1,
+            duration_secs: 1.0,
+            bytes: 1000,
+            error: None,
+            panicked: false,
+            session_serial: 1,
+            first_time_ns: Some(2_000_000_000),
+            last_time_ns: Some(3_000_000_000),
+        }
+    }
+
+    fn read(path: &Path) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_manifest_follows_its_session_from_start_to_its_last_file() {
+        let dir = temp_dir("follow");
+        let mut manifests = Manifests::new(&dir);
+        let session = SessionRef { serial: 1, id: "run".into(), start_nanos: 1_000_000_000 };
+        manifests.session_started(&session);
+        let path = dir.join("run_19700101T000001.session.json");
+        assert_eq!(read(&path)["session_id"], "run", "written at the start");
+        let video = dir.join("run_19700101T000002.mp4");
+        manifests.on_report(&report(FileStatus::Started, &video));
+        assert_eq!(read(&path)["cameras"]["front"]["files"][0]["status"], "recording");
+        assert_eq!(read(&path)["cameras"]["front"]["files"][0]["offset_secs"], 1.0);
+        manifests.session_ended(1, EndReason::Stop, 4_000_000_000);
+        assert_eq!(manifests.active_paths().len(), 1, "its file is still finishing");
+        manifests.on_report(&report(FileStatus::Finished, &video));
+        let json = read(&path);
+        assert_eq!(
+            (json["end_reason"].as_str(), json["cameras"]["front"]["frames"].as_u64()),
+            (Some("stop"), Some(10))
+        );
+        assert!(manifests.active_paths().is_empty(), "final once ended and every file finished");
+    }
+
+    #[test]
+    fn reports_of_unknown_sessions_are_ignored() {
+        let dir = temp_dir("unknown");
+        let mut manifests = Manifests::new(&dir);
+        manifests.on_report(&report(FileStatus::Started, &dir.join("x.mp4")));
+        manifests.session_ended(9, EndReason::EndOfRun, 0);
+        assert!(std::fs::read_dir(&dir).unwrap().next().is_none());
+    }
+}

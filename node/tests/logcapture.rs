@@ -1,0 +1,179 @@
+//! Robot log capture through the node's event loop: the frame index beside every video, the
+//! session manifest, several cameras on one timeline, detections beside the video and segments.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::path::Path;
+
+use e2e::{csv_column, files_ending, frame_times, read_csv, read_json, read_jsonl};
+use serde_json::json;
+use support::{Script, events_with_status, probe, temp_storage, videos_in};
+
+fn storage_env(dir: &Path) -> String {
+    dir.display().to_string()
+}
+
+fn index_of(video: &Path) -> std::path::PathBuf {
+    video.with_extension("frames.csv")
+}
+
+/// Row k of the index holds the k-th decoded frame's time (within 1 ms) and its metadata.
+fn assert_index_matches_video(video: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let (header, rows) = read_csv(&index_of(video));
+    assert_eq!(&header[..3], ["frame", "pts", "time_ns"], "{header:?}");
+    let decoded = frame_times(video);
+    assert_eq!(rows.len(), decoded.len(), "{}: one row per frame", video.display());
+    for (k, (row, time)) in rows.iter().zip(&decoded).enumerate() {
+        assert_eq!(row[0], k.to_string());
+        let pts: f64 = row[1].parse().unwrap();
+        assert!((pts - time).abs() < 0.001, "{}: row {k} pts {pts} vs decoded {time}", video.display());
+    }
+    (header, rows)
+}
+
+#[test]
+fn every_video_has_an_index_whose_rows_are_its_frames_at_constant_and_variable_rates() {
+    let dir = temp_storage("index");
+    let storage = storage_env(&dir);
+    let constant: Vec<f64> = (0..20).map(|i| 0.1 + f64::from(i) / 15.0).collect();
+    let variable: Vec<f64> = [0.0, 0.03, 0.2, 0.21, 0.5, 0.9, 0.95, 1.4, 1.45, 1.5].iter().map(|t| t + 2.0).collect();
+    let (result, _) = Script::new(&[("image", "camera/image"), ("control", "script/control")])
+        .control_json(0.0, &json!({"action": "start", "session_id": "constant"}))
+        .indexed_frames("image", &constant, 100, 64, 48)
+        .control_json(1.9, &json!({"action": "start", "session_id": "variable"}))
+        .indexed_frames("image", &variable, 500, 64, 48)
+        .stop(4.0)
+        .run(&[("STORAGE", &storage)]);
+    result.unwrap();
+    for (video, first_index) in videos_in(&dir).iter().zip([100, 500]) {
+        let (header, rows) = assert_index_matches_video(video);
+        let indices = csv_column(&header, &rows, "frame_index");
+        assert_eq!(indices[0], first_index.to_string(), "the camera's own frame ids are columns");
+        let times: Vec<u64> = csv_column(&header, &rows, "time_ns").iter().map(|t| t.parse().unwrap()).collect();
+        assert!(times.windows(2).all(|w| w[0] < w[1]), "time_ns increases");
+        assert!(times[0] > 1_600_000_000_000_000_000, "UTC nanoseconds since the epoch: {}", times[0]);
+    }
+}
+
+#[test]
+fn a_session_manifest_lists_every_file_with_counts_and_times() {
+    let dir = temp_storage("manifest");
+    let storage = storage_env(&dir);
+    let times: Vec<f64> = (0..10).map(|i| 0.2 + f64::from(i) * 0.1).collect();
+    let (result, _) = Script::new(&[("image", "camera/image"), ("control", "script/control")])
+        .control_json(0.0, &json!({"action": "start", "session_id": "run/7"}))
+        .indexed_frames("image", &times, 0, 64, 48)
+        .control_text(1.5, "stop", None)
+        .stop(2.3)
+        .run(&[("STORAGE", &storage)]);
+    result.unwrap();
+    let manifests = files_ending(&dir, ".session.json");
+    assert_eq!(manifests.len(), 1, "{manifests:?}");
+    let manifest = read_json(&manifests[0]);
+    assert_eq!(manifest["session_id"], "run/7", "the id in full");
+    assert_eq!(manifest["end_reason"], "stop");
+    assert!(manifest["started_utc"].as_str().unwrap().ends_with('Z') && manifest["ended_utc"].is_string());
+    let camera = &manifest["cameras"]["image"];
+    assert_eq!((camera["frames"].as_u64(), camera["codec"].as_str()), (Some(10), Some("libx264")));
+    let file = &camera["files"][0];
+    let video = &videos_in(&dir)[0];
+    assert_eq!(file["path"], video.file_name().unwrap().to_string_lossy().as_ref());
+    assert_eq!((file["status"].as_str(), file["frames"].as_u64()), (Some("finished"), Some(10)));
+    assert_eq!(file["bytes"].as_u64(), Some(std::fs::metadata(video).unwrap().len()));
+    let offset = file["offset_secs"].as_f64().unwrap();
+    assert!((offset - 0.2).abs() < 0.05, "first frame 0.2 s after the start: {offset}");
+}
+
+#[test]
+fn three_cameras_of_different_sizes_and_rates_line_up_on_the_session_timeline() {
+    let dir = temp_storage("timeline");
+    let storage = storage_env(&dir);
+    let every = |start: f64, step: f64, until: f64| -> Vec<f64> {
+        (0..).map(|i| start + f64::from(i) * step).take_while(|t| *t < until).collect()
+    };
+    // Every 0.2 s all three cameras send a frame at the same instant; between those, each
+    // follows its own rate, and `top` starts late.
+    let (result, _) = Script::new(&[("front", "a/image"), ("wrist", "b/image"), ("top", "c/image")])
+        .indexed_frames("front", &every(0.0, 0.1, 2.0), 0, 64, 48)
+        .indexed_frames("wrist", &every(0.0, 0.05, 2.0), 0, 32, 24)
+        .indexed_frames("top", &every(0.6, 0.2, 2.0), 0, 80, 60)
+        .stop(2.4)
+        .run(&[("STORAGE", &storage)]);
+    result.unwrap();
+    let manifest = read_json(&files_ending(&dir, ".session.json")[0]);
+    let mut session_times: std::collections::BTreeMap<u64, Vec<f64>> = Default::default();
+    for camera in ["front", "wrist", "top"] {
+        let file = &manifest["cameras"][camera]["files"][0];
+        let video = dir.join(file["path"].as_str().unwrap());
+        let offset = file["offset_secs"].as_f64().unwrap();
+        let tagged: f64 = e2e::format_tag(&video, "session_offset").unwrap().parse().unwrap();
+        assert!((tagged - offset).abs() < 1e-6, "the file's metadata has the same offset");
+        let decoded = frame_times(&video);
+        let (header, rows) = assert_index_matches_video(&video);
+        for (row, pts) in csv_column(&header, &rows, "time_ns").iter().zip(decoded) {
+            session_times.entry(row.parse().unwrap()).or_default().push(offset + pts);
+        }
+    }
+    let shared: Vec<&Vec<f64>> = session_times.values().filter(|times| times.len() == 3).collect();
+    assert!(shared.len() >= 5, "frames sent at the same instant by all three cameras: {}", shared.len());
+    for times in shared {
+        let spread = times.iter().cloned().fold(f64::MIN, f64::max) - times.iter().cloned().fold(f64::MAX, f64::min);
+        assert!(spread < 0.001, "same instant, same session time within 1 ms: {times:?}");
+    }
+}
+
+#[test]
+fn detections_are_written_beside_the_video_with_the_frame_they_belong_to() {
+    let dir = temp_storage("detections");
+    let storage = storage_env(&dir);
+    let times: Vec<f64> = (0..10).map(|i| 0.1 + f64::from(i) * 0.1).collect();
+    let (result, _) = Script::new(&[("image", "camera/image"), ("detections", "yolo/bbox")])
+        .indexed_frames("image", &times, 40, 64, 48)
+        .detections("detections", 0.55, Some(43), &["person", "car"], &[[1.0, 2.0, 10.0, 20.0], [5.0, 5.0, 9.0, 9.0]])
+        .detections("detections", 0.75, None, &[], &[])
+        .raw_input("detections", 0.8, json!({}), json!("not a struct"), "Utf8")
+        .stop(1.4)
+        .run(&[("STORAGE", &storage)]);
+    let summary = result.unwrap();
+    assert_eq!(summary.detections_dropped, 1, "the malformed message is counted: {summary:?}");
+    let video = &videos_in(&dir)[0];
+    let lines = read_jsonl(&video.with_extension("detections.jsonl"));
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["frame"], 3, "frame_index 43 is the video's frame 3");
+    assert_eq!(lines[0]["labels"], json!(["person", "car"]));
+    assert_eq!(lines[0]["bbox"][0], json!([1.0, 2.0, 10.0, 20.0]));
+    assert_eq!(lines[0]["format"], "xyxy");
+    assert!(lines[0]["time_ns"].as_u64().unwrap() > 0);
+    assert_eq!(lines[1]["labels"], json!([]), "an empty detection is a line too");
+    assert!(lines[1]["frame"].as_u64().is_some(), "without ids: the latest frame sent before it");
+}
+
+#[test]
+fn segments_split_a_session_without_losing_or_repeating_a_frame() {
+    let dir = temp_storage("segments");
+    let storage = storage_env(&dir);
+    let times: Vec<f64> = (0..35).map(|i| 0.1 + f64::from(i) * 0.1).collect();
+    let (result, events) = Script::new(&[("image", "camera/image")])
+        .indexed_frames("image", &times, 0, 64, 48)
+        .stop(3.9)
+        .run(&[("STORAGE", &storage), ("SEGMENT_SECONDS", "1")]);
+    result.unwrap();
+    let videos = videos_in(&dir);
+    assert_eq!(videos.len(), 4, "3.5 s in 1 s segments: {videos:?}");
+    assert_eq!(events_with_status(&events, "finished").len(), 4);
+    let mut all_ids = Vec::new();
+    let mut all_times = Vec::new();
+    for video in &videos {
+        let (header, rows) = assert_index_matches_video(video);
+        assert!(probe(video).duration <= 1.05, "{}: {}", video.display(), probe(video).duration);
+        all_ids.extend(csv_column(&header, &rows, "frame_index").iter().map(|v| v.parse::<u32>().unwrap()));
+        all_times.extend(csv_column(&header, &rows, "time_ns").iter().map(|v| v.parse::<u64>().unwrap()));
+    }
+    assert_eq!(all_ids, (0..35).collect::<Vec<u32>>(), "every frame once, in order, across the cuts");
+    let steps: Vec<u64> = all_times.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(steps.iter().all(|s| (50_000_000..150_000_000).contains(s)), "time_ns continuous across cuts: {steps:?}");
+    let manifest = read_json(&files_ending(&dir, ".session.json")[0]);
+    assert_eq!(manifest["cameras"]["image"]["files"].as_array().unwrap().len(), 4, "segments in the manifest");
+}
