@@ -74,6 +74,7 @@ impl Manifests {
                 open.manifest.add_dropped(camera, report.dropped);
                 open.files_open = open.files_open.saturating_sub(1);
             }
+            (FileStatus::Deleted, _) => return,
             (_, None) => open.manifest.add_dropped(camera, report.dropped),
         }
         write(open);
@@ -88,9 +89,18 @@ impl Manifests {
         self.retire_final(serial);
     }
 
-    /// The manifests still being written, which retention must not delete.
+    /// The manifests still being written and every file they list (finished segments of a
+    /// session in progress included): retention must not delete them.
     pub fn active_paths(&self) -> HashSet<PathBuf> {
-        self.open.values().map(|open| open.path.clone()).collect()
+        let mut active = HashSet::new();
+        for open in self.open.values() {
+            active.insert(open.path.clone());
+            for file in open.manifest.cameras.values().flat_map(|camera| &camera.files) {
+                active.insert(self.storage.join(&file.path));
+                active.insert(self.storage.join(&file.index));
+            }
+        }
+        active
     }
 
     fn retire_final(&mut self, serial: u64) {
@@ -155,7 +165,7 @@ mod tests {
         assert_eq!(read(&path)["cameras"]["front"]["files"][0]["status"], "recording");
         assert_eq!(read(&path)["cameras"]["front"]["files"][0]["offset_secs"], 1.0);
         manifests.session_ended(1, EndReason::Stop, 4_000_000_000);
-        assert_eq!(manifests.active_paths().len(), 1, "its file is still finishing");
+        assert!(manifests.active_paths().contains(&video), "its file is still finishing");
         manifests.on_report(&report(FileStatus::Finished, &video));
         let json = read(&path);
         assert_eq!(

@@ -24,8 +24,9 @@ use crate::{
     manifests::Manifests,
     recorder::{CameraRecorder, DetectionMessage, RecorderSpec, Submitted},
     report::{FileReport, FileStatus},
+    retention::Limits,
     session::{SessionRef, Timeline, UnboundFrames},
-    storage::prepare_storage,
+    storage::{Retention, prepare_storage},
     timing::PtsClock,
     wiring::{RunSummary, Wiring},
 };
@@ -56,6 +57,9 @@ pub struct Pipeline {
     /// Recorders of cameras that went away, taking their last frames.
     closing: ClosingCameras<(u64, String), CameraRecorder>,
     manifests: Manifests,
+    retention: Retention,
+    /// Reports produced by the event loop itself (retention deletions).
+    own_reports: Vec<FileReport>,
 }
 
 impl Pipeline {
@@ -63,6 +67,8 @@ impl Pipeline {
     pub fn new(config: Config, wiring: Wiring) -> eyre::Result<Self> {
         prepare_storage(&config.storage)?;
         let manifests = Manifests::new(&config.storage);
+        let limits = Limits { max_total_bytes: config.max_total_bytes, min_free_bytes: config.min_free_bytes };
+        let retention = Retention::new(&config.storage, limits);
         if config.codec.is_explicit() {
             resolve_codec(config.codec, &probe_settings(&config)).map_err(|e| {
                 eyre!(
@@ -90,6 +96,8 @@ impl Pipeline {
             summary: RunSummary::default(),
             closing: ClosingCameras::default(),
             manifests,
+            retention,
+            own_reports: Vec::new(),
         })
     }
 
@@ -243,11 +251,16 @@ impl Pipeline {
             self.finishing.push(recorder.finish());
         }
         self.reap_workers(false);
+        self.enforce_retention(now, false);
     }
 
     /// File events since the last call.
     pub fn take_reports(&mut self) -> Vec<FileReport> {
-        let reports: Vec<FileReport> = self.reports_rx.try_iter().collect();
+        let mut reports: Vec<FileReport> = self.reports_rx.try_iter().collect();
+        if reports.iter().any(|r| r.status == FileStatus::Finished) {
+            self.enforce_retention(Instant::now(), true);
+        }
+        reports.append(&mut self.own_reports);
         for report in &reports {
             self.manifests.on_report(report);
             match (report.status, &report.error) {
@@ -255,7 +268,7 @@ impl Pipeline {
                     self.summary.files_finished += 1;
                     self.summary.frames_recorded += report.frames;
                 }
-                (_, Some(_)) => {
+                (FileStatus::Failed, Some(_)) => {
                     self.summary.files_failed += 1;
                     self.summary.worker_panics += u64::from(report.panicked);
                 }
@@ -396,6 +409,14 @@ impl Pipeline {
             } else {
                 tracing::warn!(camera, suppressed, "skipped frame: {rejection}");
             }
+        }
+    }
+
+    /// Keeps STORAGE within its limits; files of active sessions are locked or listed as active.
+    fn enforce_retention(&mut self, now: Instant, file_finished: bool) {
+        let active = self.manifests.active_paths();
+        for deleted in self.retention.run(now, file_finished, &active) {
+            self.own_reports.push(FileReport::deleted(deleted.video, deleted.bytes, deleted.reason));
         }
     }
 

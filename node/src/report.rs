@@ -17,6 +17,8 @@ pub enum FileStatus {
     Finished,
     /// The file could not be opened or written; `error` says why.
     Failed,
+    /// Retention deleted the file and its side files (`MAX_TOTAL_BYTES`, `MIN_FREE_BYTES`).
+    Deleted,
 }
 
 impl FileStatus {
@@ -26,6 +28,7 @@ impl FileStatus {
             Self::Started => "started",
             Self::Finished => "finished",
             Self::Failed => "failed",
+            Self::Deleted => "deleted",
         }
     }
 }
@@ -68,6 +71,28 @@ pub struct FileReport {
 }
 
 impl FileReport {
+    /// The event for a recording retention deleted; `reason` names the limit.
+    pub fn deleted(path: PathBuf, bytes: u64, reason: &str) -> Self {
+        Self {
+            status: FileStatus::Deleted,
+            session_id: String::new(),
+            camera: String::new(),
+            path: Some(path),
+            codec: "",
+            encoder: None,
+            frames: 0,
+            skipped: 0,
+            dropped: 0,
+            duration_secs: 0.0,
+            bytes,
+            error: Some(format!("deleted to keep {reason}")),
+            panicked: false,
+            session_serial: 0,
+            first_time_ns: None,
+            last_time_ns: None,
+        }
+    }
+
     /// The report as a one-row Arrow struct array.
     pub fn to_arrow(&self) -> ArrayRef {
         let text = |value: Option<&str>| Arc::new(StringArray::from(vec![value])) as ArrayRef;

@@ -177,3 +177,34 @@ fn segments_split_a_session_without_losing_or_repeating_a_frame() {
     let manifest = read_json(&files_ending(&dir, ".session.json")[0]);
     assert_eq!(manifest["cameras"]["image"]["files"].as_array().unwrap().len(), 4, "segments in the manifest");
 }
+
+#[test]
+fn retention_deletes_the_oldest_finished_recordings_with_their_side_files() {
+    let dir = temp_storage("retention");
+    let storage = storage_env(&dir);
+    let limit: u64 = 200_000;
+    let mut script = Script::new(&[("image", "camera/image"), ("control", "script/control")]);
+    for (n, session) in ["s1", "s2", "s3"].iter().enumerate() {
+        let start = n as f64 * 1.5;
+        script = script
+            .control_json(start, &json!({"action": "start", "session_id": session}))
+            .noise_frames("image", start + 0.1, 0.1, 8, 160, 120)
+            .control_text(start + 1.0, "stop", None);
+    }
+    let (result, events) = script.stop(5.0).run(&[("STORAGE", &storage), ("MAX_TOTAL_BYTES", &limit.to_string())]);
+    result.unwrap();
+    let deleted = events_with_status(&events, "deleted");
+    assert!(!deleted.is_empty(), "the limit forced a deletion: {events:?}");
+    let deleted_names: Vec<&str> = deleted.iter().map(|e| e["path"].as_str().unwrap()).collect();
+    assert!(deleted_names[0].contains("/s1_"), "the oldest goes first: {deleted_names:?}");
+    assert!(videos_in(&dir).iter().any(|v| v.to_string_lossy().contains("/s3_")), "the newest stays");
+    let total: u64 = e2e::files_in(&dir).iter().map(|f| std::fs::metadata(f).unwrap().len()).sum();
+    assert!(total <= limit + 10_000, "recordings fit the limit (manifests are a few kB): {total}");
+    for index in files_ending(&dir, ".frames.csv") {
+        assert!(index.with_extension("").with_extension("mp4").exists(), "{} has its video", index.display());
+    }
+    assert!(
+        files_ending(&dir, ".session.json").iter().all(|m| !m.to_string_lossy().contains("/s1_")),
+        "a manifest whose files are all gone goes too"
+    );
+}

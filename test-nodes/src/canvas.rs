@@ -59,6 +59,23 @@ impl Canvas {
         }
     }
 
+    /// Fills the disc inscribed in the `diameter` x `diameter` square whose top-left pixel is
+    /// (`x`, `y`): the pixels whose centres are within `diameter / 2` of the square's centre.
+    /// Clipped to the canvas.
+    pub fn fill_disc(&mut self, x: usize, y: usize, diameter: usize, colour: Rgb) {
+        // Twice the offset of a pixel centre from the disc centre, along one axis.
+        let doubled_offset = |index: usize| (2 * index + 1).abs_diff(diameter);
+        for row in 0..diameter.min(self.height.saturating_sub(y)) {
+            let dy = doubled_offset(row);
+            for column in 0..diameter.min(self.width.saturating_sub(x)) {
+                let dx = doubled_offset(column);
+                if dx * dx + dy * dy <= diameter * diameter {
+                    self.pixels[(y + row) * self.width + x + column] = colour;
+                }
+            }
+        }
+    }
+
     /// Packs the canvas into a frame payload of the given encoding.
     pub fn encode(&self, encoding: Encoding) -> Vec<u8> {
         match encoding {
@@ -134,6 +151,19 @@ mod tests {
         assert_eq!(canvas.pixel(2, 1), WHITE);
         assert_eq!(canvas.pixel(3, 2), WHITE);
         canvas.fill_rect(9, 9, 2, 2, WHITE);
+    }
+
+    #[test]
+    fn a_disc_touches_the_middle_of_each_side_of_its_box_but_not_the_corners() {
+        let mut canvas = Canvas::new(12, 12);
+        canvas.fill_disc(1, 2, 8, WHITE);
+        for (x, y) in [(1, 6), (8, 6), (5, 2), (5, 9), (5, 5)] {
+            assert_eq!(canvas.pixel(x, y), WHITE, "({x}, {y})");
+        }
+        for (x, y) in [(1, 2), (8, 2), (1, 9), (8, 9), (0, 6), (9, 6), (5, 1), (5, 10)] {
+            assert_eq!(canvas.pixel(x, y), BLACK, "({x}, {y})");
+        }
+        canvas.fill_disc(10, 10, 8, WHITE);
     }
 
     #[test]

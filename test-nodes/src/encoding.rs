@@ -106,6 +106,14 @@ pub fn chroma_limited_range([r, g, b]: [u8; 3]) -> (i32, i32) {
     (u, v)
 }
 
+/// RGB of a limited-range BT.601 (Y, U, V) sample: the inverse of [`luma_limited_range`] and
+/// [`chroma_limited_range`], up to rounding.
+pub fn rgb_from_limited_yuv(y: u8, u: u8, v: u8) -> [u8; 3] {
+    let luma = 298 * (i32::from(y) - 16) + 128;
+    let (u, v) = (i32::from(u) - 128, i32::from(v) - 128);
+    [clamp_u8((luma + 409 * v) >> 8), clamp_u8((luma - 100 * u - 208 * v) >> 8), clamp_u8((luma + 516 * u) >> 8)]
+}
+
 /// Saturates an integer to the `u8` range.
 pub fn clamp_u8(value: i32) -> u8 {
     // The clamp makes the narrowing cast lossless.
@@ -142,5 +150,16 @@ mod tests {
         assert_eq!(luma_limited_range([0, 0, 0]), 16);
         assert_eq!(chroma_limited_range([255, 255, 255]), (128, 128));
         assert_eq!(chroma_limited_range([0, 0, 0]), (128, 128));
+    }
+
+    #[test]
+    fn yuv_to_rgb_inverts_rgb_to_yuv_within_rounding() {
+        for rgb in [[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255], [0, 0, 0], [64, 191, 100], [191, 64, 64]] {
+            let (u, v) = chroma_limited_range(rgb);
+            let back = rgb_from_limited_yuv(luma_limited_range(rgb), clamp_u8(u), clamp_u8(v));
+            for (original, converted) in rgb.iter().zip(back) {
+                assert!(original.abs_diff(converted) <= 3, "{rgb:?} came back as {back:?}");
+            }
+        }
     }
 }

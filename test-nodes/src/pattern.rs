@@ -1,6 +1,10 @@
 //! The test pattern: a moving diagonal colour gradient, the frame number and elapsed time in
-//! digits, and a barcode strip of the frame index across the top that survives lossy video
-//! compression and is read back by [`decode_frame_index`].
+//! digits, now and then a moving red disc ([`crate::object`]), and a barcode strip of the frame
+//! index across the top that survives lossy video compression and is read back by
+//! [`decode_frame_index`].
+//!
+//! The gradient is muted (every channel within 64..=191), so nothing but the object is ever
+//! saturated red: a colour detector finds the object and only the object.
 //!
 //! Barcode layout, for a `width` x `height` frame:
 //! - [`BARCODE_BITS`] (24) bits of the frame index, least significant bit first, left to right,
@@ -19,6 +23,7 @@ use crate::{
     canvas::{BLACK, Canvas, Rgb, WHITE},
     encoding::Encoding,
     font::{self, LINE_HEIGHT},
+    object::{DEFAULT_OBJECT_PERIOD, OBJECT_COLOUR, object_at},
 };
 
 /// Number of frame-index bits in the barcode; frame indices wrap modulo 2^24.
@@ -107,11 +112,26 @@ impl FrameFormat {
 }
 
 /// Draws frame number `frame_index` (0-based) taken `elapsed_millis` after the first frame, as a
-/// payload of `format`'s encoding and size. The barcode holds `frame_index` modulo 2^24.
+/// payload of `format`'s encoding and size, with the object on its default schedule
+/// ([`DEFAULT_OBJECT_PERIOD`]). The barcode holds `frame_index` modulo 2^24.
 pub fn draw_frame(format: &FrameFormat, frame_index: u64, elapsed_millis: u64) -> Vec<u8> {
+    draw_frame_with_object(format, frame_index, elapsed_millis, DEFAULT_OBJECT_PERIOD)
+}
+
+/// Like [`draw_frame`], with the object's schedule period `object_period` in frames (0: never
+/// drawn); it is where [`object_at`] says.
+pub fn draw_frame_with_object(
+    format: &FrameFormat,
+    frame_index: u64,
+    elapsed_millis: u64,
+    object_period: u64,
+) -> Vec<u8> {
     let mut canvas = Canvas::new(format.width as usize, format.height as usize);
     draw_gradient(&mut canvas, frame_index);
     draw_labels(&mut canvas, format.barcode(), frame_index, elapsed_millis);
+    if let Some(object) = object_at(frame_index, format.width, format.height, object_period) {
+        canvas.fill_disc(object.x as usize, object.y as usize, object.w as usize, OBJECT_COLOUR);
+    }
     draw_barcode(&mut canvas, format.barcode(), frame_index);
     canvas.encode(format.encoding)
 }
@@ -167,14 +187,15 @@ fn mean_luma(gray: &[u8], row_stride: usize, rows: Range<usize>, columns: Range<
     (sum / count.max(1)) as u32
 }
 
-/// Fills the canvas with a diagonal colour gradient that moves with the frame index.
+/// Fills the canvas with a muted diagonal colour gradient that moves with the frame index.
 fn draw_gradient(canvas: &mut Canvas, frame_index: u64) {
     let (width, height) = (canvas.width() as u64, canvas.height() as u64);
     let phase = frame_index.wrapping_mul(4);
     canvas.fill_with(|x, y| {
         let (x, y) = (x as u64, y as u64);
         let diagonal = x * 256 / width + y * 256 / height;
-        let low_byte = |value: u64| (value % 256) as u8;
+        // Halved and lifted into 64..=191: never saturated, so never mistaken for the object.
+        let low_byte = |value: u64| (64 + value % 256 / 2) as u8;
         let colour: Rgb = [
             low_byte(diagonal.wrapping_add(phase)),
             low_byte(x * 255 / width),

@@ -1,6 +1,15 @@
 //! The `dora-test-pattern` node: a hardware-free camera. Each `tick` input sends one
-//! [`draw_frame`] image on the `image` output with the usual dora image metadata; after
-//! `MAX_FRAMES` frames it returns, which closes the output for downstream nodes.
+//! [`draw_frame_with_object`] image on the `image` output with the usual dora image metadata;
+//! after `MAX_FRAMES` frames it returns, which closes the output for downstream nodes.
+//!
+//! - Input `tick`: any payload (wire a dora timer); one frame per tick.
+//! - Output `image`: flat UInt8 payload; metadata `encoding` (String), `width`, `height`,
+//!   `frame_index` (Integer), `primitive` = `"image"`, `object_visible` (Bool: the red object of
+//!   [`crate::object`] is in the frame).
+//! - Environment: `WIDTH` (default 640), `HEIGHT` (480), `ENCODING` (bgr8, rgb8, rgba8, bgra8,
+//!   mono8, yuv420, nv12; default bgr8), `MAX_FRAMES` (unset: no limit), `SEND_LOG` (a file that
+//!   gets `INDEX UNIX_NANOS` per frame sent), `OBJECT_PERIOD` (frames per step of the object's
+//!   schedule, default 30; 0 never draws it).
 
 use std::{fmt, io::Write};
 
@@ -13,7 +22,8 @@ use eyre::WrapErr;
 use crate::{
     encoding::Encoding,
     env,
-    pattern::{FrameFormat, MAX_DIMENSION, MIN_HEIGHT, MIN_WIDTH, draw_frame},
+    object::{DEFAULT_OBJECT_PERIOD, object_visible},
+    pattern::{FrameFormat, MAX_DIMENSION, MIN_HEIGHT, MIN_WIDTH, draw_frame_with_object},
 };
 
 /// Input that triggers one frame (wire a dora timer to it).
@@ -32,6 +42,10 @@ pub const MAX_FRAMES_KEY: &str = "MAX_FRAMES";
 /// Environment key of an optional file that gets one line per frame sent: `INDEX UNIX_NANOS`
 /// (appended and written through at once, so tests can tell what was sent before a crash).
 pub const SEND_LOG_KEY: &str = "SEND_LOG";
+/// Environment key of the moving object's schedule period in frames (0 disables the object).
+pub const OBJECT_PERIOD_KEY: &str = "OBJECT_PERIOD";
+/// Largest accepted `OBJECT_PERIOD`.
+pub const MAX_OBJECT_PERIOD: u64 = 1 << 32;
 
 /// Frame width when `WIDTH` is unset.
 pub const DEFAULT_WIDTH: u32 = 640;
@@ -52,6 +66,8 @@ pub const PRIMITIVE_PARAM: &str = "primitive";
 pub const PRIMITIVE_IMAGE: &str = "image";
 /// Metadata parameter: the 0-based index of the frame (Integer), also in the barcode.
 pub const FRAME_INDEX_PARAM: &str = "frame_index";
+/// Metadata parameter: whether the moving object is drawn in the frame (Bool).
+pub const OBJECT_VISIBLE_PARAM: &str = "object_visible";
 
 /// The camera's settings, read once at startup.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +78,8 @@ pub struct PatternSettings {
     pub max_frames: Option<u64>,
     /// Where to log each frame sent, if anywhere.
     pub send_log: Option<std::path::PathBuf>,
+    /// Schedule period of the moving object in frames; 0 never draws it.
+    pub object_period: u64,
 }
 
 impl PatternSettings {
@@ -77,7 +95,8 @@ impl PatternSettings {
         let encoding = read_encoding(&lookup)?;
         let max_frames = read_max_frames(&lookup)?;
         let send_log = env::value(&lookup, SEND_LOG_KEY).map(std::path::PathBuf::from);
-        Ok(Self { format: FrameFormat::new(width, height, encoding)?, max_frames, send_log })
+        let object_period = env::number_in(&lookup, OBJECT_PERIOD_KEY, 0..=MAX_OBJECT_PERIOD, DEFAULT_OBJECT_PERIOD)?;
+        Ok(Self { format: FrameFormat::new(width, height, encoding)?, max_frames, send_log, object_period })
     }
 }
 
@@ -86,8 +105,12 @@ impl fmt::Display for PatternSettings {
         let format = &self.format;
         write!(f, "{}x{} {}, ", format.width(), format.height(), format.encoding())?;
         match self.max_frames {
-            Some(max_frames) => write!(f, "max {max_frames} frames"),
-            None => f.write_str("unlimited frames"),
+            Some(max_frames) => write!(f, "max {max_frames} frames, ")?,
+            None => f.write_str("unlimited frames, ")?,
+        }
+        match self.object_period {
+            0 => f.write_str("no object"),
+            period => write!(f, "object period {period} frames"),
         }
     }
 }
@@ -140,6 +163,7 @@ pub fn run(mut node: DoraNode, mut events: EventStream, settings: &PatternSettin
 struct Camera {
     format: FrameFormat,
     max_frames: Option<u64>,
+    object_period: u64,
     frames_sent: u64,
     /// Timestamp of the first tick: frame times are measured from it.
     first_tick: Option<NTP64>,
@@ -162,6 +186,7 @@ impl Camera {
         Ok(Self {
             format: settings.format,
             max_frames: settings.max_frames,
+            object_period: settings.object_period,
             frames_sent: 0,
             first_tick: None,
             send_log,
@@ -172,8 +197,8 @@ impl Camera {
     fn tick(&mut self, node: &mut DoraNode, tick_time: NTP64) -> eyre::Result<()> {
         let first_tick = *self.first_tick.get_or_insert(tick_time);
         let elapsed_millis = millis_between(first_tick, tick_time);
-        let payload = draw_frame(&self.format, self.frames_sent, elapsed_millis);
-        let parameters = frame_parameters(&self.format, self.frames_sent);
+        let payload = draw_frame_with_object(&self.format, self.frames_sent, elapsed_millis, self.object_period);
+        let parameters = frame_parameters(&self.format, self.frames_sent, self.object_period);
         node.send_output(DataId::from(IMAGE_OUTPUT.to_owned()), parameters, UInt8Array::from(payload))
             .wrap_err_with(|| format!("cannot send frame {}", self.frames_sent))?;
         if let Some(log) = &mut self.send_log {
@@ -191,7 +216,7 @@ impl Camera {
 }
 
 /// The metadata of one frame.
-fn frame_parameters(format: &FrameFormat, frame_index: u64) -> MetadataParameters {
+fn frame_parameters(format: &FrameFormat, frame_index: u64, object_period: u64) -> MetadataParameters {
     let string = |value: &str| Parameter::String(value.to_owned());
     MetadataParameters::from([
         (ENCODING_PARAM.to_owned(), string(format.encoding().name())),
@@ -199,6 +224,7 @@ fn frame_parameters(format: &FrameFormat, frame_index: u64) -> MetadataParameter
         (HEIGHT_PARAM.to_owned(), Parameter::Integer(format.height().into())),
         (PRIMITIVE_PARAM.to_owned(), string(PRIMITIVE_IMAGE)),
         (FRAME_INDEX_PARAM.to_owned(), Parameter::Integer(i64::try_from(frame_index).unwrap_or(i64::MAX))),
+        (OBJECT_VISIBLE_PARAM.to_owned(), Parameter::Bool(object_visible(frame_index, object_period))),
     ])
 }
 
@@ -233,13 +259,15 @@ mod tests {
         let settings = settings(&[])?;
         assert_eq!(settings.format, FrameFormat::new(640, 480, Encoding::Bgr8)?);
         assert_eq!(settings.max_frames, None);
+        assert_eq!(settings.object_period, 30);
         Ok(())
     }
 
     #[test]
     fn odd_sizes_and_every_encoding_are_accepted() -> eyre::Result<()> {
-        let settings = settings(&[("WIDTH", "641"), ("HEIGHT", "481"), ("ENCODING", "NV12")])?;
+        let settings = settings(&[("WIDTH", "641"), ("HEIGHT", "481"), ("ENCODING", "NV12"), ("OBJECT_PERIOD", "0")])?;
         assert_eq!(settings.format, FrameFormat::new(641, 481, Encoding::Nv12)?);
+        assert_eq!(settings.object_period, 0);
         Ok(())
     }
 
@@ -256,6 +284,7 @@ mod tests {
         assert!(message(&[("WIDTH", "20")]).contains(r#""20" for WIDTH: expected an integer from 48"#));
         assert!(message(&[("HEIGHT", "x")]).contains(r#""x" for HEIGHT"#));
         assert!(message(&[("MAX_FRAMES", "0")]).contains(r#""0" for MAX_FRAMES: expected a positive"#));
+        assert!(message(&[("OBJECT_PERIOD", "-1")]).contains(r#""-1" for OBJECT_PERIOD: expected an integer from 0"#));
     }
 
     fn tick(time_offset_secs: f64) -> TimedIncomingEvent {
@@ -290,11 +319,13 @@ mod tests {
     #[test]
     fn frame_metadata_carries_size_encoding_and_index() {
         let format = FrameFormat::new(64, 48, Encoding::Yuv420).expect("valid test size");
-        let parameters = frame_parameters(&format, 7);
+        let parameters = frame_parameters(&format, 7, 5);
         assert_eq!(parameters[ENCODING_PARAM], Parameter::String("yuv420".into()));
         assert_eq!(parameters[WIDTH_PARAM], Parameter::Integer(64));
         assert_eq!(parameters[HEIGHT_PARAM], Parameter::Integer(48));
         assert_eq!(parameters[PRIMITIVE_PARAM], Parameter::String("image".into()));
         assert_eq!(parameters[FRAME_INDEX_PARAM], Parameter::Integer(7));
+        assert_eq!(parameters[OBJECT_VISIBLE_PARAM], Parameter::Bool(true));
+        assert_eq!(frame_parameters(&format, 7, 0)[OBJECT_VISIBLE_PARAM], Parameter::Bool(false));
     }
 }
