@@ -7,6 +7,7 @@ use crate::{
     encode::{CodecRequest, Container, Latency, PRESETS, Quality, RateControl},
     segments::SegmentLimits,
     timing::{FrameRate, TimestampMode},
+    trigger::{DEFAULT_MIN_CONFIDENCE, DEFAULT_POST_ROLL_SECS, TriggerSettings},
 };
 
 /// Default output folder, relative to the node's working directory (the dataflow's folder).
@@ -25,7 +26,7 @@ pub const DEFAULT_QUEUE_FRAMES: usize = 30;
 pub const DEFAULT_STOP_GRACE_MS: u64 = 500;
 
 /// Every key the node reads, in file (lower-case) spelling; the environment uses upper case.
-pub const KEYS: [&str; 20] = [
+pub const KEYS: [&str; 25] = [
     "storage",
     "format",
     "codec",
@@ -46,6 +47,11 @@ pub const KEYS: [&str; 20] = [
     "segment_bytes",
     "max_total_bytes",
     "min_free_bytes",
+    "trigger",
+    "trigger_labels",
+    "trigger_min_confidence",
+    "post_roll",
+    "pre_roll",
 ];
 
 /// Environment variable naming the optional YAML configuration file.
@@ -85,6 +91,10 @@ pub struct Config {
     pub max_total_bytes: Option<u64>,
     /// Keep at least this much free space on the storage's filesystem.
     pub min_free_bytes: Option<u64>,
+    /// Detector-triggered clips (`TRIGGER=detections`); `None` when off.
+    pub trigger: Option<TriggerSettings>,
+    /// Seconds of video before a session's start that its files begin with (`PRE_ROLL`).
+    pub pre_roll_secs: f64,
 }
 
 /// A configuration value that cannot be used, with what would be accepted instead.
@@ -175,6 +185,8 @@ impl Config {
             },
             max_total_bytes: raw.parse("max_total_bytes", parse_bytes, BYTES_ALLOWED)?,
             min_free_bytes: raw.parse("min_free_bytes", parse_bytes, BYTES_ALLOWED)?,
+            trigger: trigger_settings(&raw)?,
+            pre_roll_secs: raw.parse("pre_roll", seconds_up_to_a_minute, SECONDS_ALLOWED)?.unwrap_or(0.0),
             timestamps: raw
                 .parse("timestamps", TimestampMode::parse, "source or frame")?
                 .unwrap_or(TimestampMode::Source),
@@ -198,6 +210,40 @@ impl Config {
 /// Two seconds of nominal video, at least one frame.
 fn default_gop_frames(fps: FrameRate) -> u32 {
     ((fps.as_f64() * DEFAULT_GOP_SECS).round() as u32).max(1)
+}
+
+/// What `PRE_ROLL`/`POST_ROLL` accept.
+const SECONDS_ALLOWED: &str = "seconds 0..=60, e.g. 2 or 0.5";
+
+fn seconds_up_to_a_minute(value: &str) -> Option<f64> {
+    value.parse::<f64>().ok().filter(|s| (0.0..=60.0).contains(s))
+}
+
+/// `TRIGGER`, `TRIGGER_LABELS`, `TRIGGER_MIN_CONFIDENCE`, `POST_ROLL`.
+fn trigger_settings<E: Fn(&str) -> Option<String>>(
+    raw: &RawValues<'_, E>,
+) -> Result<Option<TriggerSettings>, ConfigError> {
+    let on = raw.parse(
+        "trigger",
+        |v| match v.to_ascii_lowercase().as_str() {
+            "detections" => Some(true),
+            "off" | "none" | "false" => Some(false),
+            _ => None,
+        },
+        "detections or off",
+    )?;
+    if on != Some(true) {
+        return Ok(None);
+    }
+    let labels = raw
+        .get("trigger_labels")
+        .map(|(_, v)| v.split(',').map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default();
+    let min_confidence = raw
+        .parse("trigger_min_confidence", |v| v.parse::<f32>().ok().filter(|c| (0.0..=1.0).contains(c)), "0..=1")?
+        .unwrap_or(DEFAULT_MIN_CONFIDENCE);
+    let post_roll = raw.parse("post_roll", seconds_up_to_a_minute, SECONDS_ALLOWED)?.unwrap_or(DEFAULT_POST_ROLL_SECS);
+    Ok(Some(TriggerSettings { labels, min_confidence, post_roll_nanos: (post_roll * 1e9) as u64 }))
 }
 
 /// What byte-size keys accept, for error messages.
@@ -345,6 +391,21 @@ mod tests {
             assert!(config(&[("SEGMENT_BYTES", bad)], "").is_err(), "{bad}");
         }
         assert!(config(&[("SEGMENT_SECONDS", "0.2")], "").is_err(), "segments of at least a second");
+    }
+
+    #[test]
+    fn trigger_settings_are_read_only_when_the_trigger_is_on() {
+        let c = config(&[("TRIGGER_LABELS", "person")], "").unwrap();
+        assert!(c.trigger.is_none(), "off unless TRIGGER=detections");
+        let c =
+            config(&[("TRIGGER", "detections"), ("TRIGGER_LABELS", " person, car ,"), ("POST_ROLL", "3")], "").unwrap();
+        let trigger = c.trigger.unwrap();
+        assert_eq!(trigger.labels, vec!["person".to_owned(), "car".to_owned()]);
+        assert_eq!((trigger.min_confidence, trigger.post_roll_nanos), (0.5, 3_000_000_000));
+        assert!(config(&[("TRIGGER", "motion")], "").is_err());
+        assert!(config(&[("TRIGGER", "detections"), ("TRIGGER_MIN_CONFIDENCE", "2")], "").is_err());
+        assert_eq!(config(&[("PRE_ROLL", "5")], "").unwrap().pre_roll_secs, 5.0);
+        assert!(config(&[("PRE_ROLL", "-1")], "").is_err());
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub mod session;
 pub mod sidecars;
 pub mod storage;
 pub mod timing;
+pub mod trigger;
 pub mod wiring;
 
 pub use config::Config;

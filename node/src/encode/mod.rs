@@ -5,14 +5,18 @@ mod codec;
 mod colour;
 mod container;
 mod convert;
+mod muxer;
 mod quality;
+mod stream;
 mod writer;
 
 pub use codec::{CodecRequest, EncoderKind, nvenc_preset};
 pub use colour::ColourMatrix;
 pub use container::{Container, MP4_FRAGMENT_MICROS};
 pub use convert::{PlaneLayout, padded_size, plane_layouts};
+pub use muxer::PacketMuxer;
 pub use quality::{LOOKAHEAD_SECS, Latency, PRESETS, Quality, RateControl};
+pub use stream::{EncodedPacket, StreamEncoder};
 pub use writer::{EncodeError, EncoderSettings, VideoWriter, WrittenFile, init_ffmpeg, probe_encoder};
 mod resolve;
 pub use resolve::{ResolvedCodec, resolve_codec};

@@ -16,20 +16,22 @@ use crate::{
     closing::ClosingCameras,
     config::Config,
     control::{Control, ControlPayload, parse_control},
-    detections::Detections,
     encode::{EncoderSettings, ResolvedCodec, resolve_codec},
     frame::{FrameMetadata, FrameRejection, check_frame},
     limiter::LogLimiter,
     manifest::EndReason,
     manifests::Manifests,
-    recorder::{CameraRecorder, DetectionMessage, RecorderSpec, Submitted},
+    recorder::{CameraRecorder, RecorderSpec, Submitted},
     report::{FileReport, FileStatus},
     retention::Limits,
     session::{SessionRef, Timeline, UnboundFrames},
     storage::{Retention, prepare_storage},
     timing::PtsClock,
+    trigger::Trigger,
     wiring::{RunSummary, Wiring},
 };
+
+mod detections;
 
 /// Unbound frames held for a `start` that may arrive late (dora delivers a control message at
 /// most a frame or two behind frames sent after it).
@@ -50,6 +52,8 @@ pub struct Pipeline {
     reports_tx: Sender<FileReport>,
     reports_rx: Receiver<FileReport>,
     auto_session: bool,
+    /// Starts and ends clips from detections (`TRIGGER=detections`).
+    trigger: Option<Trigger>,
     generated_sessions: u64,
     fallback_logged: bool,
     limiter: LogLimiter,
@@ -80,7 +84,8 @@ impl Pipeline {
         let (reports_tx, reports_rx) = mpsc::channel();
         let timeline = Timeline::new(Duration::from_millis(config.stop_grace_ms));
         Ok(Self {
-            auto_session: !wiring.control_wired,
+            auto_session: !wiring.control_wired && config.trigger.is_none(),
+            trigger: config.trigger.clone().map(Trigger::new),
             config,
             wiring,
             timeline,
@@ -164,6 +169,7 @@ impl Pipeline {
                 Some(session) => {
                     tracing::info!(session = %session.id, "session stop received; finalizing after late frames");
                     self.manifests.session_ended(session.serial, EndReason::Stop, sent_nanos);
+                    self.note_session_ended(session.serial);
                 }
                 None => tracing::info!("stop received with no active session: ignored"),
             },
@@ -193,37 +199,6 @@ impl Pipeline {
         }
     }
 
-    /// A detector's output on `input` (`detections` for the only camera, `NAME_detections` for
-    /// camera `NAME`), sent at `sent_nanos`: written beside the video of that camera's session.
-    pub fn on_detections(
-        &mut self,
-        input: &str,
-        parsed: Result<Detections, String>,
-        ids: BTreeMap<String, String>,
-        sent_nanos: u64,
-        now: Instant,
-    ) {
-        let routed = parsed.and_then(|detections| {
-            let camera = self.wiring.detections_camera(input).ok_or_else(|| {
-                format!("no camera for {input}: with several cameras, name the input CAMERA_detections")
-            })?;
-            let session = self.timeline.route(sent_nanos).ok_or("no session is recording")?;
-            let key = (session.serial, camera.to_owned());
-            let recorder = self.recorders.get(&key).or_else(|| self.closing.route(&key, sent_nanos));
-            let message = DetectionMessage { time_ns: sent_nanos, ids, detections };
-            match recorder.map(|recorder| recorder.submit_detections(message)) {
-                Some(Submitted::Queued) => Ok(()),
-                _ => Err(format!("camera {camera} has no file open or its queue is full")),
-            }
-        });
-        if let Err(error) = routed {
-            self.summary.detections_dropped += 1;
-            if let Some(suppressed) = self.limiter.allow(&format!("detections/{input}"), now) {
-                tracing::warn!(input, suppressed, "detections not recorded: {error}");
-            }
-        }
-    }
-
     /// Frames dora's own input queue dropped before they reached the node.
     pub fn on_queue_drops(&mut self, input: &str, frames: u64, now: Instant) {
         self.summary.frames_dropped += frames;
@@ -244,6 +219,7 @@ impl Pipeline {
 
     /// Periodic work: finalize sessions whose grace has passed, reap finished workers.
     pub fn tick(&mut self, now: Instant) {
+        self.expire_clip(now);
         for session in self.timeline.take_expired(now) {
             self.end_session(&session);
         }
@@ -294,11 +270,13 @@ impl Pipeline {
         &self.summary
     }
 
-    fn start_session(&mut self, id: String, sent_nanos: u64, now: Instant) {
+    /// Starts session `id` at sender time `sent_nanos` (ending the active one); returns its serial.
+    fn start_session(&mut self, id: String, sent_nanos: u64, now: Instant) -> u64 {
         let (session, ended) = self.timeline.start(id, sent_nanos, now);
         if let Some(ended) = ended {
             tracing::info!(session = %ended.id, next = %session.id, "session ended by the next start");
             self.manifests.session_ended(ended.serial, EndReason::Stop, sent_nanos);
+            self.note_session_ended(ended.serial);
         }
         self.manifests.session_started(&session);
         let codec = resolve_codec(self.config.codec, &probe_settings(&self.config));
@@ -319,6 +297,14 @@ impl Pipeline {
             }
         }
         self.sessions.insert(session.serial, codec.map_err(|e| e.to_string()));
+        session.serial
+    }
+
+    /// A session ended by control: a clip the trigger was recording is over.
+    fn note_session_ended(&mut self, serial: u64) {
+        if let Some(trigger) = &mut self.trigger {
+            trigger.session_ended(serial);
+        }
     }
 
     fn end_session(&mut self, session: &SessionRef) {

@@ -1,0 +1,211 @@
+//! Encoded packets into a file: the muxer, the background sync of each fragment, and what
+//! happens at the end: a hybrid MP4 index after a clean finish, a trim to the last complete
+//! fragment after a failed write.
+
+use std::{
+    fs::File,
+    path::{Path, PathBuf},
+};
+
+use ffmpeg_next::{self as ff, Dictionary, Rational, format};
+
+use super::{
+    EncodeError, EncoderSettings, WrittenFile,
+    stream::{EncodedPacket, StreamEncoder},
+};
+use crate::{durability::FragmentSyncer, fmp4};
+
+/// An open output file taking the packets of one [`StreamEncoder`].
+pub struct PacketMuxer {
+    path: PathBuf,
+    output: format::context::Output,
+    stream_index: usize,
+    encoder_time_base: Rational,
+    stream_time_base: Rational,
+    /// PTS of the file's first packet in the encoder's time base: the file starts at 0.
+    first_pts: Option<i64>,
+    packets: u64,
+    indexable: bool,
+    durability: Option<Durability>,
+}
+
+/// The background sync of a file and what tells it a fragment completed: with `flush_packets`,
+/// a fragmented MP4 grows only when the muxer writes a whole fragment.
+struct Durability {
+    syncer: FragmentSyncer,
+    file: File,
+    synced_len: u64,
+}
+
+impl Durability {
+    fn start(path: &Path) -> std::io::Result<Self> {
+        Ok(Self { syncer: FragmentSyncer::start(path)?, file: File::open(path)?, synced_len: 0 })
+    }
+
+    /// Signals the syncer when the file grew since the last signal.
+    fn after_write(&mut self) {
+        let len = self.file.metadata().map_or(0, |m| m.len());
+        if len > self.synced_len {
+            self.synced_len = len;
+            self.syncer.fragment_written();
+        }
+    }
+}
+
+impl PacketMuxer {
+    /// Creates the file at `path` for `stream`'s packets, with container metadata `tags`.
+    pub fn create(
+        path: &Path,
+        stream: &StreamEncoder,
+        settings: &EncoderSettings,
+        tags: &[(&str, String)],
+    ) -> Result<Self, EncodeError> {
+        let output_error = |e: ff::Error| EncodeError::Output { path: path.to_owned(), reason: e.to_string() };
+        let mut output = format::output_as(path, settings.container.muxer()).map_err(output_error)?;
+        let encoder_time_base = stream.time_base();
+        let stream_index = {
+            let mut out_stream = output.add_stream(stream.codec()).map_err(output_error)?;
+            out_stream.set_parameters(stream.context());
+            out_stream.set_time_base(encoder_time_base);
+            let rate = Rational::new(settings.fps.num as i32, settings.fps.den as i32);
+            out_stream.set_avg_frame_rate(rate);
+            out_stream.set_rate(rate);
+            out_stream.index()
+        };
+        output.set_metadata(tags.iter().map(|(key, value)| ((*key).to_owned(), c_string_safe(value))).collect());
+        let options: Dictionary =
+            settings.container.header_options().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        let unused: Vec<String> = {
+            let left = output.write_header_with(options).map_err(output_error)?;
+            left.iter().map(|(key, _)| key.to_owned()).collect()
+        };
+        if !unused.is_empty() {
+            tracing::warn!(path = %path.display(), ?unused, "muxer ignored options");
+        }
+        // The muxer may change the stream's time base while writing the header (MP4 does for
+        // coarse bases), so read it back and rescale every packet into it.
+        let stream_time_base = output.stream(stream_index).map(|s| s.time_base()).unwrap_or(encoder_time_base);
+        let durability = match settings.fsync {
+            true => Some(Durability::start(path).map_err(|e| EncodeError::Output {
+                path: path.to_owned(),
+                reason: format!("cannot start syncing it to disk: {e}"),
+            })?),
+            false => None,
+        };
+        Ok(Self {
+            path: path.to_owned(),
+            output,
+            stream_index,
+            encoder_time_base,
+            stream_time_base,
+            first_pts: None,
+            packets: 0,
+            indexable: settings.container.indexable(),
+            durability,
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file time of a packet with encoder `pts`, in seconds (the first packet is at 0).
+    pub fn file_secs(&self, pts: i64) -> f64 {
+        let shifted = pts - self.first_pts.unwrap_or(pts);
+        shifted as f64 * f64::from(self.encoder_time_base.numerator()) / f64::from(self.encoder_time_base.denominator())
+    }
+
+    /// The file's size on disk now (what the muxer has flushed).
+    pub fn bytes_on_disk(&self) -> u64 {
+        std::fs::metadata(&self.path).map_or(0, |m| m.len())
+    }
+
+    /// Writes one packet; the first one written sets the file's time 0.
+    pub fn write(&mut self, packet: &EncodedPacket) -> Result<(), EncodeError> {
+        let first = *self.first_pts.get_or_insert(packet.pts());
+        let mut packet = packet.packet().clone();
+        // No B-frames: decode order is presentation order, so dts follows pts.
+        packet.set_pts(packet.pts().map(|pts| pts - first));
+        packet.set_dts(packet.dts().map(|dts| dts - first));
+        packet.set_stream(self.stream_index);
+        packet.rescale_ts(self.encoder_time_base, self.stream_time_base);
+        packet
+            .write_interleaved(&mut self.output)
+            .map_err(|e| EncodeError::Output { path: self.path.clone(), reason: e.to_string() })?;
+        self.packets += 1;
+        if let Some(durability) = &mut self.durability {
+            durability.after_write();
+        }
+        Ok(())
+    }
+
+    /// Writes the trailer, indexes an MP4 for players that need it, syncs the file to disk and
+    /// reports what it holds. `failure` (an earlier write error) or a failing trailer gets the
+    /// file trimmed back to its last complete fragment, so what was kept decodes without errors.
+    pub fn finish(mut self, failure: Option<EncodeError>, encoder: &StreamEncoder) -> Result<WrittenFile, EncodeError> {
+        let trailer = match failure {
+            Some(error) => Err(error),
+            None => self
+                .output
+                .write_trailer()
+                .map_err(|e| EncodeError::Output { path: self.path.clone(), reason: e.to_string() }),
+        };
+        let Self { path, output, packets, indexable, durability, .. } = self;
+        // Closing the output flushes and closes the file; only then may it be rewritten.
+        drop(output);
+        let sync = durability.map(|d| d.syncer.finish()).unwrap_or_default();
+        if let Err(error) = trailer {
+            return Err(salvage(&path, indexable, error));
+        }
+        let indexed = indexable && index_mp4(&path);
+        sync_to_disk(&path);
+        let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let encoder_delay_frames = encoder.delay_frames();
+        Ok(WrittenFile { path, encoder: encoder.kind(), packets, bytes, indexed, sync, encoder_delay_frames })
+    }
+}
+
+/// FFmpeg keeps metadata as C strings: a NUL byte would cut the value (and panics in
+/// `Dictionary`), so it becomes U+FFFD.
+fn c_string_safe(value: &str) -> String {
+    value.replace('\0', "\u{fffd}")
+}
+
+/// Turns a cleanly finished fragmented MP4 into one with a complete index. A failure leaves the
+/// fragmented file, which plays everywhere but shows a wrong length in some browsers.
+fn index_mp4(path: &Path) -> bool {
+    match fmp4::finalize_hybrid(path) {
+        Ok(_) => true,
+        Err(error) => {
+            tracing::warn!(path = %path.display(), "kept the file fragmented (it plays; some browsers show a wrong length): {error}");
+            false
+        }
+    }
+}
+
+/// A clean stop must survive a power cut right after it, like every fragment before it.
+fn sync_to_disk(path: &Path) {
+    if let Err(error) = File::open(path).and_then(|file| file.sync_all()) {
+        tracing::warn!(path = %path.display(), "cannot sync the finished file to disk: {error}");
+    }
+}
+
+/// After a failed write: cuts an MP4 back to its last complete fragment, and says in the error
+/// what was kept.
+fn salvage(path: &Path, indexable: bool, error: EncodeError) -> EncodeError {
+    if !indexable {
+        return error;
+    }
+    let kept = match fmp4::trim_to_last_fragment(path) {
+        Ok(trim) => {
+            format!("trimmed to its last complete fragment: kept {} bytes, cut {}", trim.kept_bytes, trim.removed_bytes)
+        }
+        Err(trim_error) => format!("could not trim it to its last complete fragment: {trim_error}"),
+    };
+    match error {
+        EncodeError::Output { path, reason } => EncodeError::Output { path, reason: format!("{reason}; {kept}") },
+        EncodeError::Encode { path, reason } => EncodeError::Encode { path, reason: format!("{reason}; {kept}") },
+        other => other,
+    }
+}
