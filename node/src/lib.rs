@@ -5,6 +5,7 @@
 //! thread per camera) -> `encode` (FFmpeg). Everything outside `node` is plain Rust and
 //! everything FFmpeg stays inside `encode`.
 
+pub mod clip;
 pub mod closing;
 pub mod config;
 pub mod contain;
@@ -21,6 +22,7 @@ pub mod manifests;
 pub mod naming;
 pub mod node;
 pub mod overlay;
+pub mod packet_ring;
 pub mod pipeline;
 pub mod recorder;
 pub mod recovery;

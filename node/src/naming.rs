@@ -74,6 +74,34 @@ pub struct ClaimedFile {
     pub lock: File,
 }
 
+/// Metadata written into each file: when its first frame was sent, and the full session id and
+/// camera (file names only carry a shortened, sanitized form).
+/// `session_offset` is where the file's time 0 lies on the session's timeline, in seconds: the
+/// rule that lines up the cameras of a session (see the README).
+pub fn file_tags(
+    session_id: &str,
+    camera: &str,
+    first_frame_unix_nanos: u64,
+    session_start_unix_nanos: u64,
+) -> Vec<(&'static str, String)> {
+    let offset_nanos = i128::from(first_frame_unix_nanos) - i128::from(session_start_unix_nanos);
+    vec![
+        ("creation_time", utc(first_frame_unix_nanos)),
+        ("session_id", session_id.to_owned()),
+        ("camera", camera.to_owned()),
+        ("session_start", utc(session_start_unix_nanos)),
+        ("session_offset", format!("{:.9}", offset_nanos as f64 / 1e9)),
+    ]
+}
+
+/// Unix nanoseconds as ISO 8601 UTC with microseconds.
+fn utc(unix_nanos: u64) -> String {
+    let seconds = (unix_nanos / 1_000_000_000) as i64;
+    let nanos = (unix_nanos % 1_000_000_000) as u32;
+    let at = chrono::DateTime::from_timestamp(seconds, nanos).unwrap_or_default();
+    at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
 /// Creates and locks `dir/stem.ext`, or `dir/stem-1.ext`, `-2`, ... if taken.
 /// Creating the file claims the name atomically, so two recorders never share one.
 pub fn claim_file(dir: &Path, stem: &str, extension: &str) -> io::Result<ClaimedFile> {
@@ -135,6 +163,16 @@ mod tests {
         let name = thread_name("cam\0era/with a very long name");
         assert!(name.len() <= MAX_THREAD_NAME_BYTES && !name.contains('\0'), "{name}");
         assert!(std::ffi::CString::new(name).is_ok());
+    }
+
+    #[test]
+    fn file_tags_carry_utc_creation_time_and_the_full_ids() {
+        let tags = file_tags("run\0/ä", "front", 1_704_164_645_123_456_789, 1_704_164_644_000_000_000);
+        assert_eq!(tags[0], ("creation_time", "2024-01-02T03:04:05.123456Z".to_owned()));
+        assert_eq!(tags[1], ("session_id", "run\0/ä".to_owned()));
+        assert_eq!(tags[2], ("camera", "front".to_owned()));
+        assert_eq!(tags[3], ("session_start", "2024-01-02T03:04:04.000000Z".to_owned()));
+        assert_eq!(tags[4], ("session_offset", "1.123456789".to_owned()));
     }
 
     #[test]

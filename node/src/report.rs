@@ -3,6 +3,7 @@
 
 use std::{path::PathBuf, sync::Arc};
 
+use crate::session::SessionRef;
 use arrow::{
     array::{ArrayRef, Float64Array, StringArray, StructArray, UInt64Array},
     datatypes::{DataType, Field},
@@ -71,6 +72,34 @@ pub struct FileReport {
 }
 
 impl FileReport {
+    /// An event for a file of `session`'s `camera`; counts and times start at zero.
+    pub fn new(
+        status: FileStatus,
+        session: &SessionRef,
+        camera: &str,
+        path: Option<PathBuf>,
+        codec: &'static str,
+    ) -> Self {
+        Self {
+            status,
+            session_id: session.id.clone(),
+            camera: camera.to_owned(),
+            path,
+            codec,
+            encoder: None,
+            frames: 0,
+            skipped: 0,
+            dropped: 0,
+            duration_secs: 0.0,
+            bytes: 0,
+            error: None,
+            panicked: false,
+            session_serial: session.serial,
+            first_time_ns: None,
+            last_time_ns: None,
+        }
+    }
+
     /// The event for a recording retention deleted; `reason` names the limit.
     pub fn deleted(path: PathBuf, bytes: u64, reason: &str) -> Self {
         Self {

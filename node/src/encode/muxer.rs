@@ -10,7 +10,7 @@ use std::{
 use ffmpeg_next::{self as ff, Dictionary, Rational, format};
 
 use super::{
-    EncodeError, EncoderSettings, WrittenFile,
+    EncodeError, EncoderKind, EncoderSettings, WrittenFile,
     stream::{EncodedPacket, StreamEncoder},
 };
 use crate::{durability::FragmentSyncer, fmp4};
@@ -143,7 +143,12 @@ impl PacketMuxer {
     /// Writes the trailer, indexes an MP4 for players that need it, syncs the file to disk and
     /// reports what it holds. `failure` (an earlier write error) or a failing trailer gets the
     /// file trimmed back to its last complete fragment, so what was kept decodes without errors.
-    pub fn finish(mut self, failure: Option<EncodeError>, encoder: &StreamEncoder) -> Result<WrittenFile, EncodeError> {
+    pub fn finish(
+        mut self,
+        failure: Option<EncodeError>,
+        encoder: EncoderKind,
+        encoder_delay_frames: u64,
+    ) -> Result<WrittenFile, EncodeError> {
         let trailer = match failure {
             Some(error) => Err(error),
             None => self
@@ -161,8 +166,7 @@ impl PacketMuxer {
         let indexed = indexable && index_mp4(&path);
         sync_to_disk(&path);
         let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        let encoder_delay_frames = encoder.delay_frames();
-        Ok(WrittenFile { path, encoder: encoder.kind(), packets, bytes, indexed, sync, encoder_delay_frames })
+        Ok(WrittenFile { path, encoder, packets, bytes, indexed, sync, encoder_delay_frames })
     }
 }
 

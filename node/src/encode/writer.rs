@@ -187,7 +187,7 @@ impl VideoWriter {
     pub fn finish(mut self) -> Result<WrittenFile, EncodeError> {
         let flushed = self.stream.flush(&mut self.packets).map_err(|e| e.in_file(self.muxer.path()));
         let failure = flushed.and_then(|()| self.mux_pending()).err();
-        self.muxer.finish(failure, &self.stream)
+        self.muxer.finish(failure, self.stream.kind(), self.stream.delay_frames())
     }
 
     fn mux_pending(&mut self) -> Result<(), EncodeError> {

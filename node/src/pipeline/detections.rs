@@ -28,10 +28,22 @@ impl Pipeline {
             let camera = self.wiring.detections_camera(input).ok_or_else(|| {
                 format!("no camera for {input}: with several cameras, name the input CAMERA_detections")
             })?;
-            let session = self.timeline.route(sent_nanos).ok_or("no session is recording")?;
+            let message = DetectionMessage { time_ns: sent_nanos, ids, detections };
+            let session = self.timeline.route(sent_nanos).cloned();
+            if self.clip_mode() {
+                let camera = camera.to_owned();
+                return match self.submit_clip_detections(&camera, session, message) {
+                    Submitted::Queued => Ok(()),
+                    Submitted::Dropped => Err(format!("camera {camera}'s queue is full")),
+                };
+            }
+            let Some(session) = session else {
+                // Between sessions detections have no video to go beside; that is not an error.
+                tracing::trace!(input, "detections while no session is recording");
+                return Ok(());
+            };
             let key = (session.serial, camera.to_owned());
             let recorder = self.recorders.get(&key).or_else(|| self.closing.route(&key, sent_nanos));
-            let message = DetectionMessage { time_ns: sent_nanos, ids, detections };
             match recorder.map(|recorder| recorder.submit_detections(message)) {
                 Some(Submitted::Queued) => Ok(()),
                 _ => Err(format!("camera {camera} has no file open or its queue is full")),

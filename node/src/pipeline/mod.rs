@@ -13,6 +13,7 @@ use arrow::buffer::Buffer;
 use eyre::eyre;
 
 use crate::{
+    clip::ClipRecorder,
     closing::ClosingCameras,
     config::Config,
     control::{Control, ControlPayload, parse_control},
@@ -31,6 +32,7 @@ use crate::{
     wiring::{RunSummary, Wiring},
 };
 
+mod clips;
 mod detections;
 
 /// Unbound frames held for a `start` that may arrive late (dora delivers a control message at
@@ -61,6 +63,8 @@ pub struct Pipeline {
     /// Recorders of cameras that went away, taking their last frames.
     closing: ClosingCameras<(u64, String), CameraRecorder>,
     manifests: Manifests,
+    /// Per-camera recorders with a pre-roll ring (`PRE_ROLL` > 0), instead of `recorders`.
+    clips: BTreeMap<String, ClipRecorder>,
     retention: Retention,
     /// Reports produced by the event loop itself (retention deletions).
     own_reports: Vec<FileReport>,
@@ -102,6 +106,7 @@ impl Pipeline {
             closing: ClosingCameras::default(),
             manifests,
             retention,
+            clips: BTreeMap::new(),
             own_reports: Vec::new(),
         })
     }
@@ -127,6 +132,13 @@ impl Pipeline {
             self.auto_session = false;
             let id = self.config.session_id.clone().unwrap_or_else(|| self.wiring.default_session_id.clone());
             self.start_session(id, sent_nanos, now);
+        }
+        if self.clip_mode() {
+            let session = self.timeline.route(sent_nanos).cloned();
+            if self.submit_clip(camera, frame, session, now) == Submitted::Dropped {
+                self.count_behind(camera, now);
+            }
+            return;
         }
         match self.timeline.route(sent_nanos).cloned() {
             Some(session) => self.submit(&session, camera, frame, now),
@@ -190,6 +202,7 @@ impl Pipeline {
         if !self.wiring.is_camera(camera) {
             return;
         }
+        self.clips_camera_gone(camera);
         let keys: Vec<(u64, String)> = self.recorders.keys().filter(|(_, name)| name == camera).cloned().collect();
         tracing::info!(camera, files = keys.len(), "camera input closed: finalizing its file");
         for key in keys {
@@ -261,6 +274,7 @@ impl Pipeline {
             self.manifests.session_ended(session.serial, EndReason::EndOfRun, unix_nanos_now());
             self.end_session(&session);
         }
+        self.finish_clips();
         self.reap_workers(true);
         self.summary.frames_unbound += self.unbound.clear() as u64;
     }
@@ -318,6 +332,7 @@ impl Pipeline {
         for recorder in self.closing.take_matching(|(serial, _)| *serial == session.serial) {
             self.finishing.push(recorder.finish());
         }
+        self.clips_session_ended(session.serial);
         self.sessions.remove(&session.serial);
         tracing::debug!(session = %session.id, "session ended");
     }
@@ -332,10 +347,19 @@ impl Pipeline {
             },
         };
         if submitted == Submitted::Dropped {
-            self.summary.frames_dropped += 1;
-            if let Some(suppressed) = self.limiter.allow(&format!("behind/{camera}"), now) {
-                tracing::warn!(session = %session.id, camera, suppressed, queue_frames = self.config.queue_frames, "encoder is behind: queue full, frame dropped; use a faster PRESET or lower FPS/size");
-            }
+            self.count_behind(camera, now);
+        }
+    }
+
+    fn count_behind(&mut self, camera: &str, now: Instant) {
+        self.summary.frames_dropped += 1;
+        if let Some(suppressed) = self.limiter.allow(&format!("behind/{camera}"), now) {
+            tracing::warn!(
+                camera,
+                suppressed,
+                queue_frames = self.config.queue_frames,
+                "encoder is behind: queue full, frame dropped; use a faster PRESET or lower FPS/size"
+            );
         }
     }
 

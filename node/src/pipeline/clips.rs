@@ -1,0 +1,106 @@
+//! Pre-roll recording (`PRE_ROLL` > 0): every frame of a camera goes to that camera's
+//! [`ClipRecorder`] with the session it belongs to (or none), instead of a worker per session.
+
+use std::time::Instant;
+
+use super::{Pipeline, probe_settings};
+use crate::{
+    clip::{ClipRecorder, ClipSpec},
+    encode::resolve_codec,
+    frame::Frame,
+    recorder::{DetectionMessage, Submitted},
+    session::SessionRef,
+};
+
+impl Pipeline {
+    /// Whether files begin before their session's start (a ring of encoded packets per camera).
+    pub(super) fn clip_mode(&self) -> bool {
+        self.config.pre_roll_secs > 0.0
+    }
+
+    /// A frame for `camera`'s clip recorder, bound to `session` (none: it only feeds the ring).
+    pub(super) fn submit_clip(
+        &mut self,
+        camera: &str,
+        frame: Frame,
+        session: Option<SessionRef>,
+        now: Instant,
+    ) -> Submitted {
+        match self.clip_recorder(camera, now) {
+            Some(recorder) => recorder.submit(frame, session),
+            None => Submitted::Dropped,
+        }
+    }
+
+    /// A detector's output for `camera`'s file of `session`.
+    pub(super) fn submit_clip_detections(
+        &mut self,
+        camera: &str,
+        session: Option<SessionRef>,
+        message: DetectionMessage,
+    ) -> Submitted {
+        match self.clips.get(camera) {
+            Some(recorder) => recorder.submit_detections(session, message),
+            None => Submitted::Dropped,
+        }
+    }
+
+    /// Session `serial` ended: each camera closes its file once the session's last packets are out.
+    pub(super) fn clips_session_ended(&self, serial: u64) {
+        for recorder in self.clips.values() {
+            recorder.session_ended(serial);
+        }
+    }
+
+    /// `camera` went away: its file and encoder finish; a camera that comes back starts anew.
+    pub(super) fn clips_camera_gone(&self, camera: &str) {
+        if let Some(recorder) = self.clips.get(camera) {
+            recorder.camera_gone();
+        }
+    }
+
+    /// Ends every clip recorder (their threads are joined with the other workers).
+    pub(super) fn finish_clips(&mut self) {
+        let recorders = std::mem::take(&mut self.clips);
+        self.finishing.extend(recorders.into_values().map(ClipRecorder::finish));
+    }
+
+    /// The clip recorder of `camera`, started (with a codec probe) on its first frame.
+    fn clip_recorder(&mut self, camera: &str, now: Instant) -> Option<&ClipRecorder> {
+        if !self.clips.contains_key(camera) {
+            let candidates = match resolve_codec(self.config.codec, &probe_settings(&self.config)) {
+                Ok(resolved) => resolved.candidates,
+                Err(error) => {
+                    if let Some(suppressed) = self.limiter.allow("clip-codec", now) {
+                        tracing::error!(suppressed, "no encoder opens, nothing will be recorded: {error}");
+                    }
+                    return None;
+                }
+            };
+            let spec = ClipSpec {
+                storage: self.config.storage.clone(),
+                name_camera: self.wiring.cameras.len() > 1,
+                container: self.config.container,
+                codec: self.config.codec,
+                candidates,
+                quality: self.config.quality.clone(),
+                fps: self.config.fps,
+                timestamps: self.config.timestamps,
+                queue_frames: self.config.queue_frames,
+                fsync: self.config.fsync,
+                pre_roll_nanos: (self.config.pre_roll_secs * 1e9) as u64,
+                segments: self.config.segments,
+            };
+            match ClipRecorder::spawn(spec, camera.to_owned(), self.reports_tx.clone()) {
+                Ok(recorder) => {
+                    self.clips.insert(camera.to_owned(), recorder);
+                }
+                Err(error) => {
+                    tracing::error!(camera, "cannot start the camera's encoder thread: {error}");
+                    return None;
+                }
+            }
+        }
+        self.clips.get(camera)
+    }
+}
