@@ -29,6 +29,7 @@ use crate::{
     },
     frame::{Frame, FrameFormat},
     naming,
+    overlay::Overlay,
     packet_ring::{PacketRing, RingEntry},
     recorder::{DetectionMessage, Submitted},
     report::{FileReport, FileStatus},
@@ -73,6 +74,8 @@ pub struct ClipSpec {
     pub pre_roll_nanos: u64,
     /// When to cut the next file of a session.
     pub segments: SegmentLimits,
+    /// Whether detector boxes are drawn into the video.
+    pub overlay: bool,
 }
 
 enum Command {
@@ -95,9 +98,10 @@ impl ClipRecorder {
         let ring = PacketRing::new(spec.pre_roll_nanos, MAX_RING_BYTES);
         let name = naming::thread_name(&camera);
         // The encoder (swscale inside) is not `Send`: the worker is built on its own thread.
-        let worker = std::thread::Builder::new()
-            .name(name)
-            .spawn(move || Worker { spec, camera, reports, encoding: None, ring, file: None }.run(queue))?;
+        let worker = std::thread::Builder::new().name(name).spawn(move || {
+            let overlay = spec.overlay.then(Overlay::default);
+            Worker { spec, camera, reports, encoding: None, ring, file: None, overlay }.run(queue)
+        })?;
         Ok(Self { commands, worker })
     }
 
@@ -177,13 +181,18 @@ struct Worker {
     encoding: Option<Encoding>,
     ring: Ring,
     file: Option<ClipFile>,
+    /// The latest boxes to draw, with `OVERLAY=true`.
+    overlay: Option<Overlay>,
 }
 
 impl Worker {
     fn run(mut self, queue: Receiver<Command>) {
         loop {
             let outcome = match queue.recv_timeout(WAKE) {
-                Ok(Command::Frame(frame, session)) => contain_panic(|| self.frame(&frame, session)),
+                Ok(Command::Frame(frame, session)) => {
+                    let frame = self.overlay.as_ref().and_then(|o| o.draw_on(&frame)).unwrap_or(frame);
+                    contain_panic(|| self.frame(&frame, session))
+                }
                 Ok(Command::Detections(session, message)) => contain_panic(|| self.detections(session, &message)),
                 Ok(Command::SessionEnded(serial)) => contain_panic(|| self.session_ended(serial)),
                 Ok(Command::CameraGone) => contain_panic(|| self.end_stream()),
@@ -356,6 +365,9 @@ impl Worker {
     }
 
     fn detections(&mut self, session: Option<SessionRef>, message: &DetectionMessage) {
+        if let Some(overlay) = &mut self.overlay {
+            overlay.remember(message.time_ns, &message.detections);
+        }
         match self.file.as_mut() {
             Some(file) if session.is_some_and(|s| s.serial == file.session.serial) => {
                 file.sidecars.detections(message.time_ns, &message.ids, &message.detections);

@@ -26,7 +26,7 @@ pub const DEFAULT_QUEUE_FRAMES: usize = 30;
 pub const DEFAULT_STOP_GRACE_MS: u64 = 500;
 
 /// Every key the node reads, in file (lower-case) spelling; the environment uses upper case.
-pub const KEYS: [&str; 25] = [
+pub const KEYS: [&str; 26] = [
     "storage",
     "format",
     "codec",
@@ -52,6 +52,7 @@ pub const KEYS: [&str; 25] = [
     "trigger_min_confidence",
     "post_roll",
     "pre_roll",
+    "overlay",
 ];
 
 /// Environment variable naming the optional YAML configuration file.
@@ -95,6 +96,8 @@ pub struct Config {
     pub trigger: Option<TriggerSettings>,
     /// Seconds of video before a session's start that its files begin with (`PRE_ROLL`).
     pub pre_roll_secs: f64,
+    /// Whether detector boxes are drawn into the recorded video (`OVERLAY`).
+    pub overlay: bool,
 }
 
 /// A configuration value that cannot be used, with what would be accepted instead.
@@ -187,6 +190,7 @@ impl Config {
             min_free_bytes: raw.parse("min_free_bytes", parse_bytes, BYTES_ALLOWED)?,
             trigger: trigger_settings(&raw)?,
             pre_roll_secs: raw.parse("pre_roll", seconds_up_to_a_minute, SECONDS_ALLOWED)?.unwrap_or(0.0),
+            overlay: raw.parse("overlay", parse_bool, "true or false")?.unwrap_or(false),
             timestamps: raw
                 .parse("timestamps", TimestampMode::parse, "source or frame")?
                 .unwrap_or(TimestampMode::Source),

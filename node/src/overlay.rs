@@ -13,7 +13,7 @@ use std::ops::Range;
 use crate::{
     detections::{BoxFormat, Detections},
     encode::{PlaneLayout, plane_layouts},
-    frame::{FrameFormat, MAX_DIMENSION, PixelEncoding},
+    frame::{Frame, FrameFormat, MAX_DIMENSION, PixelEncoding},
 };
 
 /// Box outline colour: bright green, visible on most scenes.
@@ -34,6 +34,37 @@ const GLYPH_HEIGHT: i64 = 7;
 const LINES_PER_TEXT_SCALE: u32 = 240;
 /// Largest text scale: bigger labels would hide what they label.
 const MAX_TEXT_SCALE: u32 = 4;
+
+/// How long a detector's boxes stay drawn on the frames that follow them.
+pub const BOXES_SHOWN_NANOS: u64 = 500_000_000;
+
+/// The latest boxes of one camera's detector, drawn on the frames that follow (`OVERLAY=true`).
+#[derive(Debug, Default)]
+pub struct Overlay {
+    latest: Option<(u64, Detections)>,
+}
+
+impl Overlay {
+    /// A detector's output sent at `time_ns`.
+    pub fn remember(&mut self, time_ns: u64, detections: &Detections) {
+        if self.latest.as_ref().is_none_or(|(at, _)| *at <= time_ns) {
+            self.latest = Some((time_ns, detections.clone()));
+        }
+    }
+
+    /// A copy of `frame` with the latest boxes drawn in, or `None` when there are none from the
+    /// last [`BOXES_SHOWN_NANOS`] (the frame is then recorded untouched, without a copy).
+    pub fn draw_on(&self, frame: &Frame) -> Option<Frame> {
+        let (at, detections) = self.latest.as_ref()?;
+        let fresh = frame.sent_nanos.abs_diff(*at) <= BOXES_SHOWN_NANOS;
+        if !fresh || detections.is_empty() {
+            return None;
+        }
+        let mut pixels = frame.data.as_slice().to_vec();
+        draw_detections(frame.format, &mut pixels, detections);
+        Some(Frame { data: arrow::buffer::Buffer::from_vec(pixels), ..frame.clone() })
+    }
+}
 
 /// Draws each box's outline (2 px, clipped to the image) and its label with confidence
 /// ("person 0.87") above the box's top-left corner (inside the box if there is no room above)

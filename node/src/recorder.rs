@@ -22,6 +22,7 @@ use crate::{
     encode::{CodecRequest, Container, EncodeError, EncoderKind, EncoderSettings, Quality, VideoWriter},
     frame::{Frame, FrameFormat},
     naming,
+    overlay::Overlay,
     report::{FileReport, FileStatus},
     segments::SegmentLimits,
     session::SessionRef,
@@ -61,6 +62,8 @@ pub struct RecorderSpec {
     pub session_start_nanos: u64,
     /// When to cut the next file of the session.
     pub segments: SegmentLimits,
+    /// Whether detector boxes are drawn into the video.
+    pub overlay: bool,
 }
 
 /// Counts shared between the event loop and the worker, taken by the file they land in.
@@ -112,7 +115,8 @@ impl CameraRecorder {
         // Thread names cannot hold NUL bytes: never build one from a session id as sent.
         let thread_name = naming::thread_name(&camera);
         let worker = std::thread::Builder::new().name(thread_name).spawn(move || {
-            Worker { spec, camera, counters: worker_counters, reports, file: None, retry_at: None }.run(queue);
+            let overlay = spec.overlay.then(Overlay::default);
+            Worker { spec, camera, counters: worker_counters, reports, file: None, retry_at: None, overlay }.run(queue);
         })?;
         Ok(Self { commands, counters, worker })
     }
@@ -175,13 +179,18 @@ struct Worker {
     reports: Sender<FileReport>,
     file: Option<OpenFile>,
     retry_at: Option<Instant>,
+    /// The latest boxes to draw, with `OVERLAY=true`.
+    overlay: Option<Overlay>,
 }
 
 impl Worker {
     fn run(mut self, queue: Receiver<Command>) {
         loop {
             let outcome = match queue.recv() {
-                Ok(Command::Frame(frame)) => contain_panic(|| self.record(&frame)),
+                Ok(Command::Frame(frame)) => {
+                    let frame = self.overlay.as_ref().and_then(|o| o.draw_on(&frame)).unwrap_or(frame);
+                    contain_panic(|| self.record(&frame))
+                }
                 Ok(Command::Detections(message)) => contain_panic(|| self.detections(&message)),
                 Ok(Command::Finish) | Err(_) => break,
             };
@@ -230,6 +239,9 @@ impl Worker {
 
     /// A detector's output goes beside the file being written; without one it is dropped.
     fn detections(&mut self, message: &DetectionMessage) {
+        if let Some(overlay) = &mut self.overlay {
+            overlay.remember(message.time_ns, &message.detections);
+        }
         match self.file.as_mut() {
             Some(file) => {
                 file.sidecars.detections(message.time_ns, &message.ids, &message.detections);

@@ -7,7 +7,7 @@ mod support;
 
 use std::path::Path;
 
-use e2e::{csv_column, files_ending, frame_times, read_csv, read_json, read_jsonl};
+use e2e::{csv_column, decode_errors, files_ending, frame_times, read_csv, read_json, read_jsonl};
 use serde_json::json;
 use support::{Script, events_with_status, probe, temp_storage, videos_in};
 
@@ -207,4 +207,58 @@ fn retention_deletes_the_oldest_finished_recordings_with_their_side_files() {
         files_ending(&dir, ".session.json").iter().all(|m| !m.to_string_lossy().contains("/s1_")),
         "a manifest whose files are all gone goes too"
     );
+}
+
+#[test]
+fn pre_roll_starts_a_control_session_at_the_keyframe_before_it_with_true_times_in_the_index() {
+    let dir = temp_storage("pre-roll");
+    let storage = storage_env(&dir);
+    // 15 fps nominal, GOP 2 s = 30 frames: keyframes at frames 0, 30, 60 of the camera.
+    let times: Vec<f64> = (0..60).map(|i| 0.05 + f64::from(i) / 15.0).collect();
+    let (result, events) = Script::new(&[("image", "camera/image"), ("control", "script/control")])
+        .indexed_frames("image", &times, 0, 64, 48)
+        .control_json(3.0, &json!({"action": "start", "session_id": "after-the-fact"}))
+        .control_text(3.6, "stop", None)
+        .stop(4.6)
+        .run(&[("STORAGE", &storage), ("PRE_ROLL", "1")]);
+    result.unwrap();
+    let videos = videos_in(&dir);
+    assert_eq!(videos.len(), 1, "{videos:?} {events:?}");
+    let (header, rows) = assert_index_matches_video(&videos[0]);
+    let ids: Vec<u32> = csv_column(&header, &rows, "frame_index").iter().map(|v| v.parse().unwrap()).collect();
+    // Start at 3.0 s (frame 44); 1 s of pre-roll reaches back to 2.0 s (frame 29): the keyframe
+    // at or before it is frame 0.
+    assert_eq!(ids.first(), Some(&0), "from the keyframe at or before start - PRE_ROLL: {ids:?}");
+    assert_eq!(ids, (0..ids.len() as u32).collect::<Vec<_>>(), "every frame once, in order");
+    let last = *ids.last().unwrap();
+    assert!((52..=54).contains(&last), "up to the stop at 3.6 s (frame 53): {last}");
+    let manifest = read_json(&files_ending(&dir, ".session.json")[0]);
+    let offset = manifest["cameras"]["image"]["files"][0]["offset_secs"].as_f64().unwrap();
+    assert!(offset < -2.5, "the file begins before the session: offset {offset}");
+    assert_eq!(decode_errors(&videos[0]), "");
+}
+
+#[test]
+fn overlay_draws_the_latest_boxes_into_the_video_only_when_asked() {
+    let mut green_pixels = Vec::new();
+    for overlay in ["true", "false"] {
+        let dir = temp_storage(&format!("overlay-{overlay}"));
+        let storage = storage_env(&dir);
+        let times: Vec<f64> = (0..6).map(|i| 0.1 + f64::from(i) * 0.1).collect();
+        let (result, _) = Script::new(&[("image", "camera/image"), ("detections", "yolo/bbox")])
+            .indexed_frames("image", &times[..2], 0, 64, 48)
+            .detections("detections", 0.25, Some(1), &["person"], &[[10.0, 10.0, 40.0, 30.0]])
+            .indexed_frames("image", &times[2..], 2, 64, 48)
+            .stop(1.0)
+            .run(&[("STORAGE", &storage), ("OVERLAY", overlay), ("CRF", "0")]);
+        result.unwrap();
+        let video = &videos_in(&dir)[0];
+        let frames = support::decode_frames(video, "rgb24", 64 * 48 * 3);
+        let green = |frame: &Vec<u8>| frame.chunks(3).filter(|p| p[1] > 200 && p[0] < 80 && p[2] < 80).count();
+        green_pixels.push((green(&frames[0]), green(&frames[3])));
+    }
+    let (with, without) = (green_pixels[0], green_pixels[1]);
+    assert_eq!(with.0, 0, "no boxes before the first detection");
+    assert!(with.1 > 100, "the box outline is drawn after it: {with:?}");
+    assert_eq!(without, (0, 0), "OVERLAY off leaves the frames untouched");
 }

@@ -295,6 +295,7 @@ fn a_panic_inside_a_worker_fails_that_file_and_the_worker_goes_on() {
         fsync: false,
         session_start_nanos: 1_000_000_000,
         segments: Default::default(),
+        overlay: false,
     };
     let (reports_tx, reports) = std::sync::mpsc::channel();
     let recorder = CameraRecorder::spawn(spec, "image".into(), reports_tx).unwrap();

@@ -90,6 +90,7 @@ impl Pipeline {
                 fsync: self.config.fsync,
                 pre_roll_nanos: (self.config.pre_roll_secs * 1e9) as u64,
                 segments: self.config.segments,
+                overlay: self.config.overlay,
             };
             match ClipRecorder::spawn(spec, camera.to_owned(), self.reports_tx.clone()) {
                 Ok(recorder) => {

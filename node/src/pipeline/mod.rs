@@ -385,6 +385,7 @@ impl Pipeline {
                 fsync: self.config.fsync,
                 session_start_nanos: session.start_nanos,
                 segments: self.config.segments,
+                overlay: self.config.overlay,
             };
             match CameraRecorder::spawn(spec, camera.to_owned(), self.reports_tx.clone()) {
                 Ok(recorder) => {
