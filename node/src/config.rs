@@ -272,7 +272,7 @@ fn parse_bytes(value: &str) -> Option<u64> {
         _ => return None,
     };
     let bytes = (digits.trim().parse::<f64>().ok()? * multiplier).round();
-    (bytes >= 1.0 && bytes < 1.8e19).then_some(bytes as u64)
+    (1.0..1.8e19).contains(&bytes).then_some(bytes as u64)
 }
 
 fn parse_bool(value: &str) -> Option<bool> {

@@ -22,10 +22,10 @@ use crate::{
     limiter::LogLimiter,
     manifest::EndReason,
     manifests::Manifests,
-    recorder::{CameraRecorder, RecorderSpec, Submitted},
+    recorder::{CameraRecorder, Submitted},
     report::{FileReport, FileStatus},
     retention::Limits,
-    session::{SessionRef, Timeline, UnboundFrames},
+    session::{Timeline, UnboundFrames},
     storage::{Retention, prepare_storage},
     timing::PtsClock,
     trigger::Trigger,
@@ -34,6 +34,7 @@ use crate::{
 
 mod clips;
 mod detections;
+mod sessions;
 
 /// Unbound frames held for a `start` that may arrive late (dora delivers a control message at
 /// most a frame or two behind frames sent after it).
@@ -282,124 +283,6 @@ impl Pipeline {
     /// The run's counters so far.
     pub fn summary(&self) -> &RunSummary {
         &self.summary
-    }
-
-    /// Starts session `id` at sender time `sent_nanos` (ending the active one); returns its serial.
-    fn start_session(&mut self, id: String, sent_nanos: u64, now: Instant) -> u64 {
-        let (session, ended) = self.timeline.start(id, sent_nanos, now);
-        if let Some(ended) = ended {
-            tracing::info!(session = %ended.id, next = %session.id, "session ended by the next start");
-            self.manifests.session_ended(ended.serial, EndReason::Stop, sent_nanos);
-            self.note_session_ended(ended.serial);
-        }
-        self.manifests.session_started(&session);
-        let codec = resolve_codec(self.config.codec, &probe_settings(&self.config));
-        match &codec {
-            Ok(resolved) => {
-                for passed_over in &resolved.passed_over {
-                    let (reason, encoder) = (passed_over.reason(), resolved.encoder().ffmpeg_name());
-                    if std::mem::replace(&mut self.fallback_logged, true) {
-                        tracing::debug!("{reason}; using {encoder}");
-                    } else {
-                        tracing::warn!("{reason}; using {encoder} (logged once per run)");
-                    }
-                }
-                tracing::info!(session = %session.id, codec = self.config.codec.name(), encoder = resolved.encoder().ffmpeg_name(), "session started");
-            }
-            Err(error) => {
-                tracing::error!(session = %session.id, "session started but no encoder opens, nothing will be recorded: {error}")
-            }
-        }
-        self.sessions.insert(session.serial, codec.map_err(|e| e.to_string()));
-        session.serial
-    }
-
-    /// A session ended by control: a clip the trigger was recording is over.
-    fn note_session_ended(&mut self, serial: u64) {
-        if let Some(trigger) = &mut self.trigger {
-            trigger.session_ended(serial);
-        }
-    }
-
-    fn end_session(&mut self, session: &SessionRef) {
-        let cameras: Vec<(u64, String)> =
-            self.recorders.keys().filter(|(serial, _)| *serial == session.serial).cloned().collect();
-        for key in cameras {
-            if let Some(recorder) = self.recorders.remove(&key) {
-                self.finishing.push(recorder.finish());
-            }
-        }
-        for recorder in self.closing.take_matching(|(serial, _)| *serial == session.serial) {
-            self.finishing.push(recorder.finish());
-        }
-        self.clips_session_ended(session.serial);
-        self.sessions.remove(&session.serial);
-        tracing::debug!(session = %session.id, "session ended");
-    }
-
-    fn submit(&mut self, session: &SessionRef, camera: &str, frame: crate::frame::Frame, now: Instant) {
-        let key = (session.serial, camera.to_owned());
-        let submitted = match self.closing.route(&key, frame.sent_nanos) {
-            Some(late) => late.submit(frame),
-            None => match self.recorder_for(session, camera, now) {
-                Some(recorder) => recorder.submit(frame),
-                None => Submitted::Dropped,
-            },
-        };
-        if submitted == Submitted::Dropped {
-            self.count_behind(camera, now);
-        }
-    }
-
-    fn count_behind(&mut self, camera: &str, now: Instant) {
-        self.summary.frames_dropped += 1;
-        if let Some(suppressed) = self.limiter.allow(&format!("behind/{camera}"), now) {
-            tracing::warn!(
-                camera,
-                suppressed,
-                queue_frames = self.config.queue_frames,
-                "encoder is behind: queue full, frame dropped; use a faster PRESET or lower FPS/size"
-            );
-        }
-    }
-
-    /// The session's worker for `camera`, started on first use.
-    fn recorder_for(&mut self, session: &SessionRef, camera: &str, now: Instant) -> Option<&CameraRecorder> {
-        let key = (session.serial, camera.to_owned());
-        if !self.recorders.contains_key(&key) {
-            let candidates = match self.sessions.get(&session.serial)? {
-                Ok(resolved) => resolved.candidates.clone(),
-                Err(_) => return None,
-            };
-            let spec = RecorderSpec {
-                session: session.clone(),
-                storage: self.config.storage.clone(),
-                name_camera: self.wiring.cameras.len() > 1,
-                container: self.config.container,
-                codec: self.config.codec,
-                candidates,
-                quality: self.config.quality.clone(),
-                fps: self.config.fps,
-                timestamps: self.config.timestamps,
-                queue_frames: self.config.queue_frames,
-                fsync: self.config.fsync,
-                session_start_nanos: session.start_nanos,
-                segments: self.config.segments,
-                overlay: self.config.overlay,
-            };
-            match CameraRecorder::spawn(spec, camera.to_owned(), self.reports_tx.clone()) {
-                Ok(recorder) => {
-                    self.recorders.insert(key.clone(), recorder);
-                }
-                Err(error) => {
-                    if let Some(suppressed) = self.limiter.allow("spawn", now) {
-                        tracing::error!(suppressed, "cannot start an encoder thread: {error}");
-                    }
-                    return None;
-                }
-            }
-        }
-        self.recorders.get(&key)
     }
 
     fn reject_frame(&mut self, camera: &str, sent_nanos: u64, rejection: &FrameRejection, now: Instant) {
