@@ -328,7 +328,11 @@ impl Worker {
         };
         let path = muxer.path().to_owned();
         let encoder = encoding.stream.kind().ffmpeg_name();
-        tracing::info!(session = %session.id, camera = %self.camera, path = %path.display(), encoder, pre_roll_frames = past.len(), "recording started");
+        let pre_roll_bytes: usize = past.iter().map(|(packet, _)| packet.size()).sum();
+        tracing::info!(
+            session = %session.id, camera = %self.camera, path = %path.display(), encoder,
+            pre_roll_frames = past.len(), pre_roll_bytes, ring_bytes = self.ring.bytes(), "recording started"
+        );
         let mut report =
             FileReport::new(FileStatus::Started, &session, &self.camera, Some(path.clone()), self.spec.codec.name());
         report.encoder = Some(encoder);
