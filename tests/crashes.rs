@@ -10,8 +10,8 @@ use std::{
 };
 
 use e2e::{
-    Background, decode_errors, file_name, frame_indices, play_in_chromium, probe, read_send_log, recorder_pids, serial,
-    signal, temp_dir, top_level_boxes, videos_in,
+    Background, csv_column, decode_errors, file_name, frame_indices, play_in_chromium, probe, read_csv, read_send_log,
+    recorder_pids, serial, signal, temp_dir, top_level_boxes, videos_in,
 };
 
 /// What a kill may cost at default settings: the frames sent in the last second.
@@ -75,6 +75,11 @@ fn kill_at_random_instant(flow: &str, fps: u32, kills: u32) {
         let files = videos_in(&storage);
         assert_eq!(files.len(), 1, "{files:?}\n{log}");
         let kept = assert_clean_prefix(&files[0], (320, 240));
+        // The index survives the kill too: a row for every frame the video still holds.
+        let (header, rows) = read_csv(&files[0].with_extension("frames.csv"));
+        let indexed: Vec<String> = csv_column(&header, &rows, "frame_index");
+        assert!(indexed.len() as u32 >= kept, "index rows {} < video frames {kept}", indexed.len());
+        assert!(indexed.iter().take(kept as usize).enumerate().all(|(k, v)| *v == k.to_string()), "{indexed:?}");
         let sent = read_send_log(&send_log);
         let must_keep = sent.iter().filter(|f| f.at + MAX_LOSS <= killed_at).map(|f| f.index + 1).max().unwrap_or(0);
         let sent_before_kill = sent.iter().filter(|f| f.at <= killed_at).count() as u32;
