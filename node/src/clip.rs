@@ -12,7 +12,6 @@
 use std::{
     collections::{BTreeMap, VecDeque},
     fs::File,
-    path::PathBuf,
     sync::{
         Arc,
         mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError},
@@ -23,20 +22,16 @@ use std::{
 
 use crate::{
     contain::contain_panic,
-    encode::{
-        CodecRequest, Container, EncodeError, EncodedPacket, EncoderKind, EncoderSettings, PacketMuxer, Quality,
-        StreamEncoder,
-    },
+    encode::{EncodeError, EncodedPacket, EncoderKind, EncoderSettings, PacketMuxer, StreamEncoder},
     frame::{Frame, FrameFormat},
     naming,
     overlay::Overlay,
     packet_ring::{PacketRing, RingEntry},
-    recorder::{DetectionMessage, Submitted},
+    recorder::{DetectionMessage, FileSettings, Submitted},
     report::{FileReport, FileStatus},
-    segments::SegmentLimits,
     session::SessionRef,
     sidecars::Sidecars,
-    timing::{FrameRate, PtsClock, TimestampMode},
+    timing::PtsClock,
 };
 
 /// How long a file whose session ended waits for the packets still inside the encoder before
@@ -50,32 +45,10 @@ const WAKE: Duration = Duration::from_millis(100);
 /// What a camera's clip recorder needs.
 #[derive(Debug, Clone)]
 pub struct ClipSpec {
-    /// Folder for files.
-    pub storage: PathBuf,
-    /// Whether file names include the camera.
-    pub name_camera: bool,
-    /// Container.
-    pub container: Container,
-    /// The requested codec, reported as is.
-    pub codec: CodecRequest,
-    /// Encoders to open, best first.
-    pub candidates: Vec<EncoderKind>,
-    /// Encoder quality.
-    pub quality: Quality,
-    /// Nominal frame rate.
-    pub fps: FrameRate,
-    /// Timestamp mode.
-    pub timestamps: TimestampMode,
-    /// Queue bound, in frames.
-    pub queue_frames: usize,
-    /// Whether completed fragments are synced to disk.
-    pub fsync: bool,
+    /// How the files are written.
+    pub files: FileSettings,
     /// How far before a session's start its file begins.
     pub pre_roll_nanos: u64,
-    /// When to cut the next file of a session.
-    pub segments: SegmentLimits,
-    /// Whether detector boxes are drawn into the video.
-    pub overlay: bool,
 }
 
 enum Command {
@@ -94,12 +67,12 @@ pub struct ClipRecorder {
 impl ClipRecorder {
     /// Starts the recorder of `camera`; file events go to `reports`.
     pub fn spawn(spec: ClipSpec, camera: String, reports: Sender<FileReport>) -> std::io::Result<Self> {
-        let (commands, queue) = mpsc::sync_channel(spec.queue_frames);
+        let (commands, queue) = mpsc::sync_channel(spec.files.queue_frames);
         let ring = PacketRing::new(spec.pre_roll_nanos, MAX_RING_BYTES);
         let name = naming::thread_name(&camera);
         // The encoder (swscale inside) is not `Send`: the worker is built on its own thread.
         let worker = std::thread::Builder::new().name(name).spawn(move || {
-            let overlay = spec.overlay.then(Overlay::default);
+            let overlay = spec.files.overlay.then(Overlay::default);
             Worker { spec, camera, reports, encoding: None, ring, file: None, overlay }.run(queue)
         })?;
         Ok(Self { commands, worker })
@@ -230,15 +203,8 @@ impl Worker {
     }
 
     fn open_encoder(&mut self, format: FrameFormat) -> bool {
-        let clock = PtsClock::new(self.spec.timestamps, self.spec.fps, self.spec.container.variable_rate());
-        let settings = EncoderSettings {
-            container: self.spec.container,
-            quality: self.spec.quality.clone(),
-            fps: self.spec.fps,
-            time_base: clock.time_base(),
-            fsync: self.spec.fsync,
-        };
-        match StreamEncoder::open(format, &self.spec.candidates, &settings, clock.frame_duration()) {
+        let (clock, settings) = self.spec.files.encoder_settings();
+        match StreamEncoder::open(format, &self.spec.files.candidates, &settings, clock.frame_duration()) {
             Ok((stream, _passed_over)) => {
                 self.encoding = Some(Encoding { stream, format, clock, settings, pending: VecDeque::new() });
                 true
@@ -286,6 +252,7 @@ impl Worker {
         packet.is_key()
             && self
                 .spec
+                .files
                 .segments
                 .cut_before(file.frames, file.muxer.file_secs(packet.pts()), || file.muxer.bytes_on_disk())
     }
@@ -303,11 +270,11 @@ impl Worker {
         }
         let Some(encoding) = &self.encoding else { return };
         let first = past.first().map_or(info, |(_, first)| first);
-        let stem = naming::file_stem(&session.id, self.spec.name_camera.then_some(&self.camera), first.time_ns);
-        let claimed = naming::claim_file(&self.spec.storage, &stem, self.spec.container.extension());
+        let stem = naming::file_stem(&session.id, self.spec.files.name_camera.then_some(&self.camera), first.time_ns);
+        let claimed = naming::claim_file(&self.spec.files.storage, &stem, self.spec.files.container.extension());
         let tags = naming::file_tags(&session.id, &self.camera, first.time_ns, session.start_nanos);
         let opened = claimed
-            .map_err(|e| EncodeError::Output { path: self.spec.storage.join(&stem), reason: e.to_string() })
+            .map_err(|e| EncodeError::Output { path: self.spec.files.storage.join(&stem), reason: e.to_string() })
             .and_then(|claimed| {
                 PacketMuxer::create(&claimed.path, &encoding.stream, &encoding.settings, &tags)
                     .map(|muxer| (muxer, claimed.lock))
@@ -320,7 +287,7 @@ impl Worker {
             Err(error) => {
                 tracing::error!(session = %session.id, camera = %self.camera, "{error}");
                 let mut report =
-                    FileReport::new(FileStatus::Failed, &session, &self.camera, None, self.spec.codec.name());
+                    FileReport::new(FileStatus::Failed, &session, &self.camera, None, self.spec.files.codec.name());
                 report.error = Some(error.to_string());
                 let _ = self.reports.send(report);
                 return;
@@ -333,8 +300,13 @@ impl Worker {
             session = %session.id, camera = %self.camera, path = %path.display(), encoder,
             pre_roll_frames = past.len(), pre_roll_bytes, ring_bytes = self.ring.bytes(), "recording started"
         );
-        let mut report =
-            FileReport::new(FileStatus::Started, &session, &self.camera, Some(path.clone()), self.spec.codec.name());
+        let mut report = FileReport::new(
+            FileStatus::Started,
+            &session,
+            &self.camera,
+            Some(path.clone()),
+            self.spec.files.codec.name(),
+        );
         report.encoder = Some(encoder);
         report.first_time_ns = Some(first.time_ns);
         let _ = self.reports.send(report);
@@ -421,7 +393,7 @@ impl Worker {
         let _ = file.sidecars.finish();
         let status = if finished.is_ok() { FileStatus::Finished } else { FileStatus::Failed };
         let mut report =
-            FileReport::new(status, &file.session, &self.camera, Some(path.clone()), self.spec.codec.name());
+            FileReport::new(status, &file.session, &self.camera, Some(path.clone()), self.spec.files.codec.name());
         report.encoder = Some(kind.ffmpeg_name());
         report.frames = file.frames;
         report.duration_secs = (file.last_time_ns.saturating_sub(file.first_time_ns)) as f64 / 1e9;

@@ -33,11 +33,11 @@ use crate::{
 /// After a file fails, wait this long before opening the next (a full disk must not spin).
 const REOPEN_BACKOFF: Duration = Duration::from_secs(2);
 
-/// What every camera recorder of a session shares.
+/// How a camera's files are written: where, in which container, with which encoder settings.
+/// Shared by session recording ([`CameraRecorder`]) and pre-roll recording
+/// ([`crate::clip::ClipRecorder`]).
 #[derive(Debug, Clone)]
-pub struct RecorderSpec {
-    /// The session.
-    pub session: SessionRef,
+pub struct FileSettings {
     /// Folder for files.
     pub storage: PathBuf,
     /// Whether file names include the camera (more than one camera wired).
@@ -46,7 +46,7 @@ pub struct RecorderSpec {
     pub container: Container,
     /// The requested codec, reported as is.
     pub codec: CodecRequest,
-    /// Encoders to open, best first (probed at session start).
+    /// Encoders to open, best first (probed before the worker starts).
     pub candidates: Vec<EncoderKind>,
     /// Encoder quality.
     pub quality: Quality,
@@ -58,12 +58,34 @@ pub struct RecorderSpec {
     pub queue_frames: usize,
     /// Whether completed fragments are synced to disk.
     pub fsync: bool,
-    /// When the session started (sender time, Unix nanoseconds): files record their offset.
-    pub session_start_nanos: u64,
-    /// When to cut the next file of the session.
+    /// When to cut the next file of a session.
     pub segments: SegmentLimits,
     /// Whether detector boxes are drawn into the video.
     pub overlay: bool,
+}
+
+impl FileSettings {
+    /// A fresh PTS clock and the encoder settings for one encoder.
+    pub fn encoder_settings(&self) -> (PtsClock, EncoderSettings) {
+        let clock = PtsClock::new(self.timestamps, self.fps, self.container.variable_rate());
+        let settings = EncoderSettings {
+            container: self.container,
+            quality: self.quality.clone(),
+            fps: self.fps,
+            time_base: clock.time_base(),
+            fsync: self.fsync,
+        };
+        (clock, settings)
+    }
+}
+
+/// What a camera recorder of one session needs.
+#[derive(Debug, Clone)]
+pub struct RecorderSpec {
+    /// The session (its start is time 0 of its timeline).
+    pub session: SessionRef,
+    /// How the files are written.
+    pub files: FileSettings,
 }
 
 /// Counts shared between the event loop and the worker, taken by the file they land in.
@@ -109,13 +131,13 @@ pub struct CameraRecorder {
 impl CameraRecorder {
     /// Starts the worker thread for `camera`. File events go to `reports`.
     pub fn spawn(spec: RecorderSpec, camera: String, reports: Sender<FileReport>) -> std::io::Result<Self> {
-        let (commands, queue) = mpsc::sync_channel(spec.queue_frames);
+        let (commands, queue) = mpsc::sync_channel(spec.files.queue_frames);
         let counters = Arc::new(Counters::default());
         let worker_counters = Arc::clone(&counters);
         // Thread names cannot hold NUL bytes: never build one from a session id as sent.
         let thread_name = naming::thread_name(&camera);
         let worker = std::thread::Builder::new().name(thread_name).spawn(move || {
-            let overlay = spec.overlay.then(Overlay::default);
+            let overlay = spec.files.overlay.then(Overlay::default);
             Worker { spec, camera, counters: worker_counters, reports, file: None, retry_at: None, overlay }.run(queue);
         })?;
         Ok(Self { commands, counters, worker })
@@ -215,7 +237,7 @@ impl Worker {
         }
         if self.file.as_ref().is_some_and(|file| {
             let secs = file.clock.secs_at(frame.sent_nanos);
-            self.spec.segments.cut_before(file.frames, secs, || file.writer.bytes_on_disk())
+            self.spec.files.segments.cut_before(file.frames, secs, || file.writer.bytes_on_disk())
         }) {
             tracing::debug!(session = %self.spec.session.id, camera = %self.camera, "segment limit reached: starting the next file");
             self.close_file(None);
@@ -277,29 +299,29 @@ impl Worker {
         }
         let stem = naming::file_stem(
             &self.spec.session.id,
-            self.spec.name_camera.then_some(self.camera.as_str()),
+            self.spec.files.name_camera.then_some(self.camera.as_str()),
             frame.sent_nanos,
         );
-        let (path, lock) = match naming::claim_file(&self.spec.storage, &stem, self.spec.container.extension()) {
-            Ok(claimed) => (claimed.path, claimed.lock),
-            Err(e) => {
-                let path = self.spec.storage.join(&stem);
-                self.report_open_failure(EncodeError::Output { path, reason: e.to_string() });
-                return false;
-            }
-        };
-        let clock = PtsClock::new(self.spec.timestamps, self.spec.fps, self.spec.container.variable_rate());
-        let settings = EncoderSettings {
-            container: self.spec.container,
-            quality: self.spec.quality.clone(),
-            fps: self.spec.fps,
-            time_base: clock.time_base(),
-            fsync: self.spec.fsync,
-        };
+        let (path, lock) =
+            match naming::claim_file(&self.spec.files.storage, &stem, self.spec.files.container.extension()) {
+                Ok(claimed) => (claimed.path, claimed.lock),
+                Err(e) => {
+                    let path = self.spec.files.storage.join(&stem);
+                    self.report_open_failure(EncodeError::Output { path, reason: e.to_string() });
+                    return false;
+                }
+            };
+        let (clock, settings) = self.spec.files.encoder_settings();
         let tags =
-            naming::file_tags(&self.spec.session.id, &self.camera, frame.sent_nanos, self.spec.session_start_nanos);
-        match VideoWriter::create(&path, frame.format, &self.spec.candidates, &settings, clock.frame_duration(), &tags)
-        {
+            naming::file_tags(&self.spec.session.id, &self.camera, frame.sent_nanos, self.spec.session.start_nanos);
+        match VideoWriter::create(
+            &path,
+            frame.format,
+            &self.spec.files.candidates,
+            &settings,
+            clock.frame_duration(),
+            &tags,
+        ) {
             Ok((writer, passed_over)) => {
                 for passed_over in passed_over {
                     let (reason, encoder) = (passed_over.reason(), writer.encoder_kind().ffmpeg_name());
@@ -307,7 +329,7 @@ impl Worker {
                 }
                 tracing::info!(
                     session = %self.spec.session.id, camera = %self.camera, path = %path.display(),
-                    codec = self.spec.codec.name(), encoder = writer.encoder_kind().ffmpeg_name(), format = %frame.format,
+                    codec = self.spec.files.codec.name(), encoder = writer.encoder_kind().ffmpeg_name(), format = %frame.format,
                     "recording started"
                 );
                 let mut report = self.report(FileStatus::Started, Some(path.clone()));
@@ -397,7 +419,7 @@ impl Worker {
     fn report(&self, status: FileStatus, path: Option<PathBuf>) -> FileReport {
         let take =
             |counter: &AtomicU64| if status == FileStatus::Started { 0 } else { counter.swap(0, Ordering::Relaxed) };
-        let mut report = FileReport::new(status, &self.spec.session, &self.camera, path, self.spec.codec.name());
+        let mut report = FileReport::new(status, &self.spec.session, &self.camera, path, self.spec.files.codec.name());
         report.skipped = take(&self.counters.skipped);
         report.dropped = take(&self.counters.dropped);
         report

@@ -274,15 +274,14 @@ fn a_panic_inside_a_worker_fails_that_file_and_the_worker_goes_on() {
     use dora_video_recorder::{
         encode::{CodecRequest, Container, EncoderKind, Quality, RateControl},
         frame::{Frame, FrameFormat, PixelEncoding},
-        recorder::{CameraRecorder, RecorderSpec},
+        recorder::{CameraRecorder, FileSettings, RecorderSpec},
         session::SessionRef,
         timing::{FrameRate, TimestampMode},
     };
 
     dora_video_recorder::encode::init_ffmpeg().unwrap();
     let dir = temp_storage("worker-panic");
-    let spec = RecorderSpec {
-        session: SessionRef { serial: 1, id: "bug".into(), start_nanos: 1_000_000_000 },
+    let files = FileSettings {
         storage: dir.clone(),
         name_camera: false,
         container: Container::Mp4,
@@ -293,10 +292,10 @@ fn a_panic_inside_a_worker_fails_that_file_and_the_worker_goes_on() {
         timestamps: TimestampMode::Source,
         queue_frames: 30,
         fsync: false,
-        session_start_nanos: 1_000_000_000,
         segments: Default::default(),
         overlay: false,
     };
+    let spec = RecorderSpec { session: SessionRef { serial: 1, id: "bug".into(), start_nanos: 1_000_000_000 }, files };
     let (reports_tx, reports) = std::sync::mpsc::channel();
     let recorder = CameraRecorder::spawn(spec, "image".into(), reports_tx).unwrap();
     let format = FrameFormat { encoding: PixelEncoding::Bgr8, width: 64, height: 48 };

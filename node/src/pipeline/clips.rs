@@ -78,19 +78,8 @@ impl Pipeline {
                 }
             };
             let spec = ClipSpec {
-                storage: self.config.storage.clone(),
-                name_camera: self.wiring.cameras.len() > 1,
-                container: self.config.container,
-                codec: self.config.codec,
-                candidates,
-                quality: self.config.quality.clone(),
-                fps: self.config.fps,
-                timestamps: self.config.timestamps,
-                queue_frames: self.config.queue_frames,
-                fsync: self.config.fsync,
+                files: self.file_settings(candidates),
                 pre_roll_nanos: (self.config.pre_roll_secs * 1e9) as u64,
-                segments: self.config.segments,
-                overlay: self.config.overlay,
             };
             match ClipRecorder::spawn(spec, camera.to_owned(), self.reports_tx.clone()) {
                 Ok(recorder) => {

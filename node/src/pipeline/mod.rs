@@ -17,12 +17,12 @@ use crate::{
     closing::ClosingCameras,
     config::Config,
     control::{Control, ControlPayload, parse_control},
-    encode::{EncoderSettings, ResolvedCodec, resolve_codec},
+    encode::{EncoderKind, EncoderSettings, ResolvedCodec, resolve_codec},
     frame::{FrameMetadata, FrameRejection, check_frame},
     limiter::LogLimiter,
     manifest::EndReason,
     manifests::Manifests,
-    recorder::{CameraRecorder, Submitted},
+    recorder::{CameraRecorder, FileSettings, Submitted},
     report::{FileReport, FileStatus},
     retention::Limits,
     session::{Timeline, UnboundFrames},
@@ -303,6 +303,24 @@ impl Pipeline {
             } else {
                 tracing::warn!(camera, suppressed, "skipped frame: {rejection}");
             }
+        }
+    }
+
+    /// How every camera's files are written, with the encoders a probe found.
+    fn file_settings(&self, candidates: Vec<EncoderKind>) -> FileSettings {
+        FileSettings {
+            storage: self.config.storage.clone(),
+            name_camera: self.wiring.cameras.len() > 1,
+            container: self.config.container,
+            codec: self.config.codec,
+            candidates,
+            quality: self.config.quality.clone(),
+            fps: self.config.fps,
+            timestamps: self.config.timestamps,
+            queue_frames: self.config.queue_frames,
+            fsync: self.config.fsync,
+            segments: self.config.segments,
+            overlay: self.config.overlay,
         }
     }
 

@@ -99,22 +99,7 @@ impl Pipeline {
                 Ok(resolved) => resolved.candidates.clone(),
                 Err(_) => return None,
             };
-            let spec = RecorderSpec {
-                session: session.clone(),
-                storage: self.config.storage.clone(),
-                name_camera: self.wiring.cameras.len() > 1,
-                container: self.config.container,
-                codec: self.config.codec,
-                candidates,
-                quality: self.config.quality.clone(),
-                fps: self.config.fps,
-                timestamps: self.config.timestamps,
-                queue_frames: self.config.queue_frames,
-                fsync: self.config.fsync,
-                session_start_nanos: session.start_nanos,
-                segments: self.config.segments,
-                overlay: self.config.overlay,
-            };
+            let spec = RecorderSpec { session: session.clone(), files: self.file_settings(candidates) };
             match CameraRecorder::spawn(spec, camera.to_owned(), self.reports_tx.clone()) {
                 Ok(recorder) => {
                     self.recorders.insert(key.clone(), recorder);
