@@ -82,7 +82,10 @@ pub fn run_with_wiring(
             }
             // Inputs queued before the stop still arrive: keep going until the stream ends.
             Event::Stop(StopCause::Manual) => tracing::info!("stop requested: encoding queued frames, then finalizing"),
-            Event::Stop(_) => tracing::info!("all inputs closed: finalizing"),
+            Event::Stop(_) => {
+                tracing::info!("all inputs closed: finalizing");
+                pipeline.inputs_closed();
+            }
             // `recv_timeout` reports an idle period as an error event ("Receiver timed out"):
             // that is our tick. Anything else dora reports is worth a line.
             Event::Error(message) if message.contains(IDLE_TIMEOUT_MESSAGE) => {}

@@ -262,3 +262,49 @@ fn overlay_draws_the_latest_boxes_into_the_video_only_when_asked() {
     assert!(with.1 > 100, "the box outline is drawn after it: {with:?}");
     assert_eq!(without, (0, 0), "OVERLAY off leaves the frames untouched");
 }
+
+#[test]
+fn triggered_clips_and_control_sessions_work_side_by_side() {
+    let dir = temp_storage("trigger-control");
+    let storage = storage_env(&dir);
+    let times: Vec<f64> = (0..40).map(|i| 0.05 + f64::from(i) * 0.1).collect();
+    let boxes = [[1.0, 1.0, 5.0, 5.0]];
+    let (result, events) = Script::new(&[("image", "camera/image"), ("detections", "det/bbox"), ("control", "c/c")])
+        .indexed_frames("image", &times, 0, 64, 48)
+        .detections("detections", 0.3, None, &["car"], &boxes)
+        .detections("detections", 0.5, None, &["person"], &boxes)
+        .detections("detections", 0.9, None, &["person"], &boxes)
+        .control_json(2.5, &json!({"action": "start", "session_id": "operator"}))
+        .control_text(3.3, "stop", None)
+        .stop(4.4)
+        .run(&[("STORAGE", &storage), ("TRIGGER", "detections"), ("TRIGGER_LABELS", "person"), ("POST_ROLL", "0.6")]);
+    result.unwrap();
+    let finished = events_with_status(&events, "finished");
+    let sessions: Vec<&str> = finished.iter().map(|e| e["session_id"].as_str().unwrap()).collect();
+    assert_eq!(sessions, ["person_000001", "operator"], "a car does not trigger; the control session still records");
+    let clip = finished[0];
+    let clip_secs = (clip["last_time_ns"].as_u64().unwrap() - clip["first_time_ns"].as_u64().unwrap()) as f64 / 1e9;
+    assert!(
+        (clip_secs - 0.9).abs() < 0.15,
+        "from the first match (0.5 s) to the last + POST_ROLL (1.5 s): {clip_secs}"
+    );
+    let manifests = files_ending(&dir, ".session.json");
+    let reasons: Vec<String> =
+        manifests.iter().map(|m| read_json(m)["end_reason"].as_str().unwrap().to_owned()).collect();
+    assert!(reasons.contains(&"trigger_timeout".to_owned()) && reasons.contains(&"stop".to_owned()), "{reasons:?}");
+}
+
+#[test]
+fn segment_bytes_cut_files_by_size() {
+    let dir = temp_storage("segment-bytes");
+    let storage = storage_env(&dir);
+    let (result, _) = Script::new(&[("image", "camera/image")])
+        .noise_frames("image", 0.1, 0.1, 24, 160, 120)
+        .stop(2.8)
+        .run(&[("STORAGE", &storage), ("SEGMENT_BYTES", "60k"), ("FSYNC", "false")]);
+    result.unwrap();
+    let videos = videos_in(&dir);
+    assert!(videos.len() >= 2, "{videos:?}");
+    let frames: u64 = videos.iter().map(|v| probe(v).frames).sum();
+    assert_eq!(frames, 24, "every frame once across the segments");
+}

@@ -67,6 +67,8 @@ pub struct Pipeline {
     /// Per-camera recorders with a pre-roll ring (`PRE_ROLL` > 0), instead of `recorders`.
     clips: BTreeMap<String, ClipRecorder>,
     retention: Retention,
+    /// Why sessions still open when the run ends end: the run ended, or every input closed.
+    end_of_run: EndReason,
     /// Reports produced by the event loop itself (retention deletions).
     own_reports: Vec<FileReport>,
 }
@@ -109,6 +111,7 @@ impl Pipeline {
             retention,
             clips: BTreeMap::new(),
             own_reports: Vec::new(),
+            end_of_run: EndReason::EndOfRun,
         })
     }
 
@@ -268,11 +271,16 @@ impl Pipeline {
         reports
     }
 
+    /// Every input closed (the cameras are done): sessions still open end for that reason.
+    pub fn inputs_closed(&mut self) {
+        self.end_of_run = EndReason::InputClosed;
+    }
+
     /// Ends every session and waits until every file is finalized; collect the last reports
     /// with [`take_reports`](Self::take_reports).
     pub fn finish(&mut self) {
         for session in self.timeline.take_all() {
-            self.manifests.session_ended(session.serial, EndReason::EndOfRun, unix_nanos_now());
+            self.manifests.session_ended(session.serial, self.end_of_run, unix_nanos_now());
             self.end_session(&session);
         }
         self.finish_clips();
