@@ -1,36 +1,84 @@
-//! Encode benchmark: this crate's encode pipeline next to the `ffmpeg` CLI and the reference
-//! recorder (roomkit's PyAV recorder), on the same raw bgr24 frames, printed as one table per case
-//! with ratios against the `ffmpeg` CLI at the same preset. It prints figures and asserts nothing.
+//! Encode benchmark: this crate's encode pipeline in-process and the whole recording dataflow under
+//! `dora run`, next to the `ffmpeg` CLI (from bgr24 at identical settings, and from already-converted
+//! yuv420p: the x264-only limit) and the reference recorder (roomkit's PyAV recorder), printed as
+//! one markdown table per frame size with ratios; then how many test-pattern cameras one recorder
+//! sustains, and how long a stopped recorder takes to finalize its file. It prints figures and
+//! asserts nothing.
 //!
-//! Run: `cargo bench -p dora-video-recorder --bench encode` (or `scripts/bench.sh`, which also sets
-//! up the reference recorder). Environment:
-//! - `BENCH_QUICK=1`: one small case instead of the full 640x480 and 1920x1080 cases;
+//! Run: `cargo bench -p dora-video-recorder --bench encode` (or `scripts/bench.sh`, which also
+//! builds the test-pattern camera and sets up the reference recorder). Environment:
+//! - `BENCH_QUICK=1`: a smoke run of about a minute (one small case, short dataflow sections)
+//!   instead of the full 640x480 and 1920x1080 cases (about 15 minutes on 2 cores);
 //! - `BENCH_RUNS=n`: rounds per case (default 3); each row is the median round by wall time;
 //! - `ROOMKIT_PYTHON=path/to/python`: a Python with PyAV and roomkit (see `scripts/roomkit_pyav.py`);
 //!   without it the reference recorder is skipped;
-//! - `ROOMKIT_SCRIPT=path`: the reference runner, default `scripts/roomkit_pyav.py` in this workspace.
+//! - `ROOMKIT_SCRIPT=path`: the reference runner, default `scripts/roomkit_pyav.py` in this workspace;
+//! - `DORA=path`: the dora CLI, default `.venv/bin/dora` in this workspace (scripts/setup.sh), else
+//!   `dora` on `PATH`. The dataflow rows need it and `target/release/dora-test-pattern`
+//!   (`cargo build --release -p dora-recorder-test-nodes`); without either they are skipped.
 //!
-//! Method. Every contender runs as a child process of this binary, one at a time, reading the same
-//! raw file from the page cache and writing an MP4 into a temp folder. Contenders take turns within
-//! each round, so a slow patch of the machine hits all of them; the table shows the median round
-//! and the range of wall times. Our pipeline runs in a
-//! re-exec of this binary (`ENCODE_BENCH_CHILD=1`), so that its memory and CPU are its own. For each
-//! child the parent takes the wall time from spawn to exit and reads the child's CPU time (user +
-//! system) and peak RSS (`ru_maxrss`) from `wait4`. Process start-up counts for everyone (Python's
-//! imports included; roomkit's own in-loop time is printed below its table). Linux carries the RSS
-//! high-water mark of the address space a child replaces at `exec` (ours, via fork/posix_spawn) into
-//! the child's `ru_maxrss`, so each figure is max(child's own peak, our RSS at the spawn): the parent
-//! keeps no frames in memory and prints its own peak as that floor. Each output is decoded with
-//! `ffprobe -count_frames`; a frame count different from the input's prints MISMATCH. The machine's
-//! busy CPU time (`/proc/stat`) during each run minus the child's own is printed per case as the
-//! background load: figures taken while it is far from zero were disturbed by other work.
+//! Method, in-process rows. Every contender runs as a child process of this binary, one at a time,
+//! reading the same raw file from the page cache and writing an MP4 into a temp folder (on the
+//! disk, not a tmpfs, so `fdatasync` costs what it costs). Contenders take turns within each round,
+//! so a slow patch of the machine hits all of them; the table shows the median round and the range
+//! of wall times. Our pipeline runs in a re-exec of this binary (`ENCODE_BENCH_CHILD=1`), so that
+//! its memory and CPU are its own. For each child the parent takes the wall time from spawn to exit
+//! and reads the child's CPU time (user + system) and peak RSS (`ru_maxrss`) from `wait4`. Process
+//! start-up counts for everyone (Python's imports included; roomkit's own in-loop time is printed
+//! below its table). Linux carries the RSS high-water mark of the address space a child replaces at
+//! `exec` (ours, via fork/posix_spawn) into the child's `ru_maxrss`, so each figure is max(child's
+//! own peak, our RSS at the spawn): the parent keeps no frames in memory and prints its own peak as
+//! that floor. The x264-only row feeds the CLI the same frames converted to yuv420p once per case,
+//! outside the timing. Each output is decoded with `ffprobe -count_frames`; a frame count different
+//! from the input's prints MISMATCH. The machine's busy CPU time (`/proc/stat`) during each run
+//! minus the child's own is printed per case as the background load: figures taken while it is far
+//! from zero were disturbed by other work.
+//!
+//! Method, whole dataflow. A dataflow generated into a temp folder (absolute paths, no `build:`
+//! steps): `dora-test-pattern` (bgr8, `MAX_FRAMES` = the case's frame count) into
+//! `dora-video-recorder` (`PRESET`, `FPS` = the case's rate, `TIMESTAMPS=frame` so the file has the
+//! same duration and fragments as the in-process row, `FSYNC=true`), run with `dora run`. The wall
+//! time runs from spawning `dora run` to its exit: the camera exits after its last frame, the
+//! recorder finalizes and the dataflow ends. Each node runs under a wrapper, this binary again
+//! (`ENCODE_BENCH_WRAP=report-file` in the node's `env`, the real binary as its argument), which
+//! spawns the node, takes its CPU time and peak RSS from `wait4` exactly as for the in-process
+//! rows, and writes them to the report file; the wrapper passes the exit code on, and the node
+//! gets SIGTERM if the wrapper dies (`PR_SET_PDEATHSIG`). The row's CPU and RSS are the recorder's;
+//! the camera's and `dora run`'s own CPU (its `wait4` figure minus its nodes') are printed below the
+//! table. Frames lost = frames the camera sent (its `SEND_LOG`) minus frames in the file
+//! (`ffprobe`), and the recorder's log (`dropped=` of its "recording finished" line) is checked too.
+//!
+//! Pacing. dora 1.1 has no sender-side backpressure: `queue_policy: backpressure` (dora-message
+//! 1.1.0, `QueuePolicy`) only lets the receiving node's queue grow to 10x `queue_size` (at least
+//! 100) before it drops the oldest, and the recorder takes every frame off dora's queue at once
+//! into its own bounded encoder queue (`QUEUE_FRAMES`, 30), dropping beyond it. Nothing slows the
+//! camera down to the recorder's speed, so the camera is paced by its timer instead: it starts
+//! unpaced (`dora/timer/millis/1`: as fast as the camera draws frames); whenever a run loses
+//! frames (in any round), the timer is set to 90% of the rate that reached the file (and at least
+//! 15% slower than before), the samples taken at faster paces are discarded, and the row runs
+//! again until it has one lossless sample per round (after 4 slowdowns lossy runs are kept and
+//! show their losses). The pace and its history are printed below the table. The camera costs CPU
+//! to draw its test pattern on the same cores (its CPU per frame is printed too), and its frames
+//! are not the `testsrc2` frames of the other rows, so bytes differ. Besides the wall time from
+//! spawning `dora run`, the note gives the rate from the first frame sent to the finished file
+//! (without dora's start-up).
+//!
+//! Further sections, through `dora run` with real timers (recorder defaults: veryfast, FSYNC):
+//! (a) how many 640x480@15 and 1280x720@30 test-pattern cameras one recorder sustains: N camera
+//! nodes each sending a fixed number of frames (8 s of frames), N = 1, 2, ... up to 6, stopping at
+//! the first N where frames are lost or the cameras could not keep their rate (then the offered load
+//! is no longer N cameras at that rate: the machine is saturated); (b) the cost of the per-fragment
+//! `fdatasync` (the FSYNC=false row, as a ratio below each table); (c) the time from a stop to a
+//! finalized file: `dora run --stop-after`, from the recorder's "stop requested" log line to its
+//! "recording finished" line (both RFC 3339 timestamps), and from the camera's last frame sent.
 
 use std::{
     fs::{self, File},
     io::Read,
+    os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Command, ExitCode, Stdio},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use arrow::buffer::Buffer;
@@ -45,6 +93,8 @@ use dora_video_recorder::{
 
 /// Set in the re-executed child that runs our pipeline alone.
 const CHILD_ENV: &str = "ENCODE_BENCH_CHILD";
+/// Set (to a report file) in a dataflow node's `env`: this binary then wraps the node's real binary.
+const WRAP_ENV: &str = "ENCODE_BENCH_WRAP";
 /// `1` runs only the small case.
 const QUICK_ENV: &str = "BENCH_QUICK";
 /// Rounds per case.
@@ -54,6 +104,8 @@ const DEFAULT_RUNS: usize = 3;
 const ROOMKIT_PYTHON_ENV: &str = "ROOMKIT_PYTHON";
 /// Overrides the path of the reference runner script.
 const ROOMKIT_SCRIPT_ENV: &str = "ROOMKIT_SCRIPT";
+/// Overrides the dora CLI.
+const DORA_ENV: &str = "DORA";
 /// The preset our node defaults to.
 const FAST_PRESET: &str = "veryfast";
 /// libx264's own default, which the reference recorder runs at.
@@ -99,10 +151,14 @@ const QUICK_CASES: [Case; 1] = [Case { width: 640, height: 480, fps: 15, frames:
 enum Contender {
     /// `VideoWriter` from this crate, in a re-exec of this binary.
     Ours,
-    /// The same with `FSYNC=false`: the difference is what syncing each fragment costs.
-    OursWithoutFsync,
-    /// The `ffmpeg` command-line tool.
+    /// The test-pattern camera into the recorder binary under `dora run`.
+    Dataflow,
+    /// The `ffmpeg` command-line tool from the same bgr24 frames.
     FfmpegCli,
+    /// The `ffmpeg` command-line tool from the frames already converted to yuv420p: x264 alone.
+    FfmpegYuv,
+    /// Ours in-process with `FSYNC=false`: the difference is what syncing each fragment costs.
+    OursWithoutFsync,
     /// roomkit's PyAVVideoRecorder through `roomkit_pyav.py`.
     Roomkit,
 }
@@ -110,9 +166,11 @@ enum Contender {
 impl Contender {
     fn name(self) -> &'static str {
         match self {
-            Self::Ours => "ours (VideoWriter)",
-            Self::OursWithoutFsync => "ours, FSYNC=false",
-            Self::FfmpegCli => "ffmpeg CLI",
+            Self::Ours => "ours, in-process",
+            Self::Dataflow => "ours, whole dataflow",
+            Self::FfmpegCli => "ffmpeg CLI, bgr24 in",
+            Self::FfmpegYuv => "ffmpeg CLI, yuv420p in (x264 only)",
+            Self::OursWithoutFsync => "ours, in-process, FSYNC=false",
             Self::Roomkit => "roomkit PyAV",
         }
     }
@@ -139,8 +197,22 @@ struct Run {
     bytes: u64,
     /// Codec and decoded frame count from ffprobe.
     probe: Probe,
+    /// Frames sent but not in the file (dataflow rows only).
+    lost: Option<u64>,
     /// Extra text printed below the table.
     note: Option<String>,
+}
+
+impl Run {
+    /// Frames in the file per wall second.
+    fn fps(&self) -> f64 {
+        self.probe.frames as f64 / self.usage.wall_secs
+    }
+
+    /// CPU milliseconds per frame in the file.
+    fn cpu_ms_per_frame(&self) -> f64 {
+        1000.0 * self.usage.cpu_secs / self.probe.frames.max(1) as f64
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -150,6 +222,9 @@ struct Probe {
 }
 
 fn main() -> ExitCode {
+    if let Some(report) = std::env::var_os(WRAP_ENV) {
+        return wrapper_main(Path::new(&report));
+    }
     if std::env::var_os(CHILD_ENV).is_some() {
         return child_main();
     }
@@ -159,72 +234,132 @@ fn main() -> ExitCode {
     fs::create_dir_all(&work).expect("create the bench temp folder");
     let rounds = std::env::var(RUNS_ENV).ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or(DEFAULT_RUNS);
     let roomkit = roomkit_setup();
+    let dora = dora_setup();
     println!(
         "encode bench: libx264, crf {CRF}, GOP {GOP_SECS} s, yuv420p, MP4; {} cores; median of {rounds} rounds",
         cores()
     );
-    for &case in cases {
-        bench_case(case, &work, roomkit.as_ref(), rounds);
+    if let Err(reason) = &dora {
+        println!("whole-dataflow rows and sections: skipped ({reason})");
     }
-    println!("\nparent peak RSS {:.1} MB (a floor for every RSS figure above)", own_peak_rss_mb());
+    let dora = dora.ok();
+    for &case in cases {
+        let context = CaseContext::prepare(case, &work, roomkit.as_ref(), dora.as_ref());
+        bench_case(&context, rounds);
+        context.clean_up();
+    }
+    if let Some(dora) = &dora {
+        bench_camera_capacity(dora, &work, quick);
+        bench_stop_latency(dora, &work, cases, if quick { 1 } else { rounds }, quick);
+    }
+    println!("\nparent peak RSS {:.1} MB (a floor for every in-process RSS figure above)", own_peak_rss_mb());
     fs::remove_dir_all(&work).expect("remove the bench temp folder");
     ExitCode::SUCCESS
 }
 
-/// Generates the case's frames, runs every contender on them `rounds` times, taking turns, and
-/// prints the table.
-fn bench_case(case: Case, work: &Path, roomkit: Option<&Roomkit>, rounds: usize) {
-    println!("\n## {}", case.label());
-    if roomkit.is_none() {
+/// One case's inputs and the contenders' prerequisites.
+struct CaseContext<'a> {
+    case: Case,
+    /// The raw bgr24 frames.
+    raw: PathBuf,
+    /// The same frames in yuv420p.
+    yuv: PathBuf,
+    work: &'a Path,
+    roomkit: Option<&'a Roomkit>,
+    dora: Option<&'a Dora>,
+}
+
+impl<'a> CaseContext<'a> {
+    /// Generates the case's frames, in bgr24 and (outside any timing) in yuv420p.
+    fn prepare(case: Case, work: &'a Path, roomkit: Option<&'a Roomkit>, dora: Option<&'a Dora>) -> Self {
+        let raw = work.join(format!("{}x{}.bgr", case.width, case.height));
+        let yuv = work.join(format!("{}x{}.yuv", case.width, case.height));
+        generate_frames(case, &raw);
+        convert_to_yuv420p(case, &raw, &yuv);
+        Self { case, raw, yuv, work, roomkit, dora }
+    }
+
+    fn clean_up(&self) {
+        fs::remove_file(&self.raw).expect("remove the raw frames");
+        fs::remove_file(&self.yuv).expect("remove the yuv420p frames");
+    }
+}
+
+/// One contender at one preset, with what its rounds gave so far.
+#[derive(Debug, Clone)]
+struct Job {
+    contender: Contender,
+    preset: &'static str,
+    samples: Vec<Run>,
+    /// Dataflow rows: the camera's timer now, how often it was slowed down, and why.
+    pace: Pace,
+    slowdowns: u32,
+    pace_log: Vec<String>,
+}
+
+impl Job {
+    fn new(contender: Contender, preset: &'static str) -> Self {
+        Self { contender, preset, samples: Vec::new(), pace: Pace::Unpaced, slowdowns: 0, pace_log: Vec::new() }
+    }
+}
+
+/// Runs every contender on the case's frames `rounds` times, taking turns, and prints the table.
+fn bench_case(context: &CaseContext, rounds: usize) {
+    println!("\n## {}", context.case.label());
+    if context.roomkit.is_none() {
         println!(
             "roomkit: skipped (set {ROOMKIT_PYTHON_ENV} to a Python with PyAV and roomkit; scripts/bench.sh does)"
         );
     }
-    let raw = work.join(format!("{}x{}.bgr", case.width, case.height));
-    generate_frames(case, &raw);
-    let jobs = jobs(roomkit.is_some());
-    let mut samples: Vec<Vec<Run>> = vec![Vec::new(); jobs.len()];
-    for _ in 0..rounds {
-        for (job, samples) in jobs.iter().zip(&mut samples) {
-            samples.extend(run_job(*job, case, &raw, work, roomkit));
+    let mut jobs = jobs(context.roomkit.is_some(), context.dora.is_some());
+    for round in 0..rounds {
+        for job in &mut jobs {
+            match (job.contender, context.dora) {
+                (Contender::Dataflow, Some(dora)) => dataflow_round(job, dora, context, round),
+                _ => job.samples.extend(run_job(job, context)),
+            }
         }
     }
-    let all_runs: Vec<Run> = samples.iter().flatten().cloned().collect();
-    let runs: Vec<Run> = samples.into_iter().filter_map(median_run).collect();
-    print_table(case, &runs);
-    report_mismatches(case, &all_runs);
+    let notes: Vec<String> = jobs.iter().filter_map(pace_note).collect();
+    let all_runs: Vec<Run> = jobs.iter().flat_map(|job| job.samples.iter().cloned()).collect();
+    let runs: Vec<Run> = jobs.into_iter().filter_map(|job| median_run(job.samples)).collect();
+    print_table(&runs);
+    print_comparisons(&runs);
+    for note in runs.iter().filter_map(|run| run.note.as_ref()).chain(&notes) {
+        println!("- {note}");
+    }
+    report_mismatches(context.case, &all_runs);
     report_background(&all_runs);
-    fs::remove_file(&raw).expect("remove the raw frames");
 }
 
-/// One contender at one preset.
-#[derive(Debug, Clone, Copy)]
-struct Job {
-    contender: Contender,
-    preset: &'static str,
-}
-
-/// Ours and the CLI at our default preset and at libx264's default, then the reference recorder
-/// (which runs at libx264's default).
-fn jobs(with_roomkit: bool) -> Vec<Job> {
+/// Per preset: ours in-process, the whole dataflow, the CLI from bgr24 and from yuv420p; then ours
+/// without fsync, and the reference recorder (which runs at libx264's default).
+fn jobs(with_roomkit: bool, with_dora: bool) -> Vec<Job> {
     let mut jobs = Vec::new();
     for preset in [FAST_PRESET, DEFAULT_X264_PRESET] {
-        jobs.push(Job { contender: Contender::Ours, preset });
-        jobs.push(Job { contender: Contender::FfmpegCli, preset });
+        jobs.push(Job::new(Contender::Ours, preset));
+        if with_dora {
+            jobs.push(Job::new(Contender::Dataflow, preset));
+        }
+        jobs.push(Job::new(Contender::FfmpegCli, preset));
+        jobs.push(Job::new(Contender::FfmpegYuv, preset));
     }
-    jobs.push(Job { contender: Contender::OursWithoutFsync, preset: FAST_PRESET });
+    jobs.push(Job::new(Contender::OursWithoutFsync, FAST_PRESET));
     if with_roomkit {
-        jobs.push(Job { contender: Contender::Roomkit, preset: DEFAULT_X264_PRESET });
+        jobs.push(Job::new(Contender::Roomkit, DEFAULT_X264_PRESET));
     }
     jobs
 }
 
-fn run_job(job: Job, case: Case, raw: &Path, work: &Path, roomkit: Option<&Roomkit>) -> Option<Run> {
-    match (job.contender, roomkit) {
-        (Contender::Ours | Contender::OursWithoutFsync, _) => run_ours(job.contender, case, raw, work, job.preset),
-        (Contender::FfmpegCli, _) => run_ffmpeg_cli(case, raw, work, job.preset),
-        (Contender::Roomkit, Some(roomkit)) => run_roomkit(case, raw, work, roomkit),
-        (Contender::Roomkit, None) => None,
+/// One round of an in-process contender.
+fn run_job(job: &Job, context: &CaseContext) -> Option<Run> {
+    let (case, work, preset) = (context.case, context.work, job.preset);
+    match (job.contender, context.roomkit) {
+        (Contender::Ours | Contender::OursWithoutFsync, _) => run_ours(job.contender, case, &context.raw, work, preset),
+        (Contender::FfmpegCli, _) => run_ffmpeg_cli(Contender::FfmpegCli, case, &context.raw, work, preset),
+        (Contender::FfmpegYuv, _) => run_ffmpeg_cli(Contender::FfmpegYuv, case, &context.yuv, work, preset),
+        (Contender::Roomkit, Some(roomkit)) => run_roomkit(case, &context.raw, work, roomkit),
+        (Contender::Roomkit, None) | (Contender::Dataflow, _) => None,
     }
 }
 
@@ -251,8 +386,25 @@ fn generate_frames(case: Case, raw: &Path) {
     assert_eq!(actual, expected, "raw frame file has the wrong size");
 }
 
+/// The x264-only input: the same frames converted once with swscale's defaults, exactly as the
+/// bgr24 CLI run converts them, so the two CLI rows encode the same pictures.
+fn convert_to_yuv420p(case: Case, raw: &Path, yuv: &Path) {
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(["-f", "rawvideo", "-pix_fmt", "bgr24", "-s", &format!("{}x{}", case.width, case.height), "-i"])
+        .arg(raw)
+        .args(["-pix_fmt", "yuv420p", "-f", "rawvideo"])
+        .arg(yuv)
+        .status()
+        .expect("run ffmpeg (install it: apt-get install ffmpeg)");
+    assert!(status.success(), "ffmpeg could not convert the test frames to yuv420p");
+    let expected = case.frame_bytes() as u64 / 2 * u64::from(case.frames);
+    let actual = fs::metadata(yuv).expect("yuv420p frames written").len();
+    assert_eq!(actual, expected, "yuv420p frame file has the wrong size");
+}
+
 // ---------------------------------------------------------------------------------------------
-// Contenders
+// In-process contenders
 
 fn run_ours(contender: Contender, case: Case, raw: &Path, work: &Path, preset: &'static str) -> Option<Run> {
     let out = work.join(format!("ours-{preset}.mp4"));
@@ -270,21 +422,24 @@ fn run_ours(contender: Contender, case: Case, raw: &Path, work: &Path, preset: &
     Some(finished_run(contender, preset, usage, &out, None))
 }
 
-fn run_ffmpeg_cli(case: Case, raw: &Path, work: &Path, preset: &'static str) -> Option<Run> {
-    let out = work.join(format!("ffmpeg-{preset}.mp4"));
+/// The CLI at our settings, from `input` in bgr24 ([`Contender::FfmpegCli`]) or yuv420p
+/// ([`Contender::FfmpegYuv`]).
+fn run_ffmpeg_cli(contender: Contender, case: Case, input: &Path, work: &Path, preset: &'static str) -> Option<Run> {
+    let pix_fmt = if contender == Contender::FfmpegYuv { "yuv420p" } else { "bgr24" };
+    let out = work.join(format!("ffmpeg-{pix_fmt}-{preset}.mp4"));
     let mut command = Command::new("ffmpeg");
     command
         .args(["-hide_banner", "-loglevel", "error", "-nostats", "-y"])
-        .args(["-f", "rawvideo", "-pix_fmt", "bgr24", "-s", &format!("{}x{}", case.width, case.height)])
+        .args(["-f", "rawvideo", "-pix_fmt", pix_fmt, "-s", &format!("{}x{}", case.width, case.height)])
         .args(["-r", &case.fps.to_string(), "-i"])
-        .arg(raw)
+        .arg(input)
         .args(["-c:v", "libx264", "-preset", preset, "-crf", &CRF.to_string()])
         .args(["-g", &case.gop_frames().to_string(), "-bf", "0", "-pix_fmt", "yuv420p"])
         .args(["-x264-params", &x264_params(case)])
         .args(["-movflags", FRAGMENTED_MP4_FLAGS, "-frag_duration", &MP4_FRAGMENT_MICROS.to_string()])
         .arg(&out);
-    let (usage, _) = measure(Contender::FfmpegCli, "ffmpeg", command)?;
-    Some(finished_run(Contender::FfmpegCli, preset, usage, &out, None))
+    let (usage, _) = measure(contender, "ffmpeg", command)?;
+    Some(finished_run(contender, preset, usage, &out, None))
 }
 
 /// The recorder's default look-ahead, so the CLI runs at identical settings.
@@ -357,7 +512,682 @@ fn finished_run(contender: Contender, preset: &'static str, usage: Usage, out: &
     let bytes = fs::metadata(out).map(|m| m.len()).unwrap_or(0);
     let probe = ffprobe(out);
     let wall_range_secs = (usage.wall_secs, usage.wall_secs);
-    Run { contender, preset, usage, wall_range_secs, bytes, probe, note }
+    Run { contender, preset, usage, wall_range_secs, bytes, probe, lost: None, note }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Whole dataflows under `dora run`
+
+/// Slowdowns of a dataflow row's camera before lossy runs are kept.
+const MAX_SLOWDOWNS: u32 = 4;
+/// A pace that lost frames is followed by this share of the rate that reached the file...
+const PACE_MARGIN: f64 = 0.9;
+/// ...and at least this factor below the pace before.
+const PACE_STEP: f64 = 0.85;
+
+/// What the dataflow runs need: the dora CLI, both node binaries, and this binary as the wrapper.
+#[derive(Debug, Clone)]
+struct Dora {
+    cli: PathBuf,
+    version: String,
+    camera: PathBuf,
+    recorder: PathBuf,
+    wrapper: PathBuf,
+}
+
+/// Finds the dora CLI and the node binaries, or says why the dataflow runs are skipped.
+fn dora_setup() -> Result<Dora, String> {
+    let cli = std::env::var_os(DORA_ENV).map_or_else(
+        || {
+            let local = workspace_root().join(".venv/bin/dora");
+            if local.exists() { local } else { PathBuf::from("dora") }
+        },
+        PathBuf::from,
+    );
+    let version = match Command::new(&cli).arg("--version").output() {
+        Ok(output) if output.status.success() => String::from_utf8_lossy(&output.stdout).trim().to_owned(),
+        _ => return Err(format!("no dora CLI at {} (scripts/setup.sh installs it into .venv/)", cli.display())),
+    };
+    // Cargo builds this package's binaries for its benches; the camera is another package's.
+    let recorder = PathBuf::from(env!("CARGO_BIN_EXE_dora-video-recorder"));
+    let camera = recorder.with_file_name("dora-test-pattern");
+    if !camera.exists() {
+        return Err(format!(
+            "no {} (cargo build --release -p dora-recorder-test-nodes; scripts/bench.sh does)",
+            camera.display()
+        ));
+    }
+    let wrapper = std::env::current_exe().expect("path of this bench binary");
+    if [&camera, &recorder, &wrapper].iter().any(|path| path.to_string_lossy().contains(char::is_whitespace)) {
+        return Err("a binary's path contains whitespace, which a dataflow's `args` would split".to_owned());
+    }
+    Ok(Dora { cli, version, camera, recorder, wrapper })
+}
+
+/// How fast a camera's timer ticks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Pace {
+    /// A 1 kHz timer: the camera sends as fast as it draws frames (its tick queue drops the rest).
+    Unpaced,
+    /// A timer at this many ticks per second.
+    Hz(f64),
+}
+
+impl Pace {
+    /// The dora timer input.
+    fn timer(self) -> String {
+        match self {
+            Self::Unpaced => "dora/timer/millis/1".to_owned(),
+            Self::Hz(hz) => format!("dora/timer/micros/{}", (1e6 / hz).round().max(1.0) as u64),
+        }
+    }
+}
+
+impl std::fmt::Display for Pace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unpaced => f.write_str("unpaced"),
+            Self::Hz(hz) => write!(f, "paced at {hz:.1} fps"),
+        }
+    }
+}
+
+/// One test-pattern camera node of a generated dataflow.
+#[derive(Debug, Clone)]
+struct CameraSpec {
+    /// Node id, also the recorder's input id.
+    id: String,
+    width: u32,
+    height: u32,
+    pace: Pace,
+    /// Frames to send before exiting; `None`: until the dataflow stops.
+    max_frames: Option<u32>,
+}
+
+/// A generated dataflow: cameras into one recorder, every node under the wrapper.
+#[derive(Debug, Clone)]
+struct FlowSpec {
+    cameras: Vec<CameraSpec>,
+    /// The recorder's settings besides `STORAGE`.
+    recorder_env: Vec<(&'static str, String)>,
+}
+
+/// A fresh, empty folder under `work`.
+fn fresh_dir(work: &Path, name: &str) -> PathBuf {
+    let dir = work.join(name);
+    if dir.exists() {
+        fs::remove_dir_all(&dir).expect("clear a dataflow folder");
+    }
+    fs::create_dir_all(&dir).expect("create a dataflow folder");
+    dir
+}
+
+/// Writes `flow` as `dir/flow.yml`: absolute paths, no `build:` steps, recordings in `dir/recordings`.
+fn write_flow(dir: &Path, dora: &Dora, flow: &FlowSpec) {
+    let mut yaml = String::from("# Generated by node/benches/encode.rs.\nnodes:\n");
+    for camera in &flow.cameras {
+        let mut env = vec![
+            ("WIDTH", camera.width.to_string()),
+            ("HEIGHT", camera.height.to_string()),
+            ("ENCODING", "bgr8".to_owned()),
+            ("SEND_LOG", sent_log(dir, &camera.id).display().to_string()),
+        ];
+        env.extend(camera.max_frames.map(|frames| ("MAX_FRAMES", frames.to_string())));
+        let inputs = [("tick".to_owned(), camera.pace.timer())];
+        yaml += &node_yaml(dir, dora, (&camera.id, &dora.camera), &inputs, "image", &env);
+    }
+    let inputs: Vec<(String, String)> =
+        flow.cameras.iter().map(|camera| (camera.id.clone(), format!("{}/image", camera.id))).collect();
+    let mut env = vec![("STORAGE", dir.join("recordings").display().to_string())];
+    env.extend(flow.recorder_env.iter().cloned());
+    yaml += &node_yaml(dir, dora, ("recorder", &dora.recorder), &inputs, "recording", &env);
+    fs::write(dir.join("flow.yml"), yaml).expect("write the dataflow");
+}
+
+/// One node entry: the wrapper runs `binary`, reporting to `dir/usage-ID.txt`.
+fn node_yaml(
+    dir: &Path,
+    dora: &Dora,
+    (id, binary): (&str, &Path),
+    inputs: &[(String, String)],
+    output: &str,
+    env: &[(&str, String)],
+) -> String {
+    let quote = |text: &str| format!("'{}'", text.replace('\'', "''"));
+    let mut yaml = format!(
+        "  - id: {id}\n    path: {}\n    args: {}\n    inputs:\n",
+        quote(&dora.wrapper.display().to_string()),
+        quote(&binary.display().to_string())
+    );
+    for (input, source) in inputs {
+        yaml += &format!("      {input}: {source}\n");
+    }
+    yaml += &format!("    outputs:\n      - {output}\n    env:\n");
+    yaml += &format!("      {WRAP_ENV}: {}\n", quote(&usage_report(dir, id).display().to_string()));
+    for (key, value) in env {
+        yaml += &format!("      {key}: {}\n", quote(value));
+    }
+    yaml
+}
+
+fn usage_report(dir: &Path, node: &str) -> PathBuf {
+    dir.join(format!("usage-{node}.txt"))
+}
+
+fn sent_log(dir: &Path, camera: &str) -> PathBuf {
+    dir.join(format!("sent-{camera}.txt"))
+}
+
+/// What a wrapped node used, as its wrapper reported it.
+#[derive(Debug, Clone, Copy)]
+struct NodeUsage {
+    cpu_secs: f64,
+    peak_rss_mb: f64,
+}
+
+/// A finished `dora run`, its log and its folder.
+#[derive(Debug)]
+struct FlowRun {
+    dir: PathBuf,
+    wall_secs: f64,
+    /// CPU of `dora run` and of everything it reaped (the wrappers and their nodes).
+    total_cpu_secs: f64,
+    background_cpu_secs: f64,
+    log: String,
+}
+
+impl FlowRun {
+    fn node_usage(&self, node: &str) -> Option<NodeUsage> {
+        let text = fs::read_to_string(usage_report(&self.dir, node)).ok()?;
+        let mut numbers = text.split_whitespace().map(str::parse::<f64>);
+        let cpu_secs = numbers.next()?.ok()?;
+        let peak_rss_kib = numbers.next()?.ok()?;
+        Some(NodeUsage { cpu_secs, peak_rss_mb: peak_rss_kib / 1024.0 })
+    }
+
+    /// Unix seconds at which `camera` sent each frame (its `SEND_LOG`).
+    fn sent_times(&self, camera: &str) -> Vec<f64> {
+        let text = fs::read_to_string(sent_log(&self.dir, camera)).unwrap_or_default();
+        text.lines().filter_map(|line| line.split_whitespace().nth(1)?.parse::<f64>().ok()).map(|ns| ns / 1e9).collect()
+    }
+
+    /// The recorder's "recording finished" lines.
+    fn finished(&self) -> Vec<Finished> {
+        self.log.lines().filter_map(Finished::parse).collect()
+    }
+
+    /// Unix seconds of the recorder's first log line containing `marker`.
+    fn recorder_event(&self, marker: &str) -> Option<f64> {
+        self.log.lines().filter(|line| line.contains("dora_video_recorder") && line.contains(marker)).find_map(log_time)
+    }
+
+    /// The last lines of the log, for a failure message.
+    fn log_tail(&self) -> String {
+        log_tail(&self.log)
+    }
+}
+
+fn log_tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(8)..].join("\n    ")
+}
+
+/// A "recording finished" line of the recorder's log.
+#[derive(Debug, Clone)]
+struct Finished {
+    camera: String,
+    path: PathBuf,
+    dropped: u64,
+    /// Unix seconds of the line.
+    at: Option<f64>,
+}
+
+impl Finished {
+    fn parse(line: &str) -> Option<Self> {
+        if !line.contains("recording finished") {
+            return None;
+        }
+        Some(Self {
+            camera: log_field(line, "camera")?.to_owned(),
+            path: PathBuf::from(log_field(line, "path")?),
+            dropped: log_field(line, "dropped").and_then(|n| n.parse().ok()).unwrap_or(0),
+            at: log_time(line),
+        })
+    }
+}
+
+/// The value of ` key=value` or ` key="value"` in a `tracing` line.
+fn log_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let rest = &line[line.find(&format!(" {key}="))? + key.len() + 2..];
+    match rest.strip_prefix('"') {
+        Some(quoted) => Some(&quoted[..quoted.find('"')?]),
+        None => rest.split_whitespace().next(),
+    }
+}
+
+/// Unix seconds of the first RFC 3339 timestamp in a line (the recorder stamps each line).
+fn log_time(line: &str) -> Option<f64> {
+    line.split_whitespace()
+        .find_map(|token| chrono::DateTime::parse_from_rfc3339(token).ok())
+        .map(|time| time.timestamp_micros() as f64 / 1e6)
+}
+
+/// Runs `dora run dir/flow.yml` (with `--stop-after` if given) to its end, or kills it after
+/// `timeout`. Its output goes to `dir/dora.log`.
+fn run_flow(dora: &Dora, dir: &Path, stop_after_secs: Option<u32>, timeout: Duration) -> Result<FlowRun, String> {
+    let log_path = dir.join("dora.log");
+    let log_file = File::create(&log_path).expect("create the dora log");
+    let mut command = Command::new(&dora.cli);
+    command.arg("run").arg(dir.join("flow.yml"));
+    if let Some(secs) = stop_after_secs {
+        command.args(["--stop-after", &format!("{secs}s")]);
+    }
+    shell_environment(&mut command);
+    command
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().expect("share the dora log"))
+        .stderr(log_file);
+    let busy_before = machine_busy_secs();
+    let start = Instant::now();
+    let mut child = command.spawn().map_err(|error| format!("cannot start {}: {error}", dora.cli.display()))?;
+    let waited = wait4_until(child.id(), start + timeout);
+    let wall_secs = start.elapsed().as_secs_f64();
+    let busy_secs = machine_busy_secs() - busy_before;
+    let log = fs::read_to_string(&log_path).unwrap_or_default();
+    let Some((status, rusage)) = waited else {
+        // Our own child; its nodes' wrappers get SIGTERM as it dies (PR_SET_PDEATHSIG).
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(format!("dora run timed out after {timeout:?}:\n    {}", log_tail(&log)));
+    };
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        return Err(format!("dora run failed (wait status {status:#x}):\n    {}", log_tail(&log)));
+    }
+    let total_cpu_secs = timeval_secs(rusage.ru_utime) + timeval_secs(rusage.ru_stime);
+    let background_cpu_secs = (busy_secs - total_cpu_secs).max(0.0);
+    Ok(FlowRun { dir: dir.to_owned(), wall_secs, total_cpu_secs, background_cpu_secs, log })
+}
+
+/// The environment a user's shell has: without the variables cargo sets for its bench (as
+/// tests/common's `dora_command` does), a log filter, or this bench's own switches.
+fn shell_environment(command: &mut Command) {
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let cargo = key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_TARGET_DIR";
+        if cargo || key == "LD_LIBRARY_PATH" || key == "RUST_LOG" || key.starts_with("ENCODE_BENCH_") {
+            command.env_remove(key.as_ref());
+        }
+    }
+}
+
+/// The single-camera dataflow of a table row: the case's frame count at `pace`.
+fn run_dataflow(dora: &Dora, case: Case, work: &Path, preset: &'static str, pace: Pace) -> Option<Run> {
+    let dir = fresh_dir(work, &format!("dataflow-{preset}"));
+    let camera = CameraSpec {
+        id: "camera".to_owned(),
+        width: case.width,
+        height: case.height,
+        pace,
+        max_frames: Some(case.frames),
+    };
+    let recorder_env = vec![
+        ("PRESET", preset.to_owned()),
+        ("FPS", case.fps.to_string()),
+        ("TIMESTAMPS", "frame".to_owned()),
+        ("FSYNC", "true".to_owned()),
+    ];
+    write_flow(&dir, dora, &FlowSpec { cameras: vec![camera], recorder_env });
+    // Generous: even 1 frame per second finishes.
+    let timeout = Duration::from_secs(120 + u64::from(case.frames));
+    let run = match run_flow(dora, &dir, None, timeout) {
+        Ok(flow) => dataflow_row(preset, pace, &flow),
+        Err(error) => {
+            println!("{} ({preset}): FAILED ({error})", Contender::Dataflow.name());
+            None
+        }
+    };
+    fs::remove_dir_all(&dir).expect("remove a dataflow folder");
+    run
+}
+
+/// The table row of a finished single-camera dataflow.
+fn dataflow_row(preset: &'static str, pace: Pace, flow: &FlowRun) -> Option<Run> {
+    let name = Contender::Dataflow.name();
+    let (Some(recorder), Some(file)) = (flow.node_usage("recorder"), flow.finished().into_iter().next()) else {
+        println!("{name} ({preset}): FAILED (no usage report or no finished recording):\n    {}", flow.log_tail());
+        return None;
+    };
+    let camera_cpu_secs = flow.node_usage("camera").map_or(f64::NAN, |camera| camera.cpu_secs);
+    let sent_times = flow.sent_times("camera");
+    let sent = sent_times.len() as u64;
+    let probe = ffprobe(&file.path);
+    let lost = sent.saturating_sub(probe.frames).max(file.dropped);
+    let dora_own_secs = (flow.total_cpu_secs - recorder.cpu_secs - camera_cpu_secs).max(0.0);
+    let steady_fps = match (sent_times.first(), file.at) {
+        (Some(first), Some(finished)) if finished > *first => {
+            format!("{:.1}", probe.frames as f64 / (finished - first))
+        }
+        _ => "-".to_owned(),
+    };
+    let note = format!(
+        "{name} ({preset}), median round: camera {pace}, {sent} frames sent, {steady_fps} fps from the first frame \
+         sent to the finished file; camera {:.1} ms CPU per frame (drawing and sending), `dora run` itself \
+         {dora_own_secs:.2} CPU s, recorder's log dropped={}",
+        1000.0 * camera_cpu_secs / sent.max(1) as f64,
+        file.dropped
+    );
+    let usage = Usage {
+        wall_secs: flow.wall_secs,
+        cpu_secs: recorder.cpu_secs,
+        peak_rss_mb: recorder.peak_rss_mb,
+        background_cpu_secs: flow.background_cpu_secs,
+    };
+    let bytes = fs::metadata(&file.path).map(|m| m.len()).unwrap_or(0);
+    let wall_range_secs = (flow.wall_secs, flow.wall_secs);
+    let contender = Contender::Dataflow;
+    Some(Run { contender, preset, usage, wall_range_secs, bytes, probe, lost: Some(lost), note: Some(note) })
+}
+
+/// One round of a whole-dataflow row (round `round`, from 0): a run at the job's pace. A run that
+/// loses frames slows the camera down (to [`PACE_MARGIN`] of the rate that reached the file, and at
+/// least by [`PACE_STEP`]), discards the samples taken at faster paces and runs again until the job
+/// has a sample per round so far; after [`MAX_SLOWDOWNS`] slowdowns, lossy runs are kept as they are.
+fn dataflow_round(job: &mut Job, dora: &Dora, context: &CaseContext, round: usize) {
+    while job.samples.len() <= round {
+        let Some(run) = run_dataflow(dora, context.case, context.work, job.preset, job.pace) else {
+            job.pace_log.push(format!("round {}: a run at {} failed", round + 1, job.pace));
+            return;
+        };
+        let lost = run.lost.unwrap_or(0);
+        if lost == 0 || job.slowdowns >= MAX_SLOWDOWNS {
+            job.samples.push(run);
+            continue;
+        }
+        let reached = PACE_MARGIN * run.fps();
+        let slower = match job.pace {
+            Pace::Hz(before) => reached.min(PACE_STEP * before),
+            Pace::Unpaced => reached,
+        };
+        job.pace_log.push(format!(
+            "round {}: {} lost {lost} of {} frames ({:.1} fps reached the file)",
+            round + 1,
+            job.pace,
+            context.case.frames,
+            run.fps()
+        ));
+        job.pace = Pace::Hz(slower);
+        job.slowdowns += 1;
+        job.samples.clear();
+    }
+}
+
+/// How a whole-dataflow row found its camera pace.
+fn pace_note(job: &Job) -> Option<String> {
+    if job.contender != Contender::Dataflow {
+        return None;
+    }
+    let history = if job.pace_log.is_empty() { "no run lost a frame".to_owned() } else { job.pace_log.join("; then ") };
+    Some(format!("{} ({}): camera {} in every kept round; {history}", job.contender.name(), job.preset, job.pace))
+}
+
+// ---------------------------------------------------------------------------------------------
+// (a) Cameras per recorder
+
+/// How many cameras of each kind one recorder sustains through `dora run` with real timers.
+fn bench_camera_capacity(dora: &Dora, work: &Path, quick: bool) {
+    let (secs, max_cameras) = if quick { (3, 2) } else { (8, 6) };
+    println!(
+        "\n## Cameras one recorder sustains ({}; real timers, {secs} s of frames per camera, recorder defaults: \
+         PRESET=veryfast, FSYNC=true)",
+        dora.version
+    );
+    println!(
+        "N test-pattern cameras (bgr8, `MAX_FRAMES` = {secs} s of frames) into one recorder, N = 1, 2, ... up to \
+         {max_cameras}; a run fails when a frame sent is not in its file (or the recorder logs a drop), or when a \
+         camera could not keep 90% of its rate (the machine is saturated). CPU is in % of one core over the run; \
+         background is what other processes used meanwhile."
+    );
+    for kind in [(640, 480, 15), (1280, 720, 30)] {
+        capacity_series(dora, work, kind, secs, max_cameras);
+    }
+}
+
+/// N cameras of one kind at a time, until a run fails.
+fn capacity_series(dora: &Dora, work: &Path, (width, height, fps): (u32, u32, u32), secs: u32, max_cameras: u32) {
+    println!("\n### {width}x{height} @ {fps} fps\n");
+    println!(
+        "| cameras | frames sent | frames in files | lost | slowest camera fps | recorder CPU % | cameras CPU % | \
+         background CPU % | recorder peak RSS MB | wall s |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut sustained = 0;
+    let mut verdict = format!("no failure up to the cap of {max_cameras}");
+    for count in 1..=max_cameras {
+        let cameras = (1..=count)
+            .map(|n| CameraSpec {
+                id: format!("cam{n}"),
+                width,
+                height,
+                pace: Pace::Hz(f64::from(fps)),
+                max_frames: Some(secs * fps),
+            })
+            .collect();
+        let Some(outcome) = capacity_run(dora, work, cameras, fps) else {
+            verdict = format!("the run with {count} cameras failed");
+            break;
+        };
+        outcome.print_row(count);
+        if let Some(problem) = outcome.problem(fps) {
+            verdict = format!("with {count}: {problem}");
+            break;
+        }
+        sustained = count;
+    }
+    println!("\none recorder sustains {sustained} camera(s) of {width}x{height} @ {fps} fps here ({verdict})");
+}
+
+/// One run of the camera series.
+#[derive(Debug)]
+struct CapacityOutcome {
+    sent: u64,
+    recorded: u64,
+    /// Frames sent but not in their camera's files, summed over cameras.
+    lost: u64,
+    /// Drops the recorder's log reports.
+    dropped: u64,
+    slowest_fps: f64,
+    recorder: NodeUsage,
+    cameras_cpu_secs: f64,
+    /// CPU other processes (not dora and its nodes) used during the run.
+    background_cpu_secs: f64,
+    wall_secs: f64,
+}
+
+impl CapacityOutcome {
+    fn print_row(&self, cameras: u32) {
+        let share = |cpu: f64| 100.0 * cpu / self.wall_secs;
+        println!(
+            "| {cameras} | {} | {} | {} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} |",
+            self.sent,
+            self.recorded,
+            self.lost.max(self.dropped),
+            self.slowest_fps,
+            share(self.recorder.cpu_secs),
+            share(self.cameras_cpu_secs),
+            share(self.background_cpu_secs),
+            self.recorder.peak_rss_mb,
+            self.wall_secs
+        );
+    }
+
+    /// Why this run does not count as sustained, if it does not.
+    fn problem(&self, fps: u32) -> Option<String> {
+        if self.lost > 0 || self.dropped > 0 {
+            Some(format!("{} frames lost", self.lost.max(self.dropped)))
+        } else if self.slowest_fps < 0.9 * f64::from(fps) {
+            Some(format!("a camera sent only {:.1} fps of {fps}: the machine is saturated", self.slowest_fps))
+        } else {
+            None
+        }
+    }
+}
+
+fn capacity_run(dora: &Dora, work: &Path, cameras: Vec<CameraSpec>, fps: u32) -> Option<CapacityOutcome> {
+    let dir = fresh_dir(work, "cameras");
+    let ids: Vec<String> = cameras.iter().map(|camera| camera.id.clone()).collect();
+    let frames = cameras.iter().filter_map(|camera| camera.max_frames).max().unwrap_or(0);
+    let recorder_env = vec![("FPS", fps.to_string())];
+    write_flow(&dir, dora, &FlowSpec { cameras, recorder_env });
+    let timeout = Duration::from_secs(120 + 3 * u64::from(frames / fps.max(1)));
+    let outcome = match run_flow(dora, &dir, None, timeout) {
+        Ok(flow) => capacity_outcome(&flow, &ids),
+        Err(error) => {
+            println!("camera series: FAILED ({error})");
+            None
+        }
+    };
+    fs::remove_dir_all(&dir).expect("remove a dataflow folder");
+    outcome
+}
+
+/// Frames sent and recorded per camera, and what the nodes used.
+fn capacity_outcome(flow: &FlowRun, cameras: &[String]) -> Option<CapacityOutcome> {
+    let Some(recorder) = flow.node_usage("recorder") else {
+        println!("camera series: FAILED (no usage report of the recorder):\n    {}", flow.log_tail());
+        return None;
+    };
+    let finished = flow.finished();
+    let mut outcome = CapacityOutcome {
+        sent: 0,
+        recorded: 0,
+        lost: 0,
+        dropped: finished.iter().map(|file| file.dropped).sum(),
+        slowest_fps: f64::INFINITY,
+        recorder,
+        cameras_cpu_secs: 0.0,
+        background_cpu_secs: flow.background_cpu_secs,
+        wall_secs: flow.wall_secs,
+    };
+    for camera in cameras {
+        let times = flow.sent_times(camera);
+        let files = finished.iter().filter(|file| file.camera == *camera || cameras.len() == 1);
+        let recorded: u64 = files.map(|file| ffprobe(&file.path).frames).sum();
+        let sent = times.len() as u64;
+        outcome.sent += sent;
+        outcome.recorded += recorded;
+        outcome.lost += sent.saturating_sub(recorded);
+        outcome.slowest_fps = outcome.slowest_fps.min(send_rate(&times));
+        outcome.cameras_cpu_secs += flow.node_usage(camera).map_or(0.0, |usage| usage.cpu_secs);
+    }
+    Some(outcome)
+}
+
+/// Frames per second between a camera's first and last frame.
+fn send_rate(times: &[f64]) -> f64 {
+    match (times.first(), times.last()) {
+        (Some(first), Some(last)) if last > first => (times.len() - 1) as f64 / (last - first),
+        _ => 0.0,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// (c) Stop to finalized file
+
+/// Time from a stop to a finalized file, per case size at its rate, through `dora run --stop-after`.
+fn bench_stop_latency(dora: &Dora, work: &Path, cases: &[Case], rounds: usize, quick: bool) {
+    let secs = if quick { 3 } else { 5 };
+    println!(
+        "\n## Stop to finalized file (`dora run --stop-after {secs}s`, real timer, recorder defaults: PRESET=veryfast, \
+         FSYNC=true; median of {rounds})\n"
+    );
+    println!(
+        "From the recorder's \"stop requested\" log line, and from the camera's last frame sent, to its \"recording \
+         finished\" line (the file is a finalized hybrid MP4 then), and to \"recorder done\" (the node exits).\n"
+    );
+    println!(
+        "| camera | camera fps | frames in file | lost | stop → finished ms (range) | last frame → finished ms | \
+         stop → recorder done ms | background CPU % |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for &case in cases {
+        let mut samples: Vec<StopSample> = (0..rounds).filter_map(|_| stop_sample(dora, work, case, secs)).collect();
+        samples.sort_by(|a, b| a.stop_to_finished_ms.total_cmp(&b.stop_to_finished_ms));
+        let (Some(fastest), Some(slowest)) = (samples.first(), samples.last()) else { continue };
+        let median = &samples[samples.len() / 2];
+        println!(
+            "| {}x{} @ {} | {:.1} | {} | {} | {:.0} ({:.0}-{:.0}) | {:.0} | {:.0} | {:.0} |",
+            case.width,
+            case.height,
+            case.fps,
+            median.camera_fps,
+            median.frames,
+            median.lost,
+            median.stop_to_finished_ms,
+            fastest.stop_to_finished_ms,
+            slowest.stop_to_finished_ms,
+            median.last_frame_to_finished_ms,
+            median.stop_to_done_ms,
+            median.background_share
+        );
+    }
+}
+
+/// One stopped run.
+#[derive(Debug, Clone, Copy)]
+struct StopSample {
+    camera_fps: f64,
+    frames: u64,
+    lost: u64,
+    stop_to_finished_ms: f64,
+    last_frame_to_finished_ms: f64,
+    stop_to_done_ms: f64,
+    /// CPU other processes used during the run, in % of one core.
+    background_share: f64,
+}
+
+fn stop_sample(dora: &Dora, work: &Path, case: Case, secs: u32) -> Option<StopSample> {
+    let dir = fresh_dir(work, "stop");
+    let camera = CameraSpec {
+        id: "camera".to_owned(),
+        width: case.width,
+        height: case.height,
+        pace: Pace::Hz(f64::from(case.fps)),
+        max_frames: None,
+    };
+    write_flow(&dir, dora, &FlowSpec { cameras: vec![camera], recorder_env: vec![("FPS", case.fps.to_string())] });
+    let sample = match run_flow(dora, &dir, Some(secs), Duration::from_secs(120 + u64::from(secs))) {
+        Ok(flow) => stop_figures(&flow),
+        Err(error) => {
+            println!("stop run: FAILED ({error})");
+            None
+        }
+    };
+    fs::remove_dir_all(&dir).expect("remove a dataflow folder");
+    sample
+}
+
+fn stop_figures(flow: &FlowRun) -> Option<StopSample> {
+    let file = flow.finished().into_iter().next();
+    let stop = flow.recorder_event("stop requested");
+    let done = flow.recorder_event("recorder done");
+    let times = flow.sent_times("camera");
+    let (Some(file), Some(stop), Some(done), Some(&last_frame)) = (file, stop, done, times.last()) else {
+        println!("stop run: FAILED (missing \"stop requested\", \"recording finished\" or \"recorder done\"):");
+        println!("    {}", flow.log_tail());
+        return None;
+    };
+    let finished = file.at?;
+    let frames = ffprobe(&file.path).frames;
+    Some(StopSample {
+        camera_fps: send_rate(&times),
+        frames,
+        lost: (times.len() as u64).saturating_sub(frames).max(file.dropped),
+        stop_to_finished_ms: 1000.0 * (finished - stop),
+        last_frame_to_finished_ms: 1000.0 * (finished - last_frame),
+        stop_to_done_ms: 1000.0 * (done - stop),
+        background_share: 100.0 * flow.background_cpu_secs / flow.wall_secs,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -409,6 +1239,28 @@ fn wait4(pid: u32) -> (libc::c_int, libc::rusage) {
         }
         let error = std::io::Error::last_os_error();
         assert_eq!(error.kind(), std::io::ErrorKind::Interrupted, "wait4 failed: {error}");
+    }
+}
+
+/// Like [`wait4`], but gives up at `deadline` (then the child is still running and unreaped).
+fn wait4_until(pid: u32, deadline: Instant) -> Option<(libc::c_int, libc::rusage)> {
+    let pid = libc::pid_t::try_from(pid).expect("pid fits pid_t");
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain old data, so all-zero bytes are a valid value.
+    let mut rusage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: as in `wait4`; WNOHANG returns 0 while the child runs.
+        let waited = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut rusage) };
+        if waited == pid {
+            return Some((status, rusage));
+        }
+        if waited < 0 {
+            let error = std::io::Error::last_os_error();
+            assert_eq!(error.kind(), std::io::ErrorKind::Interrupted, "wait4 failed: {error}");
+        } else if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -466,44 +1318,70 @@ fn ffprobe(path: &Path) -> Probe {
     }
 }
 
-fn print_table(case: Case, runs: &[Run]) {
+/// The row of `contender` at `preset`, if it ran.
+fn find_run<'a>(runs: &'a [Run], contender: Contender, preset: &str) -> Option<&'a Run> {
+    runs.iter().find(|run| run.contender == contender && run.preset == preset)
+}
+
+/// `value / base` with two decimals, `-` without a base.
+fn ratio(value: f64, base: Option<f64>) -> String {
+    base.map_or_else(|| "-".to_owned(), |base| format!("{:.2}", value / base))
+}
+
+fn print_table(runs: &[Run]) {
     println!();
     println!(
-        "| encoder | preset | seconds (range) | fps | CPU s | peak RSS MB | bytes | time / ffmpeg | CPU / ffmpeg | size / ffmpeg | frames (codec) |"
+        "| encoder | preset | seconds (range) | fps | CPU ms/frame | peak RSS MB | bytes | frames | time / CLI | \
+         time / x264-only |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for run in runs {
-        let baseline = runs.iter().find(|r| r.contender == Contender::FfmpegCli && r.preset == run.preset);
-        let ratio = |ours: f64, theirs: f64| format!("{:.2}", ours / theirs);
-        let [time_ratio, cpu_ratio, size_ratio] = baseline.map_or_else(
-            || ["-".to_owned(), "-".to_owned(), "-".to_owned()],
-            |b| {
-                [
-                    ratio(run.usage.wall_secs, b.usage.wall_secs),
-                    ratio(run.usage.cpu_secs, b.usage.cpu_secs),
-                    ratio(run.bytes as f64, b.bytes as f64),
-                ]
-            },
-        );
+        let wall_of = |contender| find_run(runs, contender, run.preset).map(|base| base.usage.wall_secs);
         let (fastest, slowest) = run.wall_range_secs;
+        let mut frames = run.probe.frames.to_string();
+        if let Some(lost) = run.lost.filter(|lost| *lost > 0) {
+            frames += &format!(" ({lost} lost)");
+        }
+        if run.probe.codec != "h264" {
+            frames += &format!(" ({})", run.probe.codec);
+        }
         println!(
-            "| {} | {} | {:.2} ({fastest:.2}-{slowest:.2}) | {:.1} | {:.2} | {:.0} | {} | {} | {} | {} | {} ({}) |",
+            "| {} | {} | {:.2} ({fastest:.2}-{slowest:.2}) | {:.1} | {:.2} | {:.0} | {} | {frames} | {} | {} |",
             run.contender.name(),
             run.preset,
             run.usage.wall_secs,
-            f64::from(case.frames) / run.usage.wall_secs,
-            run.usage.cpu_secs,
+            run.fps(),
+            run.cpu_ms_per_frame(),
             run.usage.peak_rss_mb,
             run.bytes,
-            time_ratio,
-            cpu_ratio,
-            size_ratio,
-            run.probe.frames,
-            run.probe.codec,
+            ratio(run.usage.wall_secs, wall_of(Contender::FfmpegCli)),
+            ratio(run.usage.wall_secs, wall_of(Contender::FfmpegYuv)),
         );
     }
-    for note in runs.iter().filter_map(|run| run.note.as_ref()) {
-        println!("note: {note}");
+}
+
+/// Ratios that compare rows of different kinds: ours against the reference recorder, and the
+/// cost of syncing each fragment.
+fn print_comparisons(runs: &[Run]) {
+    println!();
+    let roomkit = find_run(runs, Contender::Roomkit, DEFAULT_X264_PRESET);
+    for contender in [Contender::Ours, Contender::Dataflow] {
+        let Some(ours) = find_run(runs, contender, DEFAULT_X264_PRESET) else { continue };
+        println!(
+            "- {} vs roomkit PyAV ({DEFAULT_X264_PRESET}): fps x{}, peak RSS x{}",
+            contender.name(),
+            ratio(ours.fps(), roomkit.map(Run::fps)),
+            ratio(ours.usage.peak_rss_mb, roomkit.map(|r| r.usage.peak_rss_mb)),
+        );
+    }
+    let synced = find_run(runs, Contender::Ours, FAST_PRESET);
+    let unsynced = find_run(runs, Contender::OursWithoutFsync, FAST_PRESET);
+    if let (Some(synced), Some(unsynced)) = (synced, unsynced) {
+        println!(
+            "- fdatasync per fragment ({FAST_PRESET}): FSYNC=true / FSYNC=false: time x{}, CPU x{}",
+            ratio(synced.usage.wall_secs, Some(unsynced.usage.wall_secs)),
+            ratio(synced.usage.cpu_secs, Some(unsynced.usage.cpu_secs)),
+        );
     }
 }
 
@@ -542,6 +1420,48 @@ fn single_file(dir: &Path) -> Option<PathBuf> {
     let mut files = fs::read_dir(dir).ok()?.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_file());
     let file = files.next()?;
     files.next().is_none().then_some(file)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The wrapper: a dataflow node's real binary under wait4
+
+/// Runs the real node binary (the first argument, with the rest as its arguments) as a child,
+/// waits for it, writes its CPU seconds and peak RSS in KiB to `report`, and exits as it did. The
+/// node inherits the environment through which dora talks to it, so the wrapper is transparent.
+/// This process's RSS at the spawn (a few MB) is the floor of the node's `ru_maxrss`.
+fn wrapper_main(report: &Path) -> ExitCode {
+    die_with_parent();
+    let mut args = std::env::args_os().skip(1);
+    let Some(program) = args.next() else {
+        eprintln!("wrapper usage: {WRAP_ENV}=REPORT encode-bench PROGRAM [ARGS...]");
+        return ExitCode::FAILURE;
+    };
+    let mut command = Command::new(&program);
+    command.args(args).env_remove(WRAP_ENV);
+    // SAFETY: the hook runs between fork and exec and only calls prctl, which is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            die_with_parent();
+            Ok(())
+        });
+    }
+    // `wait4` reaps it; the `Child` handle is not needed for that.
+    let pid = command.spawn().expect("start the wrapped node").id();
+    let (status, rusage) = wait4(pid);
+    let cpu_secs = timeval_secs(rusage.ru_utime) + timeval_secs(rusage.ru_stime);
+    fs::write(report, format!("{cpu_secs} {}\n", rusage.ru_maxrss)).expect("write the wrapper's report");
+    if libc::WIFEXITED(status) {
+        ExitCode::from(libc::WEXITSTATUS(status) as u8)
+    } else {
+        ExitCode::from(128 + libc::WTERMSIG(status) as u8)
+    }
+}
+
+/// Has the kernel send this process SIGTERM when its parent exits, so that a killed `dora run`
+/// or wrapper leaves no node behind.
+fn die_with_parent() {
+    // SAFETY: PR_SET_PDEATHSIG only sets an attribute of the calling process.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) };
 }
 
 // ---------------------------------------------------------------------------------------------

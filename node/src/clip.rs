@@ -12,10 +12,7 @@
 use std::{
     collections::{BTreeMap, VecDeque},
     fs::File,
-    sync::{
-        Arc,
-        mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError},
-    },
+    sync::{Arc, mpsc::Sender},
     thread::JoinHandle,
     time::{Duration, Instant},
 };
@@ -27,10 +24,12 @@ use crate::{
     naming,
     overlay::Overlay,
     packet_ring::{PacketRing, RingEntry},
+    queue::{QueueReceiver, QueueSender, Queued, RecvError, queue},
     recorder::{DetectionMessage, FileSettings, Submitted},
     report::{FileReport, FileStatus},
     session::SessionRef,
     sidecars::Sidecars,
+    stats::CameraCounters,
     timing::PtsClock,
 };
 
@@ -58,57 +57,77 @@ enum Command {
     CameraGone,
 }
 
+impl Queued for Command {
+    fn frame_bytes(&self) -> Option<u64> {
+        match self {
+            Self::Frame(frame, _) => Some(frame.data.len() as u64),
+            _ => None,
+        }
+    }
+}
+
 /// The event loop's handle on a camera's clip recorder.
 pub struct ClipRecorder {
-    commands: SyncSender<Command>,
+    commands: QueueSender<Command>,
+    stats: Arc<CameraCounters>,
     worker: JoinHandle<()>,
 }
 
 impl ClipRecorder {
     /// Starts the recorder of `camera`; file events go to `reports`.
-    pub fn spawn(spec: ClipSpec, camera: String, reports: Sender<FileReport>) -> std::io::Result<Self> {
-        let (commands, queue) = mpsc::sync_channel(spec.files.queue_frames);
+    pub fn spawn(
+        spec: ClipSpec,
+        camera: String,
+        reports: Sender<FileReport>,
+        stats: Arc<CameraCounters>,
+    ) -> std::io::Result<Self> {
+        let (commands, queue) = queue(spec.files.queue);
+        let worker_stats = Arc::clone(&stats);
         let ring = PacketRing::new(spec.pre_roll_nanos, MAX_RING_BYTES);
         let name = naming::thread_name(&camera);
         // The encoder (swscale inside) is not `Send`: the worker is built on its own thread.
         let worker = std::thread::Builder::new().name(name).spawn(move || {
             let overlay = spec.files.overlay.then(Overlay::default);
-            Worker { spec, camera, reports, encoding: None, ring, file: None, overlay }.run(queue)
+            let stats = worker_stats;
+            Worker { spec, camera, reports, stats, encoding: None, ring, file: None, overlay }.run(queue)
         })?;
-        Ok(Self { commands, worker })
+        Ok(Self { commands, stats, worker })
     }
 
-    /// Queues a frame bound to `session` (or to none: it only feeds the pre-roll).
-    pub fn submit(&self, frame: Frame, session: Option<SessionRef>) -> Submitted {
-        self.try_send(Command::Frame(frame, session))
+    /// Queues a frame bound to `session` (or to none: it only feeds the pre-roll); returns how
+    /// many queued frames were dropped to make room, already counted.
+    pub fn submit(&self, frame: Frame, session: Option<SessionRef>) -> u64 {
+        let dropped = self.commands.push(Command::Frame(frame, session)).len() as u64;
+        self.stats.dropped(dropped);
+        dropped
     }
 
     /// Queues a detector's output for the file of `session`.
     pub fn submit_detections(&self, session: Option<SessionRef>, message: DetectionMessage) -> Submitted {
-        self.try_send(Command::Detections(session, Box::new(message)))
+        self.commands.push(Command::Detections(session, Box::new(message)));
+        Submitted::Queued
+    }
+
+    /// Frames and bytes waiting in the queue.
+    pub fn queue_depth(&self) -> (u64, u64) {
+        let (frames, bytes) = self.commands.depth();
+        (frames as u64, bytes)
     }
 
     /// Session `serial` ended: its file closes once its last packets are out.
     pub fn session_ended(&self, serial: u64) {
-        let _ = self.commands.send(Command::SessionEnded(serial));
+        self.commands.push(Command::SessionEnded(serial));
     }
 
     /// The camera went away: finish its file and its encoder.
     pub fn camera_gone(&self) {
-        let _ = self.commands.send(Command::CameraGone);
+        self.commands.push(Command::CameraGone);
     }
 
     /// Finishes everything and returns the thread to join.
     pub fn finish(self) -> JoinHandle<()> {
         drop(self.commands);
         self.worker
-    }
-
-    fn try_send(&self, command: Command) -> Submitted {
-        match self.commands.try_send(command) {
-            Ok(()) => Submitted::Queued,
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => Submitted::Dropped,
-        }
     }
 }
 
@@ -151,6 +170,7 @@ struct Worker {
     spec: ClipSpec,
     camera: String,
     reports: Sender<FileReport>,
+    stats: Arc<CameraCounters>,
     encoding: Option<Encoding>,
     ring: Ring,
     file: Option<ClipFile>,
@@ -159,7 +179,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(mut self, queue: Receiver<Command>) {
+    fn run(mut self, queue: QueueReceiver<Command>) {
         loop {
             let outcome = match queue.recv_timeout(WAKE) {
                 Ok(Command::Frame(frame, session)) => {
@@ -169,8 +189,8 @@ impl Worker {
                 Ok(Command::Detections(session, message)) => contain_panic(|| self.detections(session, &message)),
                 Ok(Command::SessionEnded(serial)) => contain_panic(|| self.session_ended(serial)),
                 Ok(Command::CameraGone) => contain_panic(|| self.end_stream()),
-                Err(RecvTimeoutError::Timeout) => contain_panic(|| self.close_if_ended()),
-                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvError::Timeout) => contain_panic(|| self.close_if_ended()),
+                Err(RecvError::Closed) => break,
             };
             if let Err(panic) = outcome {
                 self.abandon_after_panic(&panic);
@@ -331,6 +351,7 @@ impl Worker {
         let Some(file) = self.file.as_mut() else { return };
         match file.muxer.write(packet) {
             Ok(()) => {
+                self.stats.encoded(packet.size() as u64);
                 let pts_secs = file.muxer.file_secs(packet.pts());
                 file.sidecars.frame_written(file.frames, pts_secs, info.time_ns, &info.ids);
                 file.frames += 1;

@@ -1,11 +1,13 @@
 //! Configuration: environment variables (the dora convention) and an optional YAML file, read once
 //! at startup into one validated [`Config`]. The environment wins over the file.
 
-use std::{collections::BTreeMap, path::PathBuf};
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use crate::{
     encode::{CodecRequest, Container, Latency, PRESETS, Quality, RateControl},
+    queue::{Overflow, QueueLimits},
     segments::SegmentLimits,
+    stats::DEFAULT_STATS_INTERVAL_SECS,
     timing::{FrameRate, TimestampMode},
     trigger::{DEFAULT_MIN_CONFIDENCE, DEFAULT_POST_ROLL_SECS, TriggerSettings},
 };
@@ -22,11 +24,14 @@ pub const DEFAULT_CRF: u8 = 23;
 pub const DEFAULT_GOP_SECS: f64 = 2.0;
 /// Default bound of each camera's encoder queue, in frames.
 pub const DEFAULT_QUEUE_FRAMES: usize = 30;
+/// Default bound of each camera's encoder queue, in bytes: about ten 1080p bgr8 frames, so
+/// 1080p recording stays within its memory budget while 640x480 still queues 30 frames.
+pub const DEFAULT_QUEUE_BYTES: u64 = 64 * 1024 * 1024;
 /// Default time a stopped session still accepts frames that were sent before its stop.
 pub const DEFAULT_STOP_GRACE_MS: u64 = 500;
 
 /// Every key the node reads, in file (lower-case) spelling; the environment uses upper case.
-pub const KEYS: [&str; 26] = [
+pub const KEYS: [&str; 29] = [
     "storage",
     "format",
     "codec",
@@ -53,6 +58,9 @@ pub const KEYS: [&str; 26] = [
     "post_roll",
     "pre_roll",
     "overlay",
+    "queue_bytes",
+    "overflow",
+    "stats_interval",
 ];
 
 /// Environment variable naming the optional YAML configuration file.
@@ -79,8 +87,10 @@ pub struct Config {
     pub image_height: Option<u32>,
     /// Session id for runs without a control input.
     pub session_id: Option<String>,
-    /// Bound of each camera's encoder queue, in frames.
-    pub queue_frames: usize,
+    /// Bounds of each camera's encoder queue (frames and bytes) and what a full one does.
+    pub queue: QueueLimits,
+    /// How often stats are logged and sent on the `stats` output.
+    pub stats_interval: Duration,
     /// How long a stopped session still accepts frames sent before the stop.
     pub stop_grace_ms: u64,
     /// Whether each completed fragment is `fdatasync`ed (survives a power cut); `FSYNC=false`
@@ -197,13 +207,25 @@ impl Config {
             image_width: raw.parse("image_width", positive_u32, "pixels 1..=16384")?,
             image_height: raw.parse("image_height", positive_u32, "pixels 1..=16384")?,
             session_id: raw.get("session_id").map(|(_, v)| v).filter(|v| !v.is_empty()),
-            queue_frames: raw
-                .parse(
-                    "queue_frames",
-                    |v| v.parse::<usize>().ok().filter(|n| (1..=10_000).contains(n)),
-                    "frames 1..=10000",
+            queue: QueueLimits {
+                frames: raw
+                    .parse(
+                        "queue_frames",
+                        |v| v.parse::<usize>().ok().filter(|n| (1..=10_000).contains(n)),
+                        "frames 1..=10000",
+                    )?
+                    .unwrap_or(DEFAULT_QUEUE_FRAMES),
+                bytes: raw.parse("queue_bytes", parse_bytes, BYTES_ALLOWED)?.unwrap_or(DEFAULT_QUEUE_BYTES),
+                overflow: raw.parse("overflow", Overflow::parse, "drop or block")?.unwrap_or(Overflow::DropOldest),
+            },
+            stats_interval: Duration::from_secs(
+                raw.parse(
+                    "stats_interval",
+                    |v| v.parse::<u64>().ok().filter(|n| (1..=3600).contains(n)),
+                    "seconds 1..=3600",
                 )?
-                .unwrap_or(DEFAULT_QUEUE_FRAMES),
+                .unwrap_or(DEFAULT_STATS_INTERVAL_SECS),
+            ),
             stop_grace_ms: raw
                 .parse("stop_grace_ms", |v| v.parse::<u64>().ok().filter(|n| *n <= 60_000), "milliseconds 0..=60000")?
                 .unwrap_or(DEFAULT_STOP_GRACE_MS),
@@ -378,7 +400,8 @@ mod tests {
         assert_eq!(c.quality.rate, RateControl::Crf(23));
         assert_eq!(c.quality.gop_frames, 30, "GOP defaults to 2 s of nominal video");
         assert_eq!(c.timestamps, TimestampMode::Source);
-        assert_eq!(c.queue_frames, DEFAULT_QUEUE_FRAMES);
+        assert_eq!(c.queue, QueueLimits { frames: 30, bytes: 64 << 20, overflow: Overflow::DropOldest });
+        assert_eq!(c.stats_interval, Duration::from_secs(10));
         assert_eq!(c.quality.latency, Latency::Lookahead(3), "0.2 s of look-ahead at 15 fps");
         assert!(c.fsync, "fragments reach the disk by default");
     }
@@ -410,6 +433,14 @@ mod tests {
         assert!(config(&[("TRIGGER", "detections"), ("TRIGGER_MIN_CONFIDENCE", "2")], "").is_err());
         assert_eq!(config(&[("PRE_ROLL", "5")], "").unwrap().pre_roll_secs, 5.0);
         assert!(config(&[("PRE_ROLL", "-1")], "").is_err());
+    }
+
+    #[test]
+    fn queue_bounds_and_overflow_are_configurable() {
+        let c = config(&[("QUEUE_BYTES", "200M"), ("OVERFLOW", "block"), ("STATS_INTERVAL", "2")], "").unwrap();
+        assert_eq!((c.queue.bytes, c.queue.overflow), (200_000_000, Overflow::Block));
+        assert_eq!(c.stats_interval, Duration::from_secs(2));
+        assert!(config(&[("OVERFLOW", "wait")], "").is_err());
     }
 
     #[test]

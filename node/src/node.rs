@@ -23,11 +23,14 @@ use crate::{
     frame::{ENCODING_KEY, FrameMetadata, HEIGHT_KEY, WIDTH_KEY},
     index::identifying_keys,
     pipeline::Pipeline,
+    stats::{CameraStats, stats_to_arrow},
     wiring::{CONTROL_INPUT, RunSummary, Wiring, is_camera_input},
 };
 
-/// Optional output with one event per file started, finished or failed.
+/// Optional output with one event per file started, finished, failed or deleted.
 pub const RECORDING_OUTPUT: &str = "recording";
+/// Optional output with one row per camera every `STATS_INTERVAL`.
+pub const STATS_OUTPUT: &str = "stats";
 /// How often the loop wakes without events to finalize stopped sessions.
 const TICK: Duration = Duration::from_millis(100);
 /// What dora's `recv_timeout` says when nothing arrived within the tick.
@@ -97,6 +100,9 @@ pub fn run_with_wiring(
         }
         pipeline.tick(now);
         send_reports(&mut node, &mut pipeline);
+        if let Some(stats) = pipeline.take_stats(now) {
+            send_stats(&mut node, &stats);
+        }
     }
     pipeline.finish();
     send_reports(&mut node, &mut pipeline);
@@ -194,6 +200,26 @@ fn control_payload(data: &DoraArray) -> Result<ControlPayload, String> {
         return Ok(ControlPayload::Text(text));
     }
     i64::try_from(data).map(ControlPayload::Integer).map_err(|_| data.type_name())
+}
+
+/// One log line per camera, and the rows on the optional `stats` output.
+fn send_stats(node: &mut DoraNode, stats: &[CameraStats]) {
+    for row in stats {
+        tracing::info!(
+            camera = %row.camera, frames_in = row.frames_in, encoded = row.encoded, dropped = row.dropped,
+            encode_fps = format_args!("{:.1}", row.encode_fps), bitrate_kbps = format_args!("{:.0}", row.bitrate_bps / 1000.0),
+            queue_frames = row.queue_frames, queue_bytes = row.queue_bytes, "stats"
+        );
+    }
+    if !stats.is_empty()
+        && let Err(error) = node.send_output(
+            DataId::from(STATS_OUTPUT.to_owned()),
+            MetadataParameters::default(),
+            stats_to_arrow(stats),
+        )
+    {
+        tracing::warn!("cannot send the {STATS_OUTPUT} output: {error}");
+    }
 }
 
 fn send_reports(node: &mut DoraNode, pipeline: &mut Pipeline) {

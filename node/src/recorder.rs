@@ -10,7 +10,7 @@ use std::{
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
-        mpsc::{self, Receiver, Sender, SyncSender, TrySendError},
+        mpsc::Sender,
     },
     thread::JoinHandle,
     time::{Duration, Instant},
@@ -23,10 +23,12 @@ use crate::{
     frame::{Frame, FrameFormat},
     naming,
     overlay::Overlay,
+    queue::{QueueLimits, QueueReceiver, QueueSender, Queued, RecvError, queue},
     report::{FileReport, FileStatus},
     segments::SegmentLimits,
     session::SessionRef,
     sidecars::Sidecars,
+    stats::CameraCounters,
     timing::{FrameRate, PtsClock, TimestampMode},
 };
 
@@ -54,8 +56,8 @@ pub struct FileSettings {
     pub fps: FrameRate,
     /// Timestamp mode.
     pub timestamps: TimestampMode,
-    /// Encoder queue bound, in frames.
-    pub queue_frames: usize,
+    /// Bounds of the queue in front of the encoder, and what a full one does.
+    pub queue: QueueLimits,
     /// Whether completed fragments are synced to disk.
     pub fsync: bool,
     /// When to cut the next file of a session.
@@ -98,7 +100,15 @@ struct Counters {
 enum Command {
     Frame(Frame),
     Detections(Box<DetectionMessage>),
-    Finish,
+}
+
+impl Queued for Command {
+    fn frame_bytes(&self) -> Option<u64> {
+        match self {
+            Self::Frame(frame) => Some(frame.data.len() as u64),
+            Self::Detections(_) => None,
+        }
+    }
 }
 
 /// A detector's output for this camera.
@@ -123,43 +133,54 @@ pub enum Submitted {
 
 /// The event loop's handle on a camera's worker.
 pub struct CameraRecorder {
-    commands: SyncSender<Command>,
+    commands: QueueSender<Command>,
     counters: Arc<Counters>,
+    stats: Arc<CameraCounters>,
     worker: JoinHandle<()>,
 }
 
 impl CameraRecorder {
-    /// Starts the worker thread for `camera`. File events go to `reports`.
-    pub fn spawn(spec: RecorderSpec, camera: String, reports: Sender<FileReport>) -> std::io::Result<Self> {
-        let (commands, queue) = mpsc::sync_channel(spec.files.queue_frames);
+    /// Starts the worker thread for `camera`. File events go to `reports`; `stats` counts what
+    /// it encodes.
+    pub fn spawn(
+        spec: RecorderSpec,
+        camera: String,
+        reports: Sender<FileReport>,
+        stats: Arc<CameraCounters>,
+    ) -> std::io::Result<Self> {
+        let (commands, queue) = queue(spec.files.queue);
         let counters = Arc::new(Counters::default());
         let worker_counters = Arc::clone(&counters);
+        let worker_stats = Arc::clone(&stats);
         // Thread names cannot hold NUL bytes: never build one from a session id as sent.
         let thread_name = naming::thread_name(&camera);
         let worker = std::thread::Builder::new().name(thread_name).spawn(move || {
             let overlay = spec.files.overlay.then(Overlay::default);
-            Worker { spec, camera, counters: worker_counters, reports, file: None, retry_at: None, overlay }.run(queue);
+            let stats = worker_stats;
+            Worker { spec, camera, counters: worker_counters, stats, reports, file: None, retry_at: None, overlay }
+                .run(queue);
         })?;
-        Ok(Self { commands, counters, worker })
+        Ok(Self { commands, counters, stats, worker })
     }
 
-    /// Queues a frame without blocking; a full queue drops it and counts the drop.
-    pub fn submit(&self, frame: Frame) -> Submitted {
-        match self.commands.try_send(Command::Frame(frame)) {
-            Ok(()) => Submitted::Queued,
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-                Submitted::Dropped
-            }
-        }
+    /// Queues a frame (see [`crate::queue`] for what a full queue does); returns how many
+    /// queued frames were dropped to make room, already counted.
+    pub fn submit(&self, frame: Frame) -> u64 {
+        let dropped = self.commands.push(Command::Frame(frame)).len() as u64;
+        self.count_dropped(dropped);
+        dropped
     }
 
-    /// Queues a detector's output for the file being written; dropped when the queue is full.
+    /// Queues a detector's output for the file being written.
     pub fn submit_detections(&self, message: DetectionMessage) -> Submitted {
-        match self.commands.try_send(Command::Detections(Box::new(message))) {
-            Ok(()) => Submitted::Queued,
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => Submitted::Dropped,
-        }
+        self.commands.push(Command::Detections(Box::new(message)));
+        Submitted::Queued
+    }
+
+    /// Frames and bytes waiting in the queue.
+    pub fn queue_depth(&self) -> (u64, u64) {
+        let (frames, bytes) = self.commands.depth();
+        (frames as u64, bytes)
     }
 
     /// Counts a frame of this camera that was skipped before reaching the queue.
@@ -167,15 +188,15 @@ impl CameraRecorder {
         self.counters.skipped.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts frames lost before they reached the node (dora's input queue).
+    /// Counts frames lost before they reached the worker (its queue, dora's input queue).
     pub fn count_dropped(&self, frames: u64) {
         self.counters.dropped.fetch_add(frames, Ordering::Relaxed);
+        self.stats.dropped(frames);
     }
 
     /// Asks the worker to encode what is queued and finalize; returns the thread to join.
     pub fn finish(self) -> JoinHandle<()> {
-        // Blocks only while the queue is full, i.e. until the worker takes one more frame.
-        let _ = self.commands.send(Command::Finish);
+        drop(self.commands);
         self.worker
     }
 }
@@ -198,6 +219,7 @@ struct Worker {
     spec: RecorderSpec,
     camera: String,
     counters: Arc<Counters>,
+    stats: Arc<CameraCounters>,
     reports: Sender<FileReport>,
     file: Option<OpenFile>,
     retry_at: Option<Instant>,
@@ -206,15 +228,16 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(mut self, queue: Receiver<Command>) {
+    fn run(mut self, queue: QueueReceiver<Command>) {
         loop {
-            let outcome = match queue.recv() {
+            let outcome = match queue.recv_timeout(Duration::from_secs(3600)) {
                 Ok(Command::Frame(frame)) => {
                     let frame = self.overlay.as_ref().and_then(|o| o.draw_on(&frame)).unwrap_or(frame);
                     contain_panic(|| self.record(&frame))
                 }
                 Ok(Command::Detections(message)) => contain_panic(|| self.detections(&message)),
-                Ok(Command::Finish) | Err(_) => break,
+                Err(RecvError::Timeout) => continue,
+                Err(RecvError::Closed) => break,
             };
             if let Err(panic) = outcome {
                 self.abandon_after_panic(&panic);
@@ -249,7 +272,8 @@ impl Worker {
         let Some(file) = self.file.as_mut() else { return };
         let pts = file.clock.next_pts(frame.sent_nanos);
         match file.writer.write(frame, pts) {
-            Ok(()) => {
+            Ok(bytes) => {
+                self.stats.encoded(bytes);
                 let pts_secs = file.clock.time_base().secs(pts);
                 file.sidecars.frame_written(file.frames, pts_secs, frame.sent_nanos, &frame.ids);
                 file.frames += 1;

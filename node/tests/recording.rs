@@ -380,3 +380,22 @@ fn repeated_session_ids_never_overwrite_files() {
     frames.sort();
     assert_eq!(frames, vec![2, 3]);
 }
+
+#[test]
+fn stats_report_every_camera_on_the_stats_output() {
+    let dir = temp_storage("stats");
+    let storage = storage_env(&dir);
+    let (result, outputs) = Script::new(&[("front", "a/image"), ("wrist", "b/image")])
+        .frames("front", 0.0, 0.1, 30, 64, 48)
+        .frames("wrist", 0.0, 0.2, 15, 32, 24)
+        .stop(3.2)
+        .run_with_outputs(&[("STORAGE", &storage), ("STATS_INTERVAL", "1")]);
+    result.unwrap();
+    let stats = &outputs["stats"];
+    let cameras: std::collections::BTreeSet<&str> = stats.iter().map(|row| row["camera"].as_str().unwrap()).collect();
+    assert_eq!(cameras, ["front", "wrist"].into_iter().collect(), "{stats:?}");
+    let last_front = stats.iter().rev().find(|row| row["camera"] == "front").unwrap();
+    assert!(last_front["frames_in"].as_u64().unwrap() >= 20, "{last_front}");
+    assert!(last_front["encode_fps"].as_f64().unwrap() > 5.0, "about 10 fps: {last_front}");
+    assert!(last_front["bitrate_bps"].as_f64().unwrap() > 0.0);
+}

@@ -11,6 +11,14 @@ use std::{
     time::{Duration, Instant},
 };
 
+use dora_video_recorder::{
+    encode::{CodecRequest, Container, EncoderKind, Quality, RateControl},
+    frame::{Frame, FrameFormat, PixelEncoding},
+    queue::{Overflow, QueueLimits},
+    recorder::{CameraRecorder, FileSettings, RecorderSpec},
+    session::SessionRef,
+    timing::{FrameRate, TimestampMode},
+};
 use e2e::{Tmpfs, decode_errors, format_tag};
 use serde_json::json;
 use support::{Script, events_with_status, probe, temp_storage, videos_in};
@@ -271,33 +279,9 @@ fn a_closed_camera_input_finalizes_its_file_and_a_restarted_camera_gets_a_new_on
 /// event, and the same worker goes on to record the next frames into a new file.
 #[test]
 fn a_panic_inside_a_worker_fails_that_file_and_the_worker_goes_on() {
-    use dora_video_recorder::{
-        encode::{CodecRequest, Container, EncoderKind, Quality, RateControl},
-        frame::{Frame, FrameFormat, PixelEncoding},
-        recorder::{CameraRecorder, FileSettings, RecorderSpec},
-        session::SessionRef,
-        timing::{FrameRate, TimestampMode},
-    };
-
-    dora_video_recorder::encode::init_ffmpeg().unwrap();
     let dir = temp_storage("worker-panic");
-    let files = FileSettings {
-        storage: dir.clone(),
-        name_camera: false,
-        container: Container::Mp4,
-        codec: CodecRequest::Libx264,
-        candidates: vec![EncoderKind::Libx264],
-        quality: Quality::new("veryfast", RateControl::Crf(23), 30, 15.0),
-        fps: FrameRate::from_f64(15.0).unwrap(),
-        timestamps: TimestampMode::Source,
-        queue_frames: 30,
-        fsync: false,
-        segments: Default::default(),
-        overlay: false,
-    };
-    let spec = RecorderSpec { session: SessionRef { serial: 1, id: "bug".into(), start_nanos: 1_000_000_000 }, files };
-    let (reports_tx, reports) = std::sync::mpsc::channel();
-    let recorder = CameraRecorder::spawn(spec, "image".into(), reports_tx).unwrap();
+    let limits = QueueLimits { frames: 30, bytes: 1 << 30, overflow: Overflow::DropOldest };
+    let (recorder, reports) = spawn_recorder(&dir, limits, "veryfast");
     let format = FrameFormat { encoding: PixelEncoding::Bgr8, width: 64, height: 48 };
     let frame = |index: u64, bytes: usize| Frame {
         format,
@@ -321,5 +305,78 @@ fn a_panic_inside_a_worker_fails_that_file_and_the_worker_goes_on() {
     assert_eq!(finished, vec![4], "the frames after the panic are in a new, finished file: {reports:?}");
     for file in videos_in(&dir) {
         assert_eq!(decode_errors(&file), "", "{}", file.display());
+    }
+}
+
+/// A camera worker of session `bug`, as the pipeline starts one, writing into `dir`.
+fn spawn_recorder(
+    dir: &Path,
+    queue: QueueLimits,
+    preset: &str,
+) -> (CameraRecorder, std::sync::mpsc::Receiver<dora_video_recorder::report::FileReport>) {
+    dora_video_recorder::encode::init_ffmpeg().unwrap();
+    let files = FileSettings {
+        storage: dir.to_owned(),
+        name_camera: false,
+        container: Container::Mp4,
+        codec: CodecRequest::Libx264,
+        candidates: vec![EncoderKind::Libx264],
+        quality: Quality::new(preset, RateControl::Crf(23), 30, 15.0),
+        fps: FrameRate::from_f64(15.0).unwrap(),
+        timestamps: TimestampMode::Source,
+        queue,
+        fsync: false,
+        segments: Default::default(),
+        overlay: false,
+    };
+    let spec = RecorderSpec { session: SessionRef { serial: 1, id: "bug".into(), start_nanos: 1_000_000_000 }, files };
+    let (reports_tx, reports) = std::sync::mpsc::channel();
+    (CameraRecorder::spawn(spec, "image".into(), reports_tx, Default::default()).unwrap(), reports)
+}
+
+/// A frame of random bytes (incompressible: slow to encode) sent at `index` / 15 s.
+fn noise_frame(format: FrameFormat, index: u64) -> Frame {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ index;
+    let bytes = (0..format.byte_len())
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect();
+    Frame {
+        format,
+        sent_nanos: 1_000_000_000 + index * 66_666_666,
+        data: arrow::buffer::Buffer::from_vec(bytes),
+        ids: Default::default(),
+    }
+}
+
+/// A burst faster than the encoder: `drop` keeps the newest frames and counts the evicted
+/// ones, `block` makes the sender wait and keeps every frame.
+#[test]
+fn a_full_queue_drops_its_oldest_frames_and_block_keeps_every_one() {
+    let format = FrameFormat { encoding: PixelEncoding::Bgr8, width: 640, height: 480 };
+    let frames: Vec<Frame> = (0..12).map(|i| noise_frame(format, i)).collect();
+    for overflow in [Overflow::DropOldest, Overflow::Block] {
+        let dir = temp_storage(&format!("overflow-{overflow:?}"));
+        let limits = QueueLimits { frames: 2, bytes: 1 << 30, overflow };
+        let (recorder, reports) = spawn_recorder(&dir, limits, "veryslow");
+        let dropped: u64 = frames.iter().map(|frame| recorder.submit(frame.clone())).sum();
+        recorder.finish().join().unwrap();
+        let finished: Vec<_> = reports.try_iter().filter(|r| r.frames > 0).collect();
+        let recorded = probe(&videos_in(&dir)[0]).frames;
+        assert_eq!(recorded + dropped, 12, "{overflow:?}: every frame recorded or counted");
+        assert_eq!(finished[0].dropped, dropped, "{overflow:?}: the drops are in the file's event");
+        match overflow {
+            Overflow::DropOldest => assert!(dropped > 0, "the encoder could not keep up with a burst"),
+            Overflow::Block => assert_eq!(dropped, 0),
+        }
+        // The newest frame is always kept: the file ends with the burst's last frame.
+        let video = &videos_in(&dir)[0];
+        let (header, rows) = e2e::read_csv(&video.with_extension("frames.csv"));
+        let last_time = e2e::csv_column(&header, &rows, "time_ns").pop().unwrap();
+        assert_eq!(last_time, (1_000_000_000 + 11 * 66_666_666_u64).to_string(), "{overflow:?}");
     }
 }

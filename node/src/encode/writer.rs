@@ -176,10 +176,12 @@ impl VideoWriter {
         self.stream.kind()
     }
 
-    /// Encodes one frame at `pts` (encoder time base, strictly increasing).
-    pub fn write(&mut self, frame: &Frame, pts: i64) -> Result<(), EncodeError> {
+    /// Encodes one frame at `pts` (encoder time base, strictly increasing); returns the bytes
+    /// of the packets that came out.
+    pub fn write(&mut self, frame: &Frame, pts: i64) -> Result<u64, EncodeError> {
         self.stream.encode(frame, pts, &mut self.packets).map_err(|e| e.in_file(self.muxer.path()))?;
-        self.mux_pending()
+        let bytes = self.packets.iter().map(|p| p.size() as u64).sum();
+        self.mux_pending().map(|()| bytes)
     }
 
     /// Flushes the encoder, finishes the file (see [`PacketMuxer::finish`]) and reports what it

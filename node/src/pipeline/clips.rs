@@ -19,16 +19,14 @@ impl Pipeline {
     }
 
     /// A frame for `camera`'s clip recorder, bound to `session` (none: it only feeds the ring).
-    pub(super) fn submit_clip(
-        &mut self,
-        camera: &str,
-        frame: Frame,
-        session: Option<SessionRef>,
-        now: Instant,
-    ) -> Submitted {
+    /// Returns the frames dropped to make room (or this one, when no encoder opens).
+    pub(super) fn submit_clip(&mut self, camera: &str, frame: Frame, session: Option<SessionRef>, now: Instant) -> u64 {
         match self.clip_recorder(camera, now) {
             Some(recorder) => recorder.submit(frame, session),
-            None => Submitted::Dropped,
+            None => {
+                self.stats.counters(camera).dropped(1);
+                1
+            }
         }
     }
 
@@ -81,7 +79,8 @@ impl Pipeline {
                 files: self.file_settings(candidates),
                 pre_roll_nanos: (self.config.pre_roll_secs * 1e9) as u64,
             };
-            match ClipRecorder::spawn(spec, camera.to_owned(), self.reports_tx.clone()) {
+            let stats = self.stats.counters(camera);
+            match ClipRecorder::spawn(spec, camera.to_owned(), self.reports_tx.clone(), stats) {
                 Ok(recorder) => {
                     self.clips.insert(camera.to_owned(), recorder);
                 }

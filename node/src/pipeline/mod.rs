@@ -22,10 +22,11 @@ use crate::{
     limiter::LogLimiter,
     manifest::EndReason,
     manifests::Manifests,
-    recorder::{CameraRecorder, FileSettings, Submitted},
+    recorder::{CameraRecorder, FileSettings},
     report::{FileReport, FileStatus},
     retention::Limits,
     session::{Timeline, UnboundFrames},
+    stats::{CameraStats, StatsBook},
     storage::{Retention, prepare_storage},
     timing::PtsClock,
     trigger::Trigger,
@@ -67,6 +68,8 @@ pub struct Pipeline {
     /// Per-camera recorders with a pre-roll ring (`PRE_ROLL` > 0), instead of `recorders`.
     clips: BTreeMap<String, ClipRecorder>,
     retention: Retention,
+    /// Per-camera counters and periodic stats.
+    stats: StatsBook,
     /// Why sessions still open when the run ends end: the run ended, or every input closed.
     end_of_run: EndReason,
     /// Reports produced by the event loop itself (retention deletions).
@@ -78,6 +81,7 @@ impl Pipeline {
     pub fn new(config: Config, wiring: Wiring) -> eyre::Result<Self> {
         prepare_storage(&config.storage)?;
         let manifests = Manifests::new(&config.storage);
+        let config_stats_interval = config.stats_interval;
         let limits = Limits { max_total_bytes: config.max_total_bytes, min_free_bytes: config.min_free_bytes };
         let retention = Retention::new(&config.storage, limits);
         if config.codec.is_explicit() {
@@ -112,6 +116,7 @@ impl Pipeline {
             clips: BTreeMap::new(),
             own_reports: Vec::new(),
             end_of_run: EndReason::EndOfRun,
+            stats: StatsBook::new(config_stats_interval),
         })
     }
 
@@ -132,6 +137,7 @@ impl Pipeline {
             Ok(frame) => frame,
             Err(rejection) => return self.reject_frame(camera, sent_nanos, &rejection, now),
         };
+        self.stats.counters(camera).frame_in();
         if self.auto_session {
             self.auto_session = false;
             let id = self.config.session_id.clone().unwrap_or_else(|| self.wiring.default_session_id.clone());
@@ -139,9 +145,8 @@ impl Pipeline {
         }
         if self.clip_mode() {
             let session = self.timeline.route(sent_nanos).cloned();
-            if self.submit_clip(camera, frame, session, now) == Submitted::Dropped {
-                self.count_behind(camera, now);
-            }
+            let dropped = self.submit_clip(camera, frame, session, now);
+            self.count_behind(camera, dropped, now);
             return;
         }
         match self.timeline.route(sent_nanos).cloned() {
@@ -216,9 +221,22 @@ impl Pipeline {
         }
     }
 
+    /// Per-camera stats when `STATS_INTERVAL` has passed since the last ones.
+    pub fn take_stats(&mut self, now: Instant) -> Option<Vec<CameraStats>> {
+        let (recorders, clips) = (&self.recorders, &self.clips);
+        self.stats.due(now, |camera| {
+            let sessions = recorders.iter().filter(|((_, name), _)| name == camera).map(|(_, r)| r.queue_depth());
+            let clip = clips.get(camera).map(|clip| clip.queue_depth());
+            sessions.chain(clip).fold((0, 0), |(frames, bytes), (f, b)| (frames + f, bytes + b))
+        })
+    }
+
     /// Frames dora's own input queue dropped before they reached the node.
     pub fn on_queue_drops(&mut self, input: &str, frames: u64, now: Instant) {
         self.summary.frames_dropped += frames;
+        if self.wiring.is_camera(input) {
+            self.stats.counters(input).dropped(frames);
+        }
         if let Some(session) = self.timeline.active()
             && let Some(recorder) = self.recorders.get(&(session.serial, input.to_owned()))
         {
@@ -325,7 +343,7 @@ impl Pipeline {
             quality: self.config.quality.clone(),
             fps: self.config.fps,
             timestamps: self.config.timestamps,
-            queue_frames: self.config.queue_frames,
+            queue: self.config.queue,
             fsync: self.config.fsync,
             segments: self.config.segments,
             overlay: self.config.overlay,

@@ -7,7 +7,7 @@ use super::{Pipeline, probe_settings};
 use crate::{
     encode::resolve_codec,
     manifest::EndReason,
-    recorder::{CameraRecorder, RecorderSpec, Submitted},
+    recorder::{CameraRecorder, RecorderSpec},
     session::SessionRef,
 };
 
@@ -67,26 +67,35 @@ impl Pipeline {
 
     pub(super) fn submit(&mut self, session: &SessionRef, camera: &str, frame: crate::frame::Frame, now: Instant) {
         let key = (session.serial, camera.to_owned());
-        let submitted = match self.closing.route(&key, frame.sent_nanos) {
+        let dropped = match self.closing.route(&key, frame.sent_nanos) {
             Some(late) => late.submit(frame),
             None => match self.recorder_for(session, camera, now) {
                 Some(recorder) => recorder.submit(frame),
-                None => Submitted::Dropped,
+                None => {
+                    self.stats.counters(camera).dropped(1);
+                    1
+                }
             },
         };
-        if submitted == Submitted::Dropped {
-            self.count_behind(camera, now);
-        }
+        self.count_behind(camera, dropped, now);
     }
 
-    pub(super) fn count_behind(&mut self, camera: &str, now: Instant) {
-        self.summary.frames_dropped += 1;
+    /// `dropped` frames of `camera` were lost because its encoder is behind (already counted
+    /// per camera): one rate-limited line, and the run's counter.
+    pub(super) fn count_behind(&mut self, camera: &str, dropped: u64, now: Instant) {
+        if dropped == 0 {
+            return;
+        }
+        self.summary.frames_dropped += dropped;
         if let Some(suppressed) = self.limiter.allow(&format!("behind/{camera}"), now) {
+            let queue = self.config.queue;
             tracing::warn!(
                 camera,
+                dropped,
                 suppressed,
-                queue_frames = self.config.queue_frames,
-                "encoder is behind: queue full, frame dropped; use a faster PRESET or lower FPS/size"
+                queue_frames = queue.frames,
+                queue_bytes = queue.bytes,
+                "encoder is behind: queue full, oldest frames dropped; use a faster PRESET, lower FPS/size, or OVERFLOW=block"
             );
         }
     }
@@ -100,7 +109,8 @@ impl Pipeline {
                 Err(_) => return None,
             };
             let spec = RecorderSpec { session: session.clone(), files: self.file_settings(candidates) };
-            match CameraRecorder::spawn(spec, camera.to_owned(), self.reports_tx.clone()) {
+            let stats = self.stats.counters(camera);
+            match CameraRecorder::spawn(spec, camera.to_owned(), self.reports_tx.clone(), stats) {
                 Ok(recorder) => {
                     self.recorders.insert(key.clone(), recorder);
                 }

@@ -169,32 +169,38 @@ impl Script {
     /// Runs the recorder over the script with `env` as its environment. Returns the run result
     /// and the `recording` output events as JSON objects.
     pub fn run(self, env: &[(&str, &str)]) -> (eyre::Result<RunSummary>, Vec<Value>) {
+        let (result, mut outputs) = self.run_with_outputs(env);
+        (result, outputs.remove("recording").unwrap_or_default())
+    }
+
+    /// [`run`](Self::run), returning the rows of every output (`recording`, `stats`) by id.
+    pub fn run_with_outputs(self, env: &[(&str, &str)]) -> (eyre::Result<RunSummary>, BTreeMap<String, Vec<Value>>) {
         let wiring = Wiring::from_inputs(self.inputs.keys().cloned(), "test-dataflow".into());
         let input: IntegrationTestInput = serde_json::from_value(json!({
-            "id": "recorder", "outputs": ["recording"], "events": self.events,
+            "id": "recorder", "outputs": ["recording", "stats"], "events": self.events,
         }))
         .unwrap();
         let env: BTreeMap<String, String> = env.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
         let config = match Config::from_lookup(|key| env.get(key).cloned(), &BTreeMap::new()) {
             Ok(config) => config,
-            Err(e) => return (Err(e.into()), Vec::new()),
+            Err(e) => return (Err(e.into()), BTreeMap::new()),
         };
         let (tx, mut rx) = integration_testing::output_channel();
         let (node, events) =
             DoraNode::init_testing(TestingInput::Input(input), TestingOutput::ToChannel(tx), Default::default())
                 .unwrap();
         let result = dora_video_recorder::run_with_wiring(node, events, config, wiring);
-        let outputs = integration_testing::drain_outputs(&mut rx)
-            .into_iter()
-            .map(Value::Object)
-            .flat_map(recording_rows)
-            .collect();
+        let mut outputs: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        for output in integration_testing::drain_outputs(&mut rx).into_iter().map(Value::Object) {
+            let id = output.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+            outputs.entry(id).or_default().extend(output_rows(output));
+        }
         (result, outputs)
     }
 }
 
-/// The struct rows inside one `recording` output object.
-fn recording_rows(output: Value) -> Vec<Value> {
+/// The struct rows inside one output object.
+fn output_rows(output: Value) -> Vec<Value> {
     match output.get("data") {
         Some(Value::Array(rows)) => rows.iter().map(|row| row.get("inner").cloned().unwrap_or(row.clone())).collect(),
         _ => Vec::new(),
