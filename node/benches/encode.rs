@@ -45,19 +45,24 @@
 //! rows, and writes them to the report file; the wrapper passes the exit code on, and the node
 //! gets SIGTERM if the wrapper dies (`PR_SET_PDEATHSIG`). The row's CPU and RSS are the recorder's;
 //! the camera's and `dora run`'s own CPU (its `wait4` figure minus its nodes') are printed below the
-//! table. Frames lost = frames the camera sent (its `SEND_LOG`) minus frames in the file
-//! (`ffprobe`), and the recorder's log (`dropped=` of its "recording finished" line) is checked too.
+//! table. Lost frames: the camera's `SEND_LOG` (index and time of every frame sent) against the
+//! `frame_index` column of the recorder's frame index (`NAME.frames.csv`), the frames `ffprobe`
+//! decodes, and the recorder's log (`dropped=` of its "recording finished" line). They are told
+//! apart: "last missing" are the camera's final frames, sent after the last frame the file holds
+//! (seen at any load when the camera exits or the dataflow stops, and not counted by the recorder);
+//! "dropped" are all other missing frames (the encoder falling behind). Only drops count as the
+//! recorder not keeping up.
 //!
 //! Pacing. dora 1.1 has no sender-side backpressure: `queue_policy: backpressure` (dora-message
 //! 1.1.0, `QueuePolicy`) only lets the receiving node's queue grow to 10x `queue_size` (at least
 //! 100) before it drops the oldest, and the recorder takes every frame off dora's queue at once
 //! into its own bounded encoder queue (`QUEUE_FRAMES`, 30), dropping beyond it. Nothing slows the
 //! camera down to the recorder's speed, so the camera is paced by its timer instead: it starts
-//! unpaced (`dora/timer/millis/1`: as fast as the camera draws frames); whenever a run loses
+//! unpaced (`dora/timer/millis/1`: as fast as the camera draws frames); whenever a run drops
 //! frames (in any round), the timer is set to 90% of the rate that reached the file (and at least
 //! 15% slower than before), the samples taken at faster paces are discarded, and the row runs
-//! again until it has one lossless sample per round (after 4 slowdowns lossy runs are kept and
-//! show their losses). The pace and its history are printed below the table. The camera costs CPU
+//! again until it has a sample without drops per round (after 4 slowdowns, runs with drops are
+//! kept and show them). The pace and its history are printed below the table. The camera costs CPU
 //! to draw its test pattern on the same cores (its CPU per frame is printed too), and its frames
 //! are not the `testsrc2` frames of the other rows, so bytes differ. Besides the wall time from
 //! spawning `dora run`, the note gives the rate from the first frame sent to the finished file
@@ -66,8 +71,8 @@
 //! Further sections, through `dora run` with real timers (recorder defaults: veryfast, FSYNC):
 //! (a) how many 640x480@15 and 1280x720@30 test-pattern cameras one recorder sustains: N camera
 //! nodes each sending a fixed number of frames (8 s of frames), N = 1, 2, ... up to 6, stopping at
-//! the first N where frames are lost or the cameras could not keep their rate (then the offered load
-//! is no longer N cameras at that rate: the machine is saturated); (b) the cost of the per-fragment
+//! the first N where frames are dropped or the cameras could not keep their rate (then the offered
+//! load is no longer N cameras at that rate: the machine is saturated); (b) the cost of the per-fragment
 //! `fdatasync` (the FSYNC=false row, as a ratio below each table); (c) the time from a stop to a
 //! finalized file: `dora run --stop-after`, from the recorder's "stop requested" log line to its
 //! "recording finished" line (both RFC 3339 timestamps), and from the camera's last frame sent.
@@ -198,7 +203,7 @@ struct Run {
     /// Codec and decoded frame count from ffprobe.
     probe: Probe,
     /// Frames sent but not in the file (dataflow rows only).
-    lost: Option<u64>,
+    lost: Option<Losses>,
     /// Extra text printed below the table.
     note: Option<String>,
 }
@@ -295,11 +300,15 @@ struct Job {
     pace: Pace,
     slowdowns: u32,
     pace_log: Vec<String>,
+    /// Dataflow rows: runs so far, and those that missed the camera's last frame(s).
+    runs: u32,
+    tail_runs: u32,
 }
 
 impl Job {
     fn new(contender: Contender, preset: &'static str) -> Self {
-        Self { contender, preset, samples: Vec::new(), pace: Pace::Unpaced, slowdowns: 0, pace_log: Vec::new() }
+        let pace = Pace::Unpaced;
+        Self { contender, preset, samples: Vec::new(), pace, slowdowns: 0, pace_log: Vec::new(), runs: 0, tail_runs: 0 }
     }
 }
 
@@ -705,10 +714,15 @@ impl FlowRun {
         Some(NodeUsage { cpu_secs, peak_rss_mb: peak_rss_kib / 1024.0 })
     }
 
-    /// Unix seconds at which `camera` sent each frame (its `SEND_LOG`).
-    fn sent_times(&self, camera: &str) -> Vec<f64> {
+    /// The frames `camera` sent (its `SEND_LOG`).
+    fn sent(&self, camera: &str) -> Vec<SentFrame> {
         let text = fs::read_to_string(sent_log(&self.dir, camera)).unwrap_or_default();
-        text.lines().filter_map(|line| line.split_whitespace().nth(1)?.parse::<f64>().ok()).map(|ns| ns / 1e9).collect()
+        text.lines()
+            .filter_map(|line| {
+                let (index, nanos) = line.split_once(' ')?;
+                Some(SentFrame { index: index.parse().ok()?, at: nanos.trim().parse::<f64>().ok()? / 1e9 })
+            })
+            .collect()
     }
 
     /// The recorder's "recording finished" lines.
@@ -754,6 +768,61 @@ impl Finished {
             at: log_time(line),
         })
     }
+}
+
+/// One frame a camera sent, from its `SEND_LOG`.
+#[derive(Debug, Clone, Copy)]
+struct SentFrame {
+    /// The camera's frame index (also the `frame_index` metadata the recorder indexes).
+    index: u64,
+    /// Unix seconds.
+    at: f64,
+}
+
+/// Frames a camera sent that are not in its recordings. `tail`: its last frames, sent after the
+/// last frame the files hold (seen when a camera exits or the dataflow stops, at any load); the
+/// rest are `dropped`: missing before that point, or counted as dropped by the recorder's log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Losses {
+    dropped: u64,
+    tail: u64,
+    /// The index of the first frame missing before the last recorded one, if the index tells.
+    first_dropped: Option<u64>,
+}
+
+impl Losses {
+    /// The losses of one camera: its send log against the `frame_index` column of its files'
+    /// frame index (`NAME.frames.csv`) and the frames ffprobe decodes; without an index, every
+    /// missing frame counts as dropped.
+    fn of_camera(sent: &[SentFrame], files: &[&Finished], frames_in_files: u64) -> Self {
+        let missing_by_count = (sent.len() as u64).saturating_sub(frames_in_files);
+        let logged: u64 = files.iter().map(|file| file.dropped).sum();
+        let recorded: Option<Vec<u64>> =
+            files.iter().map(|file| recorded_indices(&file.path)).collect::<Option<Vec<_>>>().map(|v| v.concat());
+        let (tail, first_dropped) =
+            match recorded.as_deref().and_then(|indices| indices.iter().max().map(|last| (indices, *last))) {
+                Some((indices, last)) => {
+                    let missing = sent.iter().map(|frame| frame.index).filter(|index| !indices.contains(index));
+                    let first_dropped = missing.clone().find(|index| *index < last);
+                    (missing.filter(|index| *index > last).count() as u64, first_dropped)
+                }
+                None => (0, None),
+            };
+        Self { dropped: missing_by_count.saturating_sub(tail).max(logged), tail, first_dropped }
+    }
+
+    fn add(self, other: Self) -> Self {
+        let first_dropped = self.first_dropped.into_iter().chain(other.first_dropped).min();
+        Self { dropped: self.dropped + other.dropped, tail: self.tail + other.tail, first_dropped }
+    }
+}
+
+/// The `frame_index` column of a video's frame index, if it has one.
+fn recorded_indices(video: &Path) -> Option<Vec<u64>> {
+    let text = fs::read_to_string(video.with_extension("frames.csv")).ok()?;
+    let mut lines = text.lines();
+    let column = lines.next()?.split(',').position(|name| name == "frame_index")?;
+    Some(lines.filter_map(|line| line.split(',').nth(column)?.parse().ok()).collect())
 }
 
 /// The value of ` key=value` or ` key="value"` in a `tracing` line.
@@ -859,14 +928,14 @@ fn dataflow_row(preset: &'static str, pace: Pace, flow: &FlowRun) -> Option<Run>
         return None;
     };
     let camera_cpu_secs = flow.node_usage("camera").map_or(f64::NAN, |camera| camera.cpu_secs);
-    let sent_times = flow.sent_times("camera");
-    let sent = sent_times.len() as u64;
+    let sent_frames = flow.sent("camera");
+    let sent = sent_frames.len() as u64;
     let probe = ffprobe(&file.path);
-    let lost = sent.saturating_sub(probe.frames).max(file.dropped);
+    let lost = Losses::of_camera(&sent_frames, &[&file], probe.frames);
     let dora_own_secs = (flow.total_cpu_secs - recorder.cpu_secs - camera_cpu_secs).max(0.0);
-    let steady_fps = match (sent_times.first(), file.at) {
-        (Some(first), Some(finished)) if finished > *first => {
-            format!("{:.1}", probe.frames as f64 / (finished - first))
+    let steady_fps = match (sent_frames.first(), file.at) {
+        (Some(first), Some(finished)) if finished > first.at => {
+            format!("{:.1}", probe.frames as f64 / (finished - first.at))
         }
         _ => "-".to_owned(),
     };
@@ -890,7 +959,7 @@ fn dataflow_row(preset: &'static str, pace: Pace, flow: &FlowRun) -> Option<Run>
 }
 
 /// One round of a whole-dataflow row (round `round`, from 0): a run at the job's pace. A run that
-/// loses frames slows the camera down (to [`PACE_MARGIN`] of the rate that reached the file, and at
+/// drops frames (missing last frames do not count: see [`Losses`]) slows the camera down (to [`PACE_MARGIN`] of the rate that reached the file, and at
 /// least by [`PACE_STEP`]), discards the samples taken at faster paces and runs again until the job
 /// has a sample per round so far; after [`MAX_SLOWDOWNS`] slowdowns, lossy runs are kept as they are.
 fn dataflow_round(job: &mut Job, dora: &Dora, context: &CaseContext, round: usize) {
@@ -899,8 +968,10 @@ fn dataflow_round(job: &mut Job, dora: &Dora, context: &CaseContext, round: usiz
             job.pace_log.push(format!("round {}: a run at {} failed", round + 1, job.pace));
             return;
         };
-        let lost = run.lost.unwrap_or(0);
-        if lost == 0 || job.slowdowns >= MAX_SLOWDOWNS {
+        let lost = run.lost.unwrap_or_default();
+        job.runs += 1;
+        job.tail_runs += u32::from(lost.tail > 0);
+        if lost.dropped == 0 || job.slowdowns >= MAX_SLOWDOWNS {
             job.samples.push(run);
             continue;
         }
@@ -910,10 +981,12 @@ fn dataflow_round(job: &mut Job, dora: &Dora, context: &CaseContext, round: usiz
             Pace::Unpaced => reached,
         };
         job.pace_log.push(format!(
-            "round {}: {} lost {lost} of {} frames ({:.1} fps reached the file)",
+            "round {}: {} dropped {} of {} frames ({}{:.1} fps reached the file)",
             round + 1,
             job.pace,
+            lost.dropped,
             context.case.frames,
+            lost.first_dropped.map(|index| format!("the first: #{index}; ")).unwrap_or_default(),
             run.fps()
         ));
         job.pace = Pace::Hz(slower);
@@ -927,8 +1000,17 @@ fn pace_note(job: &Job) -> Option<String> {
     if job.contender != Contender::Dataflow {
         return None;
     }
-    let history = if job.pace_log.is_empty() { "no run lost a frame".to_owned() } else { job.pace_log.join("; then ") };
-    Some(format!("{} ({}): camera {} in every kept round; {history}", job.contender.name(), job.preset, job.pace))
+    let history =
+        if job.pace_log.is_empty() { "no run dropped a frame".to_owned() } else { job.pace_log.join("; then ") };
+    Some(format!(
+        "{} ({}): camera {} in every kept round; {history}; the camera's last frame(s) were missing from the file \
+         in {} of {} runs",
+        job.contender.name(),
+        job.preset,
+        job.pace,
+        job.tail_runs,
+        job.runs
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -944,8 +1026,10 @@ fn bench_camera_capacity(dora: &Dora, work: &Path, quick: bool) {
     );
     println!(
         "N test-pattern cameras (bgr8, `MAX_FRAMES` = {secs} s of frames) into one recorder, N = 1, 2, ... up to \
-         {max_cameras}; a run fails when a frame sent is not in its file (or the recorder logs a drop), or when a \
-         camera could not keep 90% of its rate (the machine is saturated). CPU is in % of one core over the run; \
+         {max_cameras}; a run fails when frames are dropped, or when a camera could not keep 90% of its rate \
+         (the machine is saturated). Dropped: frames missing before the last one a file holds, or counted by the \
+         recorder; last frames missing: a camera's final frames, missing at any load (not a capacity limit, and \
+         not counted by the recorder). CPU is in % of one core over the run; \
          background is what other processes used meanwhile."
     );
     for kind in [(640, 480, 15), (1280, 720, 30)] {
@@ -957,10 +1041,10 @@ fn bench_camera_capacity(dora: &Dora, work: &Path, quick: bool) {
 fn capacity_series(dora: &Dora, work: &Path, (width, height, fps): (u32, u32, u32), secs: u32, max_cameras: u32) {
     println!("\n### {width}x{height} @ {fps} fps\n");
     println!(
-        "| cameras | frames sent | frames in files | lost | slowest camera fps | recorder CPU % | cameras CPU % | \
-         background CPU % | recorder peak RSS MB | wall s |"
+        "| cameras | frames sent | frames in files | dropped | last frames missing | slowest camera fps | \
+         recorder CPU % | cameras CPU % | background CPU % | recorder peak RSS MB | wall s |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut sustained = 0;
     let mut verdict = format!("no failure up to the cap of {max_cameras}");
     for count in 1..=max_cameras {
@@ -993,9 +1077,7 @@ struct CapacityOutcome {
     sent: u64,
     recorded: u64,
     /// Frames sent but not in their camera's files, summed over cameras.
-    lost: u64,
-    /// Drops the recorder's log reports.
-    dropped: u64,
+    lost: Losses,
     slowest_fps: f64,
     recorder: NodeUsage,
     cameras_cpu_secs: f64,
@@ -1008,10 +1090,11 @@ impl CapacityOutcome {
     fn print_row(&self, cameras: u32) {
         let share = |cpu: f64| 100.0 * cpu / self.wall_secs;
         println!(
-            "| {cameras} | {} | {} | {} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} |",
+            "| {cameras} | {} | {} | {} | {} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} |",
             self.sent,
             self.recorded,
-            self.lost.max(self.dropped),
+            self.lost.dropped,
+            self.lost.tail,
             self.slowest_fps,
             share(self.recorder.cpu_secs),
             share(self.cameras_cpu_secs),
@@ -1021,10 +1104,11 @@ impl CapacityOutcome {
         );
     }
 
-    /// Why this run does not count as sustained, if it does not.
+    /// Why this run does not count as sustained, if it does not (missing last frames do not count:
+    /// see [`Losses`]).
     fn problem(&self, fps: u32) -> Option<String> {
-        if self.lost > 0 || self.dropped > 0 {
-            Some(format!("{} frames lost", self.lost.max(self.dropped)))
+        if self.lost.dropped > 0 {
+            Some(format!("{} frames dropped", self.lost.dropped))
         } else if self.slowest_fps < 0.9 * f64::from(fps) {
             Some(format!("a camera sent only {:.1} fps of {fps}: the machine is saturated", self.slowest_fps))
         } else {
@@ -1061,8 +1145,7 @@ fn capacity_outcome(flow: &FlowRun, cameras: &[String]) -> Option<CapacityOutcom
     let mut outcome = CapacityOutcome {
         sent: 0,
         recorded: 0,
-        lost: 0,
-        dropped: finished.iter().map(|file| file.dropped).sum(),
+        lost: Losses::default(),
         slowest_fps: f64::INFINITY,
         recorder,
         cameras_cpu_secs: 0.0,
@@ -1070,23 +1153,23 @@ fn capacity_outcome(flow: &FlowRun, cameras: &[String]) -> Option<CapacityOutcom
         wall_secs: flow.wall_secs,
     };
     for camera in cameras {
-        let times = flow.sent_times(camera);
-        let files = finished.iter().filter(|file| file.camera == *camera || cameras.len() == 1);
-        let recorded: u64 = files.map(|file| ffprobe(&file.path).frames).sum();
-        let sent = times.len() as u64;
-        outcome.sent += sent;
+        let sent = flow.sent(camera);
+        let files: Vec<&Finished> =
+            finished.iter().filter(|file| file.camera == *camera || cameras.len() == 1).collect();
+        let recorded: u64 = files.iter().map(|file| ffprobe(&file.path).frames).sum();
+        outcome.sent += sent.len() as u64;
         outcome.recorded += recorded;
-        outcome.lost += sent.saturating_sub(recorded);
-        outcome.slowest_fps = outcome.slowest_fps.min(send_rate(&times));
+        outcome.lost = outcome.lost.add(Losses::of_camera(&sent, &files, recorded));
+        outcome.slowest_fps = outcome.slowest_fps.min(send_rate(&sent));
         outcome.cameras_cpu_secs += flow.node_usage(camera).map_or(0.0, |usage| usage.cpu_secs);
     }
     Some(outcome)
 }
 
 /// Frames per second between a camera's first and last frame.
-fn send_rate(times: &[f64]) -> f64 {
-    match (times.first(), times.last()) {
-        (Some(first), Some(last)) if last > first => (times.len() - 1) as f64 / (last - first),
+fn send_rate(sent: &[SentFrame]) -> f64 {
+    match (sent.first(), sent.last()) {
+        (Some(first), Some(last)) if last.at > first.at => (sent.len() - 1) as f64 / (last.at - first.at),
         _ => 0.0,
     }
 }
@@ -1106,23 +1189,24 @@ fn bench_stop_latency(dora: &Dora, work: &Path, cases: &[Case], rounds: usize, q
          finished\" line (the file is a finalized hybrid MP4 then), and to \"recorder done\" (the node exits).\n"
     );
     println!(
-        "| camera | camera fps | frames in file | lost | stop → finished ms (range) | last frame → finished ms | \
-         stop → recorder done ms | background CPU % |"
+        "| camera | camera fps | frames in file | dropped | last frames missing | stop → finished ms (range) | \
+         last frame → finished ms | stop → recorder done ms | background CPU % |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &case in cases {
         let mut samples: Vec<StopSample> = (0..rounds).filter_map(|_| stop_sample(dora, work, case, secs)).collect();
         samples.sort_by(|a, b| a.stop_to_finished_ms.total_cmp(&b.stop_to_finished_ms));
         let (Some(fastest), Some(slowest)) = (samples.first(), samples.last()) else { continue };
         let median = &samples[samples.len() / 2];
         println!(
-            "| {}x{} @ {} | {:.1} | {} | {} | {:.0} ({:.0}-{:.0}) | {:.0} | {:.0} | {:.0} |",
+            "| {}x{} @ {} | {:.1} | {} | {} | {} | {:.0} ({:.0}-{:.0}) | {:.0} | {:.0} | {:.0} |",
             case.width,
             case.height,
             case.fps,
             median.camera_fps,
             median.frames,
-            median.lost,
+            median.lost.dropped,
+            median.lost.tail,
             median.stop_to_finished_ms,
             fastest.stop_to_finished_ms,
             slowest.stop_to_finished_ms,
@@ -1138,7 +1222,7 @@ fn bench_stop_latency(dora: &Dora, work: &Path, cases: &[Case], rounds: usize, q
 struct StopSample {
     camera_fps: f64,
     frames: u64,
-    lost: u64,
+    lost: Losses,
     stop_to_finished_ms: f64,
     last_frame_to_finished_ms: f64,
     stop_to_done_ms: f64,
@@ -1171,8 +1255,8 @@ fn stop_figures(flow: &FlowRun) -> Option<StopSample> {
     let file = flow.finished().into_iter().next();
     let stop = flow.recorder_event("stop requested");
     let done = flow.recorder_event("recorder done");
-    let times = flow.sent_times("camera");
-    let (Some(file), Some(stop), Some(done), Some(&last_frame)) = (file, stop, done, times.last()) else {
+    let sent = flow.sent("camera");
+    let (Some(file), Some(stop), Some(done), Some(last_frame)) = (file, stop, done, sent.last()) else {
         println!("stop run: FAILED (missing \"stop requested\", \"recording finished\" or \"recorder done\"):");
         println!("    {}", flow.log_tail());
         return None;
@@ -1180,11 +1264,11 @@ fn stop_figures(flow: &FlowRun) -> Option<StopSample> {
     let finished = file.at?;
     let frames = ffprobe(&file.path).frames;
     Some(StopSample {
-        camera_fps: send_rate(&times),
+        camera_fps: send_rate(&sent),
         frames,
-        lost: (times.len() as u64).saturating_sub(frames).max(file.dropped),
+        lost: Losses::of_camera(&sent, &[&file], frames),
         stop_to_finished_ms: 1000.0 * (finished - stop),
-        last_frame_to_finished_ms: 1000.0 * (finished - last_frame),
+        last_frame_to_finished_ms: 1000.0 * (finished - last_frame.at),
         stop_to_done_ms: 1000.0 * (done - stop),
         background_share: 100.0 * flow.background_cpu_secs / flow.wall_secs,
     })
@@ -1339,8 +1423,11 @@ fn print_table(runs: &[Run]) {
         let wall_of = |contender| find_run(runs, contender, run.preset).map(|base| base.usage.wall_secs);
         let (fastest, slowest) = run.wall_range_secs;
         let mut frames = run.probe.frames.to_string();
-        if let Some(lost) = run.lost.filter(|lost| *lost > 0) {
-            frames += &format!(" ({lost} lost)");
+        if let Some(lost) = run.lost.filter(|lost| lost.dropped > 0) {
+            frames += &format!(" ({} dropped)", lost.dropped);
+        }
+        if let Some(lost) = run.lost.filter(|lost| lost.tail > 0) {
+            frames += &format!(" ({} last missing)", lost.tail);
         }
         if run.probe.codec != "h264" {
             frames += &format!(" ({})", run.probe.codec);

@@ -89,7 +89,9 @@ impl ClipRecorder {
         let worker = std::thread::Builder::new().name(name).spawn(move || {
             let overlay = spec.files.overlay.then(Overlay::default);
             let stats = worker_stats;
-            Worker { spec, camera, reports, stats, encoding: None, ring, file: None, overlay }.run(queue)
+            let early_detections = VecDeque::new();
+            Worker { spec, camera, reports, stats, encoding: None, ring, file: None, overlay, early_detections }
+                .run(queue)
         })?;
         Ok(Self { commands, stats, worker })
     }
@@ -166,6 +168,10 @@ struct ClipFile {
 
 type Ring = PacketRing<(EncodedPacket, FrameInfo)>;
 
+fn serial_of(file: &Option<ClipFile>) -> Option<u64> {
+    file.as_ref().map(|f| f.session.serial)
+}
+
 struct Worker {
     spec: ClipSpec,
     camera: String,
@@ -176,7 +182,13 @@ struct Worker {
     file: Option<ClipFile>,
     /// The latest boxes to draw, with `OVERLAY=true`.
     overlay: Option<Overlay>,
+    /// Detections of a session whose file is not open yet (its first frames are still in the
+    /// encoder), oldest first.
+    early_detections: VecDeque<(u64, DetectionMessage)>,
 }
+
+/// Most detections kept for a file that has not opened yet.
+const MAX_EARLY_DETECTIONS: usize = 300;
 
 impl Worker {
     fn run(mut self, queue: QueueReceiver<Command>) {
@@ -345,6 +357,15 @@ impl Worker {
         for (past_packet, past_info) in &past {
             self.write(past_packet, past_info);
         }
+        let early = std::mem::take(&mut self.early_detections);
+        let (ours, others): (VecDeque<_>, VecDeque<_>) =
+            early.into_iter().partition(|(s, _)| Some(*s) == serial_of(&self.file));
+        self.early_detections = others;
+        if let Some(file) = self.file.as_mut() {
+            for (_, message) in ours {
+                file.sidecars.detections(message.time_ns, &message.ids, &message.detections);
+            }
+        }
     }
 
     fn write(&mut self, packet: &EncodedPacket, info: &FrameInfo) {
@@ -365,11 +386,18 @@ impl Worker {
         if let Some(overlay) = &mut self.overlay {
             overlay.remember(message.time_ns, &message.detections);
         }
+        let Some(serial) = session.map(|s| s.serial) else { return };
         match self.file.as_mut() {
-            Some(file) if session.is_some_and(|s| s.serial == file.session.serial) => {
+            Some(file) if file.session.serial == serial => {
                 file.sidecars.detections(message.time_ns, &message.ids, &message.detections);
             }
-            _ => tracing::debug!(camera = %self.camera, "detections with no file of their session open: dropped"),
+            _ => {
+                // The session's file opens when its first frame leaves the encoder.
+                if self.early_detections.len() == MAX_EARLY_DETECTIONS {
+                    self.early_detections.pop_front();
+                }
+                self.early_detections.push_back((serial, message.clone()));
+            }
         }
     }
 

@@ -5,6 +5,7 @@
 use std::{
     collections::{BTreeMap, HashSet},
     path::{Path, PathBuf},
+    time::{Duration, Instant},
 };
 
 use crate::{
@@ -23,10 +24,15 @@ const MANIFEST_EXTENSION: &str = "session.json";
 struct OpenManifest {
     path: PathBuf,
     manifest: SessionManifest,
-    /// Files started and not yet finished: the manifest is final when the session has ended
-    /// and this is zero.
+    /// Files started and not yet finished: the manifest is final when the session has ended,
+    /// this is zero and [`RETIRE_AFTER`] has passed (a pre-roll file may open after its session
+    /// ended, when its first frame leaves the encoder).
     files_open: u64,
+    ended_at: Option<Instant>,
 }
+
+/// How long an ended session's manifest still takes file events with no file open.
+const RETIRE_AFTER: Duration = Duration::from_secs(5);
 
 /// The manifests of the sessions that have files in progress.
 #[derive(Debug)]
@@ -51,8 +57,12 @@ impl Manifests {
                 return;
             }
         };
-        let open =
-            OpenManifest { path, manifest: SessionManifest::new(&session.id, session.start_nanos), files_open: 0 };
+        let open = OpenManifest {
+            path,
+            manifest: SessionManifest::new(&session.id, session.start_nanos),
+            files_open: 0,
+            ended_at: None,
+        };
         write(&open);
         self.open.insert(session.serial, open);
     }
@@ -78,22 +88,22 @@ impl Manifests {
             (_, None) => open.manifest.add_dropped(camera, report.dropped),
         }
         write(open);
-        self.retire_final(report.session_serial);
     }
 
     /// A session ended (its files may still be finishing).
     pub fn session_ended(&mut self, serial: u64, reason: EndReason, ended_unix_nanos: u64) {
         let Some(open) = self.open.get_mut(&serial) else { return };
         open.manifest.end(reason, ended_unix_nanos);
+        open.ended_at.get_or_insert_with(Instant::now);
         write(open);
-        self.retire_final(serial);
     }
 
     /// The manifests still being written and every file they list (finished segments of a
     /// session in progress included): retention must not delete them.
     pub fn active_paths(&self) -> HashSet<PathBuf> {
         let mut active = HashSet::new();
-        for open in self.open.values() {
+        // An ended session with no file open is finished: its files may go.
+        for open in self.open.values().filter(|open| !open.manifest.has_ended() || open.files_open > 0) {
             active.insert(open.path.clone());
             for file in open.manifest.cameras.values().flat_map(|camera| &camera.files) {
                 active.insert(self.storage.join(&file.path));
@@ -103,10 +113,12 @@ impl Manifests {
         active
     }
 
-    fn retire_final(&mut self, serial: u64) {
-        if self.open.get(&serial).is_some_and(|open| open.manifest.has_ended() && open.files_open == 0) {
-            self.open.remove(&serial);
-        }
+    /// Forgets manifests that are final: ended for [`RETIRE_AFTER`] with no file open.
+    pub fn retire_final(&mut self, now: Instant) {
+        self.open.retain(|_, open| {
+            let ended_long_ago = open.ended_at.is_some_and(|at| now.duration_since(at) >= RETIRE_AFTER);
+            !(ended_long_ago && open.files_open == 0)
+        });
     }
 }
 
@@ -172,7 +184,11 @@ mod tests {
             (json["end_reason"].as_str(), json["cameras"]["front"]["frames"].as_u64()),
             (Some("stop"), Some(10))
         );
-        assert!(manifests.active_paths().is_empty(), "final once ended and every file finished");
+        assert!(manifests.active_paths().is_empty(), "ended with every file finished: nothing to protect");
+        manifests.retire_final(Instant::now());
+        assert_eq!(manifests.open.len(), 1, "a late file of the session may still open");
+        manifests.retire_final(Instant::now() + RETIRE_AFTER);
+        assert!(manifests.open.is_empty(), "forgotten once ended a while with every file finished");
     }
 
     #[test]

@@ -16,6 +16,20 @@ use crate::{
 
 /// How many recent frames a detection can still be matched with (seconds of video at 30 fps).
 const RECENT_FRAMES: usize = 300;
+/// Detections waiting for their frame to reach the video (it may still be in the encoder): at
+/// most this many, the oldest are then written with the best match so far.
+const MAX_PENDING: usize = 300;
+/// A detection whose frame has not been written this long after its time gives up waiting and
+/// takes the latest frame at or before it.
+const WAIT_FOR_FRAME_NANOS: u64 = 2_000_000_000;
+
+/// A detector message not yet written: its frame is not in the video yet.
+#[derive(Debug, Clone)]
+struct PendingDetection {
+    time_ns: u64,
+    ids: BTreeMap<String, String>,
+    detections: Detections,
+}
 
 /// A frame written into the video, as detections refer to it.
 #[derive(Debug, Clone)]
@@ -32,6 +46,7 @@ pub struct Sidecars {
     index: Option<FrameIndex>,
     detections: Option<DetectionLog>,
     recent: VecDeque<RecentFrame>,
+    pending: VecDeque<PendingDetection>,
     /// The first I/O error, reported once with the file; the video goes on without the sidecar.
     error: Option<String>,
 }
@@ -40,8 +55,14 @@ impl Sidecars {
     /// Starts the index of `video`, with columns for the identifying metadata keys of its first
     /// frame.
     pub fn open(video: &Path, first_frame_ids: &BTreeMap<String, String>) -> Self {
-        let mut sidecars =
-            Self { video: video.to_owned(), index: None, detections: None, recent: VecDeque::new(), error: None };
+        let mut sidecars = Self {
+            video: video.to_owned(),
+            index: None,
+            detections: None,
+            recent: VecDeque::new(),
+            pending: VecDeque::new(),
+            error: None,
+        };
         let columns = first_frame_ids.keys().cloned().collect();
         sidecars.index = sidecars.keep(FrameIndex::create(&index_path(video), columns));
         sidecars
@@ -66,23 +87,71 @@ impl Sidecars {
             self.recent.pop_front();
         }
         self.recent.push_back(RecentFrame { number, time_ns, ids: std::sync::Arc::clone(ids) });
+        self.write_resolved(false);
     }
 
-    /// Writes a detector's output for this video: the line names the frame it belongs to (see
-    /// [`match_frame`](Self::match_frame)). Returns that frame's number.
-    pub fn detections(&mut self, time_ns: u64, ids: &BTreeMap<String, String>, detections: &Detections) -> Option<u64> {
-        let frame = self.match_frame(time_ns, ids);
+    /// A detector's output for this video. Its line names the frame it belongs to (see
+    /// [`match_frame`](Self::match_frame)), so it waits until that frame is in the video (a frame
+    /// spends a few frames' time inside the encoder); lines keep their arrival order.
+    pub fn detections(&mut self, time_ns: u64, ids: &BTreeMap<String, String>, detections: &Detections) {
+        self.pending.push_back(PendingDetection { time_ns, ids: ids.clone(), detections: detections.clone() });
+        self.write_resolved(false);
+    }
+
+    /// Writes the pending detections whose frame is known, oldest first; `at_end` decides the
+    /// rest with what the video holds.
+    fn write_resolved(&mut self, at_end: bool) {
+        while let Some(pending) = self.pending.front() {
+            let force = at_end || self.pending.len() > MAX_PENDING;
+            let Some(frame) = self.resolve(pending, force) else { break };
+            if let Some(pending) = self.pending.pop_front() {
+                self.write_detection(frame, &pending);
+            }
+        }
+    }
+
+    /// The frame of `pending` once it is decided: `Some(Some(n))` frame `n`, `Some(None)` no frame
+    /// (before the video's first), `None` not yet (its frame may still be in the encoder).
+    fn resolve(&self, pending: &PendingDetection, force: bool) -> Option<Option<u64>> {
+        let by_ids = self.frames_with_ids(&pending.ids);
+        if by_ids.len() == 1 {
+            return Some(by_ids.first().map(|frame| frame.number));
+        }
+        let newest = self.recent.back().map_or(0, |frame| frame.time_ns);
+        let waited_long = newest > pending.time_ns.saturating_add(WAIT_FOR_FRAME_NANOS);
+        let names_a_frame = !self.recent.is_empty() && self.shares_a_key(&pending.ids);
+        let decided = if by_ids.is_empty() && names_a_frame {
+            // Its frame (by id) is not written yet.
+            force || waited_long
+        } else {
+            // The time rule is final once a later frame is in the video.
+            force || newest > pending.time_ns
+        };
+        decided.then(|| self.match_frame(pending.time_ns, &pending.ids))
+    }
+
+    fn write_detection(&mut self, frame: Option<u64>, pending: &PendingDetection) {
         if self.detections.is_none() && self.error.is_none() {
             self.detections = self.keep(DetectionLog::create(&detections_path(&self.video)));
         }
         if let Some(log) = &mut self.detections {
-            let written = log.append(frame, time_ns, detections).and_then(|()| log.flush());
+            let written = log.append(frame, pending.time_ns, &pending.detections).and_then(|()| log.flush());
             if let Err(error) = written {
                 self.detections = None;
                 self.note_error(&error);
             }
         }
-        frame
+    }
+
+    /// Recent frames whose identifying metadata equals `ids` on every key they share (and share
+    /// at least one).
+    fn frames_with_ids(&self, ids: &BTreeMap<String, String>) -> Vec<&RecentFrame> {
+        let same = |frame: &RecentFrame| ids.iter().all(|(key, value)| frame.ids.get(key).is_none_or(|v| v == value));
+        self.recent.iter().filter(|frame| ids.keys().any(|key| frame.ids.contains_key(key)) && same(frame)).collect()
+    }
+
+    fn shares_a_key(&self, ids: &BTreeMap<String, String>) -> bool {
+        self.recent.iter().any(|frame| ids.keys().any(|key| frame.ids.contains_key(key)))
     }
 
     /// The frame a detection belongs to: the recent frame whose identifying metadata (e.g.
@@ -90,10 +159,7 @@ impl Sidecars {
     /// share, else the latest frame sent at or before the detection's time. Among several frames
     /// that match on keys (keys that never change, like a camera name), the time rule decides.
     pub fn match_frame(&self, time_ns: u64, ids: &BTreeMap<String, String>) -> Option<u64> {
-        let shares_a_key = |frame: &RecentFrame| ids.keys().any(|key| frame.ids.contains_key(key));
-        let same_ids =
-            |frame: &RecentFrame| ids.iter().all(|(key, value)| frame.ids.get(key).is_none_or(|v| v == value));
-        let by_ids: Vec<&RecentFrame> = self.recent.iter().filter(|f| shares_a_key(f) && same_ids(f)).collect();
+        let by_ids = self.frames_with_ids(ids);
         let candidates: Vec<&RecentFrame> = if by_ids.is_empty() { self.recent.iter().collect() } else { by_ids };
         let at_or_before = candidates.iter().rev().find(|frame| frame.time_ns <= time_ns);
         match (at_or_before, candidates.len()) {
@@ -106,8 +172,10 @@ impl Sidecars {
         }
     }
 
-    /// Syncs and closes the side files; returns the first error met, if any.
-    pub fn finish(self) -> Option<String> {
+    /// Writes what is still pending, syncs and closes the side files; returns the first error
+    /// met, if any.
+    pub fn finish(mut self) -> Option<String> {
+        self.write_resolved(true);
         let mut error = self.error;
         if let Some(index) = self.index
             && let Err(e) = index.finish()
@@ -187,10 +255,44 @@ mod tests {
         assert_eq!(sidecars.match_frame(350, &BTreeMap::new()), Some(2), "latest frame at or before");
         assert_eq!(sidecars.match_frame(50, &BTreeMap::new()), None, "before the first frame");
         assert_eq!(sidecars.match_frame(10, &ids(&[("frame_index", "4")])), Some(4), "an id match survives clock skew");
-        assert_eq!(sidecars.detections(1_000, &ids(&[("frame_index", "3")]), &one_box()), Some(3));
+        sidecars.detections(1_000, &ids(&[("frame_index", "3")]), &one_box());
         sidecars.finish();
         let lines = std::fs::read_to_string(detections_path(&video)).unwrap();
         assert!(lines.starts_with("{\"frame\":3"), "{lines}");
+    }
+
+    #[test]
+    fn a_detection_waits_for_its_frame_to_reach_the_video() {
+        let video = temp_video("wait");
+        let mut sidecars = Sidecars::open(&video, &BTreeMap::new());
+        let frame = |n: u64| Arc::new(ids(&[("frame_index", &n.to_string())]));
+        sidecars.frame_written(0, 0.0, 100, &frame(10));
+        // The detector saw frame_index 12, still inside the encoder.
+        sidecars.detections(350, &ids(&[("frame_index", "12")]), &one_box());
+        sidecars.detections(360, &BTreeMap::new(), &one_box());
+        assert!(!detections_path(&video).exists(), "nothing written before its frame is in the video");
+        sidecars.frame_written(1, 0.1, 200, &frame(11));
+        sidecars.frame_written(2, 0.2, 300, &frame(12));
+        let lines = std::fs::read_to_string(detections_path(&video)).unwrap();
+        assert_eq!(lines.lines().count(), 1, "the id match is written; the time match waits for a later frame");
+        assert!(lines.starts_with("{\"frame\":2"), "{lines}");
+        sidecars.frame_written(3, 0.3, 400, &frame(13));
+        sidecars.finish();
+        let lines: Vec<String> =
+            std::fs::read_to_string(detections_path(&video)).unwrap().lines().map(String::from).collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[1].starts_with("{\"frame\":2"), "latest frame at or before 360 ns: {}", lines[1]);
+    }
+
+    #[test]
+    fn pending_detections_are_written_at_the_end_with_the_best_match() {
+        let video = temp_video("end");
+        let mut sidecars = Sidecars::open(&video, &BTreeMap::new());
+        sidecars.frame_written(0, 0.0, 100, &Arc::new(ids(&[("frame_index", "1")])));
+        sidecars.detections(500, &ids(&[("frame_index", "99")]), &one_box());
+        sidecars.finish();
+        let lines = std::fs::read_to_string(detections_path(&video)).unwrap();
+        assert!(lines.starts_with("{\"frame\":0"), "{lines}");
     }
 
     #[test]

@@ -117,15 +117,26 @@ fn a_full_disk_trims_the_file_to_its_last_fragment_and_the_next_session_records(
     let filler = disk.path().join("filler.bin");
     std::fs::write(&filler, vec![0u8; 2_200_000]).unwrap();
     let storage = storage_env(disk.path());
-    let free_space = at(4.0, disk.path(), move || std::fs::remove_file(&filler).unwrap());
+    // Room comes back once the disk has been full for a moment (however fast the frames came).
+    let full_disk = disk.path().to_owned();
+    let free_space = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let used =
+            || e2e::files_in(&full_disk).iter().map(|f| std::fs::metadata(f).map_or(0, |m| m.len())).sum::<u64>();
+        while used() < 3 * 1024 * 1024 - 150_000 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        std::fs::remove_file(&filler).unwrap();
+    });
     let (result, events) = Script::new(&CONTROLLED)
         .control_json(0.0, &json!({"action": "start", "session_id": "full"}))
         .noise_frames("image", 0.1, 0.1, 30, 320, 240)
         .control_text(3.3, "stop", None)
-        .control_json(5.0, &json!({"action": "start", "session_id": "after"}))
-        .frames("image", 5.1, 0.1, 10, 64, 48)
-        .control_text(6.2, "stop", None)
-        .stop(6.4)
+        .control_json(8.0, &json!({"action": "start", "session_id": "after"}))
+        .frames("image", 8.1, 0.1, 10, 64, 48)
+        .control_text(9.2, "stop", None)
+        .stop(9.4)
         .run(&[("STORAGE", &storage)]);
     free_space.join().unwrap();
     let summary = result.unwrap();

@@ -262,6 +262,7 @@ impl Pipeline {
             self.finishing.push(recorder.finish());
         }
         self.reap_workers(false);
+        self.manifests.retire_final(now);
         self.enforce_retention(now, false);
     }
 
