@@ -36,12 +36,16 @@ pub fn top_level_boxes(path: &Path) -> Vec<String> {
     boxes
 }
 
-/// What `ffmpeg -v error -i FILE -f null -` prints: empty when every frame decodes cleanly.
+/// What `ffmpeg -v error -i FILE -f null -` prints, with each frame kept at its own time
+/// (`-fps_mode passthrough -enc_time_base -1`): empty when every frame decodes cleanly. Without
+/// those the null output rounds variable-rate video (a 30 fps camera in a file whose nominal
+/// rate is 15) to the nominal rate and reports two frames in one tick as "non monotonically
+/// increasing dts": a message about FFmpeg's output side, not about the file.
 pub fn decode_errors(path: &Path) -> String {
     let output = Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(path)
-        .args(["-f", "null", "-"])
+        .args(["-fps_mode", "passthrough", "-enc_time_base", "-1", "-f", "null", "-"])
         .output()
         .unwrap_or_else(|e| panic!("ffmpeg runs (scripts/setup.sh installs it): {e}"));
     String::from_utf8_lossy(&output.stderr).into_owned()
