@@ -75,7 +75,9 @@
 //! load is no longer N cameras at that rate: the machine is saturated); (b) the cost of the per-fragment
 //! `fdatasync` (the FSYNC=false row, as a ratio below each table); (c) the time from a stop to a
 //! finalized file: `dora run --stop-after`, from the recorder's "stop requested" log line to its
-//! "recording finished" line (both RFC 3339 timestamps), and from the camera's last frame sent.
+//! "recording finished" line (both RFC 3339 timestamps), and from the camera's last frame sent
+//! before that stop (the camera goes on sending the ticks dora still delivers; those frames are
+//! counted apart, since a stopped recording rightly leaves them out).
 
 use std::{
     fs::{self, File},
@@ -1108,7 +1110,8 @@ impl CapacityOutcome {
     /// see [`Losses`]).
     fn problem(&self, fps: u32) -> Option<String> {
         if self.lost.dropped > 0 {
-            Some(format!("{} frames dropped", self.lost.dropped))
+            let first = self.lost.first_dropped.map(|index| format!(", the first: #{index}")).unwrap_or_default();
+            Some(format!("{} frame(s) dropped{first}", self.lost.dropped))
         } else if self.slowest_fps < 0.9 * f64::from(fps) {
             Some(format!("a camera sent only {:.1} fps of {fps}: the machine is saturated", self.slowest_fps))
         } else {
@@ -1185,21 +1188,22 @@ fn bench_stop_latency(dora: &Dora, work: &Path, cases: &[Case], rounds: usize, q
          FSYNC=true; median of {rounds})\n"
     );
     println!(
-        "From the recorder's \"stop requested\" log line, and from the camera's last frame sent, to its \"recording \
-         finished\" line (the file is a finalized hybrid MP4 then), and to \"recorder done\" (the node exits).\n"
+        "From the recorder's \"stop requested\" log line, and from the camera's last frame sent before it, to its \
+         \"recording finished\" line (the file is a finalized hybrid MP4 then), and to \"recorder done\" (the node \
+         exits). Dropped and missing count the frames sent before the stop.\n"
     );
     println!(
-        "| camera | camera fps | frames in file | dropped | last frames missing | stop → finished ms (range) | \
-         last frame → finished ms | stop → recorder done ms | background CPU % |"
+        "| camera | camera fps | frames in file | dropped | last frames missing | sent after the stop | \
+         stop → finished ms (range) | last frame → finished ms | stop → recorder done ms | background CPU % |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &case in cases {
         let mut samples: Vec<StopSample> = (0..rounds).filter_map(|_| stop_sample(dora, work, case, secs)).collect();
         samples.sort_by(|a, b| a.stop_to_finished_ms.total_cmp(&b.stop_to_finished_ms));
         let (Some(fastest), Some(slowest)) = (samples.first(), samples.last()) else { continue };
         let median = &samples[samples.len() / 2];
         println!(
-            "| {}x{} @ {} | {:.1} | {} | {} | {} | {:.0} ({:.0}-{:.0}) | {:.0} | {:.0} | {:.0} |",
+            "| {}x{} @ {} | {:.1} | {} | {} | {} | {} | {:.0} ({:.0}-{:.0}) | {:.0} | {:.0} | {:.0} |",
             case.width,
             case.height,
             case.fps,
@@ -1207,6 +1211,7 @@ fn bench_stop_latency(dora: &Dora, work: &Path, cases: &[Case], rounds: usize, q
             median.frames,
             median.lost.dropped,
             median.lost.tail,
+            median.sent_after_stop,
             median.stop_to_finished_ms,
             fastest.stop_to_finished_ms,
             slowest.stop_to_finished_ms,
@@ -1222,7 +1227,11 @@ fn bench_stop_latency(dora: &Dora, work: &Path, cases: &[Case], rounds: usize, q
 struct StopSample {
     camera_fps: f64,
     frames: u64,
+    /// Of the frames sent before the recorder logged the stop.
     lost: Losses,
+    /// Frames the camera sent after that (dora still delivers queued ticks): a stopped recording
+    /// rightly leaves them out.
+    sent_after_stop: usize,
     stop_to_finished_ms: f64,
     last_frame_to_finished_ms: f64,
     stop_to_done_ms: f64,
@@ -1255,18 +1264,21 @@ fn stop_figures(flow: &FlowRun) -> Option<StopSample> {
     let file = flow.finished().into_iter().next();
     let stop = flow.recorder_event("stop requested");
     let done = flow.recorder_event("recorder done");
-    let sent = flow.sent("camera");
-    let (Some(file), Some(stop), Some(done), Some(last_frame)) = (file, stop, done, sent.last()) else {
+    let (Some(file), Some(stop), Some(done)) = (file, stop, done) else {
         println!("stop run: FAILED (missing \"stop requested\", \"recording finished\" or \"recorder done\"):");
         println!("    {}", flow.log_tail());
         return None;
     };
+    let (sent, sent_after_stop): (Vec<SentFrame>, Vec<SentFrame>) =
+        flow.sent("camera").into_iter().partition(|frame| frame.at <= stop);
+    let last_frame = sent.last()?;
     let finished = file.at?;
     let frames = ffprobe(&file.path).frames;
     Some(StopSample {
         camera_fps: send_rate(&sent),
         frames,
         lost: Losses::of_camera(&sent, &[&file], frames),
+        sent_after_stop: sent_after_stop.len(),
         stop_to_finished_ms: 1000.0 * (finished - stop),
         last_frame_to_finished_ms: 1000.0 * (finished - last_frame.at),
         stop_to_done_ms: 1000.0 * (done - stop),

@@ -39,7 +39,9 @@ impl ColourMatrix {
         video.set_color_range(color::Range::MPEG);
     }
 
-    /// Makes `context` convert full-range RGB into limited-range Y'CbCr with this matrix.
+    /// Makes `context` convert full-range RGB into limited-range Y'CbCr with this matrix (the
+    /// swscale path the convert benchmark compares against; the recorder converts RGB with
+    /// yuvutils-rs).
     pub fn configure_scaler(self, context: &mut scaling::Context) -> Result<(), ff::Error> {
         let standard = match self {
             Self::Bt601 => ff::ffi::SWS_CS_ITU601,
