@@ -293,7 +293,8 @@ fn a_panic_inside_a_worker_fails_that_file_and_the_worker_goes_on() {
     let dir = temp_storage("worker-panic");
     let limits = QueueLimits { frames: 30, bytes: 1 << 30, overflow: Overflow::DropOldest };
     let (recorder, reports) = spawn_recorder(&dir, limits, "veryfast");
-    let format = FrameFormat { encoding: PixelEncoding::Bgr8, width: 64, height: 48 };
+    // An odd size goes through the copy-then-swscale path, whose copy trusts the payload length.
+    let format = FrameFormat { encoding: PixelEncoding::Bgr8, width: 65, height: 49 };
     let frame = |index: u64, bytes: usize| Frame {
         format,
         sent_nanos: 1_000_000_000 + index * 66_666_666,
@@ -301,11 +302,11 @@ fn a_panic_inside_a_worker_fails_that_file_and_the_worker_goes_on() {
         ids: Default::default(),
     };
     for index in 0..5 {
-        recorder.submit(frame(index, 64 * 48 * 3));
+        recorder.submit(frame(index, 65 * 49 * 3));
     }
     recorder.submit(frame(5, 10));
     for index in 6..10 {
-        recorder.submit(frame(index, 64 * 48 * 3));
+        recorder.submit(frame(index, 65 * 49 * 3));
     }
     recorder.finish().join().unwrap();
     let reports: Vec<_> = reports.try_iter().collect();

@@ -87,7 +87,7 @@ enum Path {
     /// yuvutils-rs from the payload straight into the picture.
     Rgb(YuvStandardMatrix),
     /// A lookup table from the payload into the luma plane; chroma is neutral.
-    Grey([u8; 256]),
+    Grey(Box<[u8; 256]>),
     /// Copied into a staging frame (padded), then swscale into the picture (NV12).
     Swscale { staging: frame::Video, context: scaling::Context },
     /// Copied into the picture (already I420).
@@ -120,7 +120,7 @@ impl Converter {
         let path = match format.encoding {
             // yuvutils-rs 0.8 panics on odd sizes: those (rare) go through swscale below.
             _ if rgb && even => Path::Rgb(matrix),
-            PixelEncoding::Mono8 => Path::Grey(limited_range_luma()),
+            PixelEncoding::Mono8 => Path::Grey(Box::new(limited_range_luma())),
             PixelEncoding::Yuv420 => Path::Copy,
             _ => {
                 // Exact rounding; the matrix matters for RGB only (NV12 to I420 moves chroma).
