@@ -16,7 +16,8 @@ trap 'rm -f "$marker"' EXIT
 cargo build --release --locked -p dora-video-recorder -p dora-recorder-test-nodes
 dora run dataflows/record.yml --stop-after 10s --env "STORAGE=$STORAGE" "$@"
 
-mapfile -t files < <(find "$STORAGE" -maxdepth 1 -type f -newer "$marker" | sort)
+mapfile -t files < <(find "$STORAGE" -maxdepth 1 -type f \( -name '*.mp4' -o -name '*.mkv' -o -name '*.avi' \) \
+  -newer "$marker" | sort)
 if [ "${#files[@]}" -eq 0 ]; then
   echo "no recording was written to $STORAGE: see the log above" >&2
   exit 1
@@ -26,4 +27,9 @@ for file in "${files[@]}"; do
   ffprobe -v error -select_streams v:0 -count_frames \
     -show_entries stream=codec_name,width,height,nb_read_frames:format=duration,size \
     -of default=noprint_wrappers=1 "$file" | sed 's/^/  /'
+  stem="${file%.*}"
+  if [ -f "$stem.frames.csv" ]; then
+    echo "  frame index: $stem.frames.csv ($(($(wc -l < "$stem.frames.csv") - 1)) rows)"
+  fi
 done
+find "$STORAGE" -maxdepth 1 -name '*.session.json' -newer "$marker" | sort | sed 's/^/session manifest: /'
