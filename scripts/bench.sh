@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# Benchmarks our encode pipeline against the ffmpeg CLI and the reference recorder (roomkit's
-# PyAV recorder) on the same raw frames, and prints one table per case with ratios.
-#   - installs what the build needs (scripts/setup.sh);
+# Benchmarks our recorder against the ffmpeg CLI and the reference recorder (roomkit's PyAV
+# recorder) and prints one markdown table per frame size with ratios, then two dataflow sections:
+#   - rows: our encode pipeline in-process; the whole dataflow (test-pattern camera -> recorder
+#     under `dora run`); the ffmpeg CLI at identical settings from bgr24 and from already-converted
+#     yuv420p (the x264-only limit); roomkit (medium); ours with FSYNC=false (the fdatasync cost);
+#   - how many 640x480@15 and 1280x720@30 test-pattern cameras one recorder sustains;
+#   - the time from a stop (`dora run --stop-after`) to a finalized file.
+# Steps:
+#   - installs what the build and the dora CLI need (scripts/setup.sh);
 #   - sets up the reference recorder in .bench-venv/ (PyAV, numpy, pydantic, pyyaml, and roomkit
 #     without its dependencies; see scripts/roomkit_pyav.py), only when it is not there yet;
+#   - builds the test-pattern camera (`cargo bench` builds the recorder binary itself);
 #   - runs `cargo bench -p dora-video-recorder --bench encode` with ROOMKIT_PYTHON pointing at it.
-# Usage: scripts/bench.sh             (full cases: 640x480 and 1920x1080, about a minute of encoding)
-#        BENCH_QUICK=1 scripts/bench.sh   (one small case)
+# Usage: scripts/bench.sh                  (full: 640x480 and 1920x1080, about 15 minutes on 2 cores)
+#        BENCH_QUICK=1 scripts/bench.sh    (smoke run: one small case, short sections, about a minute)
+#        BENCH_RUNS=5 scripts/bench.sh     (rounds per case; each row is the median round)
 # Run it on an otherwise idle machine: every figure is a wall-clock time.
 set -euo pipefail
 
@@ -41,5 +49,7 @@ setup_roomkit() {
 }
 
 setup_roomkit
+log "building the test-pattern camera (target/release/dora-test-pattern)"
+cargo build --locked --release --quiet -p dora-recorder-test-nodes --bin dora-test-pattern
 ROOMKIT_PYTHON="$VENV/bin/python" ROOMKIT_SCRIPT="$ROOT/scripts/roomkit_pyav.py" \
   cargo bench --locked -p dora-video-recorder --bench encode

@@ -55,9 +55,11 @@
 //!
 //! Pacing. dora 1.1 has no sender-side backpressure: `queue_policy: backpressure` (dora-message
 //! 1.1.0, `QueuePolicy`) only lets the receiving node's queue grow to 10x `queue_size` (at least
-//! 100) before it drops the oldest, and the recorder takes every frame off dora's queue at once
-//! into its own bounded encoder queue (`QUEUE_FRAMES`, 30), dropping beyond it. Nothing slows the
-//! camera down to the recorder's speed, so the camera is paced by its timer instead: it starts
+//! 100) before it drops the oldest. The recorder by default takes every frame off dora's queue at
+//! once into its own bounded encoder queue (`QUEUE_FRAMES`/`QUEUE_BYTES`), dropping the oldest
+//! beyond it; with `OVERFLOW=block` it waits instead, so frames pile up in dora's queue up to that
+//! cap (100 frames: 600 MB at 1080p) and are dropped there. Either way nothing slows the camera
+//! down to the recorder's speed, so the camera is paced by its timer instead: it starts
 //! unpaced (`dora/timer/millis/1`: as fast as the camera draws frames); whenever a run drops
 //! frames (in any round), the timer is set to 90% of the rate that reached the file (and at least
 //! 15% slower than before), the samples taken at faster paces are discarded, and the row runs
