@@ -153,8 +153,27 @@ fn coordinator_path_up_build_start_stop_down_leaves_a_finished_file() {
     let probe = probe(&files[0]);
     assert_eq!((probe.codec.as_str(), probe.width, probe.height), ("h264", 640, 480));
     assert!(probe.frames >= 30, "about 3 s at 15 fps: {}", probe.frames);
+    assert_eq!(probe.frames, u64::from(frames_sent(&newest_camera_log())), "exactly the frames the camera sent");
     assert_contiguous(&files[0], (640, 480), 0, probe.frames as u32);
+    let playback = e2e::play_in_chromium(&files[0]);
+    assert!(playback.error.is_none() && playback.ended, "{playback:?}");
+    assert!((playback.duration - probe.duration).abs() <= 1.0 / 15.0, "browser {playback:?} vs {}", probe.duration);
     for file in files {
-        std::fs::remove_file(file).unwrap();
+        let stem = file.with_extension("");
+        for side in [file.clone(), stem.with_extension("frames.csv"), stem.with_extension("session.json")] {
+            let _ = std::fs::remove_file(side);
+        }
     }
+}
+
+/// The camera's log of the newest dataflow run under `dataflows/out/` (the coordinator path keeps
+/// node logs there).
+fn newest_camera_log() -> String {
+    let out = workspace_root().join("dataflows/out");
+    let newest = std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(|entry| entry.ok())
+        .max_by_key(|entry| entry.metadata().and_then(|m| m.modified()).ok())
+        .unwrap();
+    std::fs::read_to_string(newest.path().join("log_camera.jsonl")).unwrap_or_default()
 }
