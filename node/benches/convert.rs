@@ -49,7 +49,7 @@ use std::{
 
 use dcv_color_primitives as dcp;
 use dora_video_recorder::{
-    encode::{ColourMatrix, PlaneLayout, init_ffmpeg, plane_layouts},
+    encode::{ColourMatrix, PlaneLayout, init_ffmpeg, plane_layouts, planes_mut},
     frame::PixelEncoding,
 };
 use ffmpeg_next::{format::Pixel, frame, software::scaling};
@@ -281,19 +281,6 @@ fn make_input(encoding: PixelEncoding, picture: &Picture, size: Size) -> Input {
     let mut staged = frame::Video::new(ffmpeg_pixel(encoding), size.width, size.height);
     stage(&raw, &plane_layouts(encoding, size.width, size.height), &mut staged);
     Input { raw, staged }
-}
-
-/// The three planes of a YUV 4:2:0 frame as separate mutable slices, and their strides.
-fn planes_mut(picture: &mut frame::Video) -> ([&mut [u8]; 3], [usize; 3]) {
-    let strides = [0, 1, 2].map(|index| picture.stride(index));
-    let lengths = [0, 1, 2].map(|index| strides[index] * picture.plane_height(index) as usize);
-    // SAFETY: `av_frame_get_buffer` gave every plane its own `stride * rows` bytes, and no two
-    // planes overlap; the slices borrow `picture` mutably, so nothing else touches them meanwhile.
-    let planes = [0, 1, 2].map(|index| unsafe {
-        let data = (*picture.as_mut_ptr()).data[index];
-        std::slice::from_raw_parts_mut(data, lengths[index])
-    });
-    (planes, strides)
 }
 
 // ---------------------------------------------------------------------------------------------

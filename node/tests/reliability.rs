@@ -348,19 +348,10 @@ fn spawn_recorder(
 
 /// A frame of random bytes (incompressible: slow to encode) sent at `index` / 15 s.
 fn noise_frame(format: FrameFormat, index: u64) -> Frame {
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ index;
-    let bytes = (0..format.byte_len())
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect();
     Frame {
         format,
         sent_nanos: 1_000_000_000 + index * 66_666_666,
-        data: arrow::buffer::Buffer::from_vec(bytes),
+        data: arrow::buffer::Buffer::from_vec(support::noise(format.byte_len(), index)),
         ids: Default::default(),
     }
 }

@@ -188,7 +188,7 @@ fn copy_planes_padded(frame: &Frame, sources: &[PlaneLayout], padded: &[PlaneLay
 }
 
 /// The three planes of a YUV 4:2:0 picture as separate mutable slices, and their strides.
-fn planes_mut(picture: &mut frame::Video) -> ([&mut [u8]; 3], [usize; 3]) {
+pub fn planes_mut(picture: &mut frame::Video) -> ([&mut [u8]; 3], [usize; 3]) {
     let strides = [0, 1, 2].map(|index| picture.stride(index));
     let lengths = [0, 1, 2].map(|index| strides[index] * picture.plane_height(index) as usize);
     // SAFETY: `av_frame_get_buffer` gave every plane its own `stride * rows` bytes and no two

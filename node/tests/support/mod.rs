@@ -144,17 +144,8 @@ impl Script {
         width: i64,
         height: i64,
     ) -> Self {
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
         for i in 0..count {
-            let bytes: Vec<u8> = (0..width * height * 3)
-                .map(|_| {
-                    // xorshift: deterministic noise without a crate.
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    (state >> 24) as u8
-                })
-                .collect();
+            let bytes = noise((width * height * 3) as usize, i as u64);
             self = self.frame(camera, start + i as f64 * interval, "bgr8", width, height, bytes);
         }
         self
@@ -197,6 +188,19 @@ impl Script {
         }
         (result, outputs)
     }
+}
+
+/// `len` bytes of deterministic noise (xorshift, no crate): incompressible, slow to encode.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64 ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
 }
 
 /// The struct rows inside one output object.
