@@ -3,7 +3,7 @@
 
 use std::{
     collections::BTreeMap,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use arrow::{
@@ -24,6 +24,7 @@ use crate::{
     index::identifying_keys,
     pipeline::Pipeline,
     stats::{CameraStats, stats_to_arrow},
+    timing::unix_nanos_now,
     wiring::{CONTROL_INPUT, RunSummary, Wiring, is_camera_input},
 };
 
@@ -109,12 +110,6 @@ pub fn run_with_wiring(
     let summary = pipeline.summary().clone();
     tracing::info!(?summary, "recorder done");
     Ok(summary)
-}
-
-/// Wall-clock now in the frames' time scale (dora's HLC time is the sender's wall clock).
-fn unix_nanos_now() -> u64 {
-    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// `(source node, input id)` for every input, to know which cameras a restarted node feeds.

@@ -155,6 +155,13 @@ impl PtsClock {
     }
 }
 
+/// Wall-clock now as Unix nanoseconds: the scale of dora's timestamps (the sender's wall clock,
+/// through its HLC), for events that carry no sender time.
+pub fn unix_nanos_now() -> u64 {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,11 +3,12 @@
 
 use std::{collections::BTreeMap, time::Instant};
 
-use super::{Pipeline, unix_nanos_now};
+use super::Pipeline;
 use crate::{
     detections::Detections,
     manifest::EndReason,
     recorder::{DetectionMessage, Submitted},
+    timing::unix_nanos_now,
 };
 
 impl Pipeline {

@@ -6,7 +6,6 @@ use std::{
     sync::mpsc::{self, Receiver, Sender},
     thread::JoinHandle,
     time::{Duration, Instant},
-    time::{SystemTime, UNIX_EPOCH},
 };
 
 use arrow::buffer::Buffer;
@@ -28,7 +27,7 @@ use crate::{
     session::{Timeline, UnboundFrames},
     stats::{CameraStats, StatsBook},
     storage::{Retention, prepare_storage},
-    timing::PtsClock,
+    timing::{PtsClock, unix_nanos_now},
     trigger::Trigger,
     wiring::{RunSummary, Wiring},
 };
@@ -370,12 +369,6 @@ impl Pipeline {
             }
         }
     }
-}
-
-/// Wall-clock now, Unix nanoseconds (for session ends that carry no sender time).
-fn unix_nanos_now() -> u64 {
-    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Settings for the codec probe: real quality options, a time base like the files'.
