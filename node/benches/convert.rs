@@ -49,11 +49,11 @@ use std::{
 
 use dcv_color_primitives as dcp;
 use dora_video_recorder::{
-    encode::{ColourMatrix, PlaneLayout, init_ffmpeg, plane_layouts, planes_mut},
+    encode::{ColourMatrix, PlaneLayout, init_ffmpeg, plane_layouts, planes_mut, rgb_to_yuv420},
     frame::PixelEncoding,
 };
 use ffmpeg_next::{format::Pixel, frame, software::scaling};
-use yuvutils_rs::{self as yuv, BufferStoreMut, YuvConversionMode, YuvPlanarImageMut, YuvRange, YuvStandardMatrix};
+use yuvutils_rs::{YuvConversionMode, YuvStandardMatrix};
 
 /// `1` runs only the small size.
 const QUICK_ENV: &str = "BENCH_QUICK";
@@ -402,28 +402,8 @@ impl YuvUtils {
 
 impl Convert for YuvUtils {
     fn run(&mut self, input: &Input, output: &mut frame::Video) {
-        let (width, height) = (output.width(), output.height());
-        let ([y, u, v], [y_stride, u_stride, v_stride]) = planes_mut(output);
-        let mut image = YuvPlanarImageMut {
-            y_plane: BufferStoreMut::Borrowed(y),
-            y_stride: y_stride as u32,
-            u_plane: BufferStoreMut::Borrowed(u),
-            u_stride: u_stride as u32,
-            v_plane: BufferStoreMut::Borrowed(v),
-            v_stride: v_stride as u32,
-            width,
-            height,
-        };
-        let convert = match self.encoding {
-            PixelEncoding::Bgr8 => yuv::bgr_to_yuv420,
-            PixelEncoding::Rgb8 => yuv::rgb_to_yuv420,
-            PixelEncoding::Rgba8 => yuv::rgba_to_yuv420,
-            PixelEncoding::Bgra8 => yuv::bgra_to_yuv420,
-            other => unreachable!("yuvutils-rs was not built for {other:?}"),
-        };
-        let row_bytes = plane_layouts(self.encoding, width, height)[0].row_bytes as u32;
-        convert(&mut image, &input.raw, row_bytes, YuvRange::Limited, self.matrix, self.mode)
-            .expect("yuvutils-rs conversion");
+        let size = (output.width(), output.height());
+        rgb_to_yuv420(self.encoding, &input.raw, size, self.matrix, self.mode, output).expect("yuvutils-rs conversion");
     }
 }
 

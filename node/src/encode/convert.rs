@@ -203,6 +203,20 @@ pub fn planes_mut(picture: &mut frame::Video) -> ([&mut [u8]; 3], [usize; 3]) {
 /// RGB payload (even size) into the picture's planes: limited range, the recording's matrix.
 fn rgb_to_picture(frame: &Frame, matrix: YuvStandardMatrix, picture: &mut frame::Video) -> Result<(), ff::Error> {
     let (width, height) = (frame.format.width, frame.format.height);
+    rgb_to_yuv420(frame.format.encoding, &frame.data, (width, height), matrix, YuvConversionMode::Balanced, picture)
+}
+
+/// Packed RGB `pixels` (`encoding` one of bgr8, rgb8, rgba8, bgra8; `size` even) into a YUV
+/// 4:2:0 picture with yuvutils-rs, limited range. Public for the convert benchmark, which
+/// compares conversion modes.
+pub fn rgb_to_yuv420(
+    encoding: PixelEncoding,
+    pixels: &[u8],
+    (width, height): (u32, u32),
+    matrix: YuvStandardMatrix,
+    mode: YuvConversionMode,
+    picture: &mut frame::Video,
+) -> Result<(), ff::Error> {
     let ([y, u, v], [y_stride, u_stride, v_stride]) = planes_mut(picture);
     let mut image = YuvPlanarImageMut {
         y_plane: BufferStoreMut::Borrowed(y),
@@ -214,15 +228,15 @@ fn rgb_to_picture(frame: &Frame, matrix: YuvStandardMatrix, picture: &mut frame:
         width,
         height,
     };
-    let convert = match frame.format.encoding {
+    let convert = match encoding {
         PixelEncoding::Bgr8 => yuvutils_rs::bgr_to_yuv420,
         PixelEncoding::Rgb8 => yuvutils_rs::rgb_to_yuv420,
         PixelEncoding::Rgba8 => yuvutils_rs::rgba_to_yuv420,
-        _ => yuvutils_rs::bgra_to_yuv420,
+        PixelEncoding::Bgra8 => yuvutils_rs::bgra_to_yuv420,
+        _ => return Err(ff::Error::InvalidData),
     };
-    let row_bytes = plane_layouts(frame.format.encoding, width, height)[0].row_bytes as u32;
-    convert(&mut image, &frame.data, row_bytes, YuvRange::Limited, matrix, YuvConversionMode::Balanced)
-        .map_err(|_| ff::Error::InvalidData)
+    let row_bytes = plane_layouts(encoding, width, height)[0].row_bytes as u32;
+    convert(&mut image, pixels, row_bytes, YuvRange::Limited, matrix, mode).map_err(|_| ff::Error::InvalidData)
 }
 
 /// Full-range grey to limited-range luma: `16 + 219 g / 255`, rounded.

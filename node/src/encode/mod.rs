@@ -13,7 +13,7 @@ mod writer;
 pub use codec::{CodecRequest, EncoderKind, nvenc_preset};
 pub use colour::ColourMatrix;
 pub use container::{Container, MP4_FRAGMENT_MICROS};
-pub use convert::{PlaneLayout, padded_size, plane_layouts, planes_mut};
+pub use convert::{PlaneLayout, padded_size, plane_layouts, planes_mut, rgb_to_yuv420};
 pub use muxer::PacketMuxer;
 pub use quality::{LOOKAHEAD_SECS, Latency, PRESETS, Quality, RateControl};
 pub use stream::{EncodedPacket, StreamEncoder};
