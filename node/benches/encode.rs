@@ -35,7 +35,9 @@
 //! from zero were disturbed by other work.
 //!
 //! Method, whole dataflow. A dataflow generated into a temp folder (absolute paths, no `build:`
-//! steps): `dora-test-pattern` (bgr8, `MAX_FRAMES` = the case's frame count) into
+//! steps): `dora-test-pattern` (bgr8, `MAX_FRAMES` = the case's frame count, `LOOP_FRAMES` =
+//! [`CAMERA_LOOP_FRAMES`]: drawn once and sent in a loop, so that the camera costs a copy per frame
+//! instead of 32 ms of drawing per 1080p frame, and the row measures the recorder) into
 //! `dora-video-recorder` (`PRESET`, `FPS` = the case's rate, `TIMESTAMPS=frame` so the file has the
 //! same duration and fragments as the in-process row, `FSYNC=true`), run with `dora run`. The wall
 //! time runs from spawning `dora run` to its exit: the camera exits after its last frame, the
@@ -605,6 +607,9 @@ impl std::fmt::Display for Pace {
     }
 }
 
+/// Frames each test-pattern camera draws at startup and then sends in a loop (`LOOP_FRAMES`).
+const CAMERA_LOOP_FRAMES: u32 = 30;
+
 /// One test-pattern camera node of a generated dataflow.
 #[derive(Debug, Clone)]
 struct CameraSpec {
@@ -644,6 +649,7 @@ fn write_flow(dir: &Path, dora: &Dora, flow: &FlowSpec) {
             ("HEIGHT", camera.height.to_string()),
             ("ENCODING", "bgr8".to_owned()),
             ("SEND_LOG", sent_log(dir, &camera.id).display().to_string()),
+            ("LOOP_FRAMES", CAMERA_LOOP_FRAMES.to_string()),
         ];
         env.extend(camera.max_frames.map(|frames| ("MAX_FRAMES", frames.to_string())));
         let inputs = [("tick".to_owned(), camera.pace.timer())];
@@ -1029,7 +1035,8 @@ fn bench_camera_capacity(dora: &Dora, work: &Path, quick: bool) {
         dora.version
     );
     println!(
-        "N test-pattern cameras (bgr8, `MAX_FRAMES` = {secs} s of frames) into one recorder, N = 1, 2, ... up to \
+        "N test-pattern cameras (bgr8, `MAX_FRAMES` = {secs} s of frames, a loop of {CAMERA_LOOP_FRAMES} pre-drawn \
+         frames) into one recorder, N = 1, 2, ... up to \
          {max_cameras}; a run fails when frames are dropped, or when a camera could not keep 90% of its rate \
          (the machine is saturated). Dropped: frames missing before the last one a file holds, or counted by the \
          recorder; last frames missing: a camera's final frames, missing at any load (not a capacity limit, and \
@@ -1581,9 +1588,14 @@ fn child_main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Feeds every frame of `raw` through [`VideoWriter`] exactly as the node's worker does: one new
-/// buffer per frame (dora hands over a buffer per message), PTS from the source clock.
+/// Feeds every frame of `raw` through [`VideoWriter`] exactly as the node's worker does: a buffer
+/// handed over per frame, PTS from the source clock. The buffer is recycled once the writer lets
+/// go of it, as dora recycles its shared-memory regions and the CLI its packet pool: a fresh 6 MB
+/// allocation per frame would add page faults the node does not pay (its system time is 0.4 ms
+/// per 1080p frame in `scripts/soak.sh`).
 fn encode_with_library(case: Case, raw: &Path, preset: &str, out: &Path) {
+    // As the node's binary does at start.
+    dora_video_recorder::memory::return_large_buffers_to_the_system();
     init_ffmpeg().expect("initialize FFmpeg");
     let fps = FrameRate { num: case.fps, den: 1 };
     let mut clock = PtsClock::new(TimestampMode::Source, fps, true);
@@ -1600,14 +1612,16 @@ fn encode_with_library(case: Case, raw: &Path, preset: &str, out: &Path) {
             .expect("open libx264 and the output file");
     let mut reader = File::open(raw).expect("open the raw frames");
     let frame_nanos = 1_000_000_000 / u64::from(case.fps);
+    // Not a zeroed vector: the CLI does not zero its packets either.
+    let mut bytes = Vec::with_capacity(case.frame_bytes());
     for index in 0..u64::from(case.frames) {
-        // Read into fresh capacity, not a zeroed vector: the CLI does not zero its packets either.
-        let mut bytes = Vec::with_capacity(case.frame_bytes());
+        bytes.clear();
         (&mut reader).take(case.frame_bytes() as u64).read_to_end(&mut bytes).expect("read one raw frame");
         assert_eq!(bytes.len(), case.frame_bytes(), "raw file ended early");
         let sent_nanos = index * frame_nanos;
         let frame = Frame { format, sent_nanos, data: Buffer::from_vec(bytes), ids: Default::default() };
         writer.write(&frame, clock.next_pts(sent_nanos)).expect("encode a frame");
+        bytes = frame.data.into_vec().unwrap_or_else(|_| Vec::with_capacity(case.frame_bytes()));
     }
     writer.finish().expect("finish the file");
 }

@@ -4,7 +4,7 @@
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use crate::{
-    encode::{CodecRequest, Container, Latency, PRESETS, Quality, RateControl},
+    encode::{CodecRequest, Container, Latency, MAX_THREADS, PRESETS, Quality, RateControl, default_threads},
     queue::{Overflow, QueueLimits},
     segments::SegmentLimits,
     stats::DEFAULT_STATS_INTERVAL_SECS,
@@ -31,7 +31,7 @@ pub const DEFAULT_QUEUE_BYTES: u64 = 64 * 1024 * 1024;
 pub const DEFAULT_STOP_GRACE_MS: u64 = 500;
 
 /// Every key the node reads, in file (lower-case) spelling; the environment uses upper case.
-pub const KEYS: [&str; 29] = [
+pub const KEYS: [&str; 30] = [
     "storage",
     "format",
     "codec",
@@ -61,6 +61,7 @@ pub const KEYS: [&str; 29] = [
     "queue_bytes",
     "overflow",
     "stats_interval",
+    "encoder_threads",
 ];
 
 /// Environment variable naming the optional YAML configuration file.
@@ -186,6 +187,13 @@ impl Config {
                     Some(true) => Latency::Zero,
                     _ => Latency::for_fps(fps.as_f64()),
                 },
+                threads: raw
+                    .parse(
+                        "encoder_threads",
+                        |v| v.parse::<u32>().ok().filter(|n| (1..=MAX_THREADS).contains(n)),
+                        "threads 1..=64",
+                    )?
+                    .unwrap_or_else(default_threads),
             },
             fsync: raw.parse("fsync", parse_bool, "true or false")?.unwrap_or(true),
             segments: SegmentLimits {
@@ -404,6 +412,16 @@ mod tests {
         assert_eq!(c.stats_interval, Duration::from_secs(10));
         assert_eq!(c.quality.latency, Latency::Lookahead(3), "0.2 s of look-ahead at 15 fps");
         assert!(c.fsync, "fragments reach the disk by default");
+        assert_eq!(c.quality.threads, default_threads(), "one encoder thread per core");
+    }
+
+    #[test]
+    fn encoder_threads_are_bounded() {
+        assert_eq!(config(&[("ENCODER_THREADS", "3")], "").unwrap().quality.threads, 3);
+        assert_eq!(config(&[], "encoder_threads: 64").unwrap().quality.threads, 64);
+        for bad in ["0", "65", "-1", "many"] {
+            assert!(config(&[("ENCODER_THREADS", bad)], "").is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod index;
 pub mod limiter;
 pub mod manifest;
 pub mod manifests;
+pub mod memory;
 pub mod naming;
 pub mod node;
 pub mod overlay;

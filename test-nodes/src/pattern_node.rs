@@ -9,7 +9,9 @@
 //! - Environment: `WIDTH` (default 640), `HEIGHT` (480), `ENCODING` (bgr8, rgb8, rgba8, bgra8,
 //!   mono8, yuv420, nv12; default bgr8), `MAX_FRAMES` (unset: no limit), `SEND_LOG` (a file that
 //!   gets `INDEX UNIX_NANOS` per frame sent), `OBJECT_PERIOD` (frames per step of the object's
-//!   schedule, default 30; 0 never draws it).
+//!   schedule, default 30; 0 never draws it), `LOOP_FRAMES` (draw only the first N frames, at
+//!   startup, and send them over and over: a camera cheap enough to feed 1080p30 on a small
+//!   machine; `frame_index` keeps counting while the picture, barcode included, repeats).
 
 use std::{fmt, io::Write};
 
@@ -46,6 +48,10 @@ pub const SEND_LOG_KEY: &str = "SEND_LOG";
 pub const OBJECT_PERIOD_KEY: &str = "OBJECT_PERIOD";
 /// Largest accepted `OBJECT_PERIOD`.
 pub const MAX_OBJECT_PERIOD: u64 = 1 << 32;
+/// Environment key of the number of pre-drawn frames sent in a loop (unset: draw every frame).
+pub const LOOP_FRAMES_KEY: &str = "LOOP_FRAMES";
+/// Largest accepted `LOOP_FRAMES`: 300 frames of 1080p bgr8 already hold 1.9 GB.
+pub const MAX_LOOP_FRAMES: u64 = 300;
 
 /// Frame width when `WIDTH` is unset.
 pub const DEFAULT_WIDTH: u32 = 640;
@@ -80,6 +86,8 @@ pub struct PatternSettings {
     pub send_log: Option<std::path::PathBuf>,
     /// Schedule period of the moving object in frames; 0 never draws it.
     pub object_period: u64,
+    /// Frames drawn once at startup and then sent in a loop; `None` draws every frame.
+    pub loop_frames: Option<u64>,
 }
 
 impl PatternSettings {
@@ -96,7 +104,12 @@ impl PatternSettings {
         let max_frames = read_max_frames(&lookup)?;
         let send_log = env::value(&lookup, SEND_LOG_KEY).map(std::path::PathBuf::from);
         let object_period = env::number_in(&lookup, OBJECT_PERIOD_KEY, 0..=MAX_OBJECT_PERIOD, DEFAULT_OBJECT_PERIOD)?;
-        Ok(Self { format: FrameFormat::new(width, height, encoding)?, max_frames, send_log, object_period })
+        let loop_frames = match env::number_in(&lookup, LOOP_FRAMES_KEY, 0..=MAX_LOOP_FRAMES, 0)? {
+            0 => None,
+            frames => Some(frames),
+        };
+        let format = FrameFormat::new(width, height, encoding)?;
+        Ok(Self { format, max_frames, send_log, object_period, loop_frames })
     }
 }
 
@@ -109,8 +122,12 @@ impl fmt::Display for PatternSettings {
             None => f.write_str("unlimited frames, ")?,
         }
         match self.object_period {
-            0 => f.write_str("no object"),
-            period => write!(f, "object period {period} frames"),
+            0 => f.write_str("no object")?,
+            period => write!(f, "object period {period} frames")?,
+        }
+        match self.loop_frames {
+            Some(frames) => write!(f, ", a loop of {frames} pre-drawn frames"),
+            None => Ok(()),
         }
     }
 }
@@ -168,6 +185,8 @@ struct Camera {
     /// Timestamp of the first tick: frame times are measured from it.
     first_tick: Option<NTP64>,
     send_log: Option<std::fs::File>,
+    /// With `LOOP_FRAMES`, the frames drawn at startup, sent in turn.
+    loop_frames: Vec<Vec<u8>>,
 }
 
 impl Camera {
@@ -190,17 +209,27 @@ impl Camera {
             frames_sent: 0,
             first_tick: None,
             send_log,
+            loop_frames: draw_loop(settings),
         })
     }
 
     /// Draws and sends the next frame for a tick sent at `tick_time`.
     fn tick(&mut self, node: &mut DoraNode, tick_time: NTP64) -> eyre::Result<()> {
         let first_tick = *self.first_tick.get_or_insert(tick_time);
-        let elapsed_millis = millis_between(first_tick, tick_time);
-        let payload = draw_frame_with_object(&self.format, self.frames_sent, elapsed_millis, self.object_period);
-        let parameters = frame_parameters(&self.format, self.frames_sent, self.object_period);
-        node.send_output(DataId::from(IMAGE_OUTPUT.to_owned()), parameters, UInt8Array::from(payload))
-            .wrap_err_with(|| format!("cannot send frame {}", self.frames_sent))?;
+        let output = DataId::from(IMAGE_OUTPUT.to_owned());
+        let sent = if self.loop_frames.is_empty() {
+            let elapsed_millis = millis_between(first_tick, tick_time);
+            let payload = draw_frame_with_object(&self.format, self.frames_sent, elapsed_millis, self.object_period);
+            let parameters = frame_parameters(&self.format, self.frames_sent, self.object_period);
+            node.send_output(output, parameters, UInt8Array::from(payload))
+        } else {
+            let drawn = self.frames_sent % self.loop_frames.len() as u64;
+            let payload = &self.loop_frames[drawn as usize];
+            let parameters = looped_frame_parameters(&self.format, self.frames_sent, drawn, self.object_period);
+            // One copy, straight into dora's shared memory.
+            node.send_output_raw(output, parameters, payload.len(), |sample| sample.copy_from_slice(payload))
+        };
+        sent.wrap_err_with(|| format!("cannot send frame {}", self.frames_sent))?;
         if let Some(log) = &mut self.send_log {
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
             writeln!(log, "{} {}", self.frames_sent, now.as_nanos()).wrap_err("cannot write the send log")?;
@@ -215,6 +244,32 @@ impl Camera {
     }
 }
 
+/// With `LOOP_FRAMES`, its frames as the first ticks would draw them at 30 fps; else none.
+fn draw_loop(settings: &PatternSettings) -> Vec<Vec<u8>> {
+    let frames = settings.loop_frames.unwrap_or(0);
+    (0..frames)
+        .map(|index| draw_frame_with_object(&settings.format, index, index * 1000 / 30, settings.object_period))
+        .collect()
+}
+
+/// The `frame_index` metadata value of frame `frame_index`.
+fn frame_index_parameter(frame_index: u64) -> Parameter {
+    Parameter::Integer(i64::try_from(frame_index).unwrap_or(i64::MAX))
+}
+
+/// The metadata of frame `frame_index` sent as pre-drawn frame `drawn`: it describes the picture
+/// (its object), except the index, which counts on.
+fn looped_frame_parameters(
+    format: &FrameFormat,
+    frame_index: u64,
+    drawn: u64,
+    object_period: u64,
+) -> MetadataParameters {
+    let mut parameters = frame_parameters(format, drawn, object_period);
+    parameters.insert(FRAME_INDEX_PARAM.to_owned(), frame_index_parameter(frame_index));
+    parameters
+}
+
 /// The metadata of one frame.
 fn frame_parameters(format: &FrameFormat, frame_index: u64, object_period: u64) -> MetadataParameters {
     let string = |value: &str| Parameter::String(value.to_owned());
@@ -223,7 +278,7 @@ fn frame_parameters(format: &FrameFormat, frame_index: u64, object_period: u64) 
         (WIDTH_PARAM.to_owned(), Parameter::Integer(format.width().into())),
         (HEIGHT_PARAM.to_owned(), Parameter::Integer(format.height().into())),
         (PRIMITIVE_PARAM.to_owned(), string(PRIMITIVE_IMAGE)),
-        (FRAME_INDEX_PARAM.to_owned(), Parameter::Integer(i64::try_from(frame_index).unwrap_or(i64::MAX))),
+        (FRAME_INDEX_PARAM.to_owned(), frame_index_parameter(frame_index)),
         (OBJECT_VISIBLE_PARAM.to_owned(), Parameter::Bool(object_visible(frame_index, object_period))),
     ])
 }
@@ -260,6 +315,16 @@ mod tests {
         assert_eq!(settings.format, FrameFormat::new(640, 480, Encoding::Bgr8)?);
         assert_eq!(settings.max_frames, None);
         assert_eq!(settings.object_period, 30);
+        assert_eq!(settings.loop_frames, None);
+        Ok(())
+    }
+
+    #[test]
+    fn loop_frames_is_bounded_and_zero_means_off() -> eyre::Result<()> {
+        assert_eq!(settings(&[("LOOP_FRAMES", "30")])?.loop_frames, Some(30));
+        assert_eq!(settings(&[("LOOP_FRAMES", "0")])?.loop_frames, None);
+        let error = settings(&[("LOOP_FRAMES", "301")]).expect_err("beyond the cap").to_string();
+        assert!(error.contains("LOOP_FRAMES"), "{error}");
         Ok(())
     }
 
@@ -317,6 +382,24 @@ mod tests {
     }
 
     #[test]
+    fn loop_mode_repeats_the_pictures_while_the_index_counts_on() -> eyre::Result<()> {
+        let events = (0..4).map(|i| tick(f64::from(i) * 0.01)).collect();
+        let input = TestingInput::Input(IntegrationTestInput::new("camera".parse()?, events));
+        let (sender, mut receiver) = output_channel();
+        let (node, events) =
+            DoraNode::init_testing(input, TestingOutput::ToChannel(sender), TestingOptions::default())?;
+        let settings = settings(&[("WIDTH", "48"), ("HEIGHT", "16"), ("MAX_FRAMES", "4"), ("LOOP_FRAMES", "3")])?;
+
+        assert_eq!(run(node, events, &settings)?, 4);
+
+        let outputs = drain_outputs(&mut receiver);
+        assert_eq!(outputs.len(), 4);
+        assert_eq!(outputs[3]["data"], outputs[0]["data"], "the fourth frame repeats the first picture");
+        assert_ne!(outputs[1]["data"], outputs[0]["data"], "the loop holds distinct pictures");
+        Ok(())
+    }
+
+    #[test]
     fn frame_metadata_carries_size_encoding_and_index() {
         let format = FrameFormat::new(64, 48, Encoding::Yuv420).expect("valid test size");
         let parameters = frame_parameters(&format, 7, 5);
@@ -327,5 +410,15 @@ mod tests {
         assert_eq!(parameters[FRAME_INDEX_PARAM], Parameter::Integer(7));
         assert_eq!(parameters[OBJECT_VISIBLE_PARAM], Parameter::Bool(true));
         assert_eq!(frame_parameters(&format, 7, 0)[OBJECT_VISIBLE_PARAM], Parameter::Bool(false));
+    }
+
+    #[test]
+    fn looped_frames_count_on_and_describe_the_picture_sent() {
+        let format = FrameFormat::new(64, 48, Encoding::Bgr8).expect("valid test size");
+        // Period 5: the object shows in frames 5..10, so pre-drawn frame 7 has it and 2 does not.
+        let looped = looped_frame_parameters(&format, 37, 7, 5);
+        assert_eq!(looped[FRAME_INDEX_PARAM], Parameter::Integer(37));
+        assert_eq!(looped[OBJECT_VISIBLE_PARAM], frame_parameters(&format, 7, 5)[OBJECT_VISIBLE_PARAM]);
+        assert_ne!(looped_frame_parameters(&format, 32, 2, 5)[OBJECT_VISIBLE_PARAM], looped[OBJECT_VISIBLE_PARAM],);
     }
 }

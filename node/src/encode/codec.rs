@@ -128,7 +128,11 @@ impl EncoderKind {
                     }
                     Latency::Lookahead(frames) => params.push(format!("rc-lookahead={frames}")),
                 }
+                if self == Self::Libx264 {
+                    params.push(format!("threads={}", quality.threads));
+                }
                 if self == Self::Libx265 {
+                    params.push(format!("pools={}", quality.threads));
                     params.push("log-level=error".to_owned());
                     options.push(("x265-params", params.join(":")));
                 } else if !params.is_empty() {
@@ -172,7 +176,7 @@ mod tests {
     use super::*;
 
     fn quality(rate: RateControl) -> Quality {
-        Quality { preset: "veryfast".into(), rate, gop_frames: 30, latency: Latency::Lookahead(3) }
+        Quality { preset: "veryfast".into(), rate, gop_frames: 30, latency: Latency::Lookahead(3), threads: 2 }
     }
 
     #[test]
@@ -200,7 +204,7 @@ mod tests {
             vec![
                 ("preset", "veryfast".into()),
                 ("crf", "20".into()),
-                ("x264-params", "rc-lookahead=3:sync-lookahead=0".into())
+                ("x264-params", "rc-lookahead=3:sync-lookahead=0:threads=2".into())
             ]
         );
         let cbr = EncoderKind::Libx265.options(&quality(RateControl::Bitrate(1_000_000)));
@@ -212,8 +216,8 @@ mod tests {
     fn zero_latency_tunes_each_encoder_its_own_way() {
         let zero = Quality { latency: Latency::Zero, ..quality(RateControl::Crf(23)) };
         assert!(EncoderKind::Libx264.options(&zero).contains(&("tune", "zerolatency".into())));
-        assert!(!EncoderKind::Libx264.options(&zero).iter().any(|(key, _)| *key == "x264-params"));
-        assert!(EncoderKind::Libx265.options(&zero).contains(&("x265-params", "log-level=error".into())));
+        assert!(EncoderKind::Libx264.options(&zero).contains(&("x264-params", "threads=2".into())));
+        assert!(EncoderKind::Libx265.options(&zero).contains(&("x265-params", "pools=2:log-level=error".into())));
         let nvenc = EncoderKind::H264Nvenc.options(&zero);
         assert!(nvenc.contains(&("zerolatency", "1".into())) && !nvenc.iter().any(|(key, _)| *key == "tune"));
     }

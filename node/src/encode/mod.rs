@@ -15,7 +15,7 @@ pub use colour::ColourMatrix;
 pub use container::{Container, MP4_FRAGMENT_MICROS};
 pub use convert::{PlaneLayout, padded_size, plane_layouts, planes_mut, rgb_to_yuv420};
 pub use muxer::PacketMuxer;
-pub use quality::{LOOKAHEAD_SECS, Latency, PRESETS, Quality, RateControl};
+pub use quality::{LOOKAHEAD_SECS, Latency, MAX_THREADS, PRESETS, Quality, RateControl, default_threads};
 pub use stream::{EncodedPacket, StreamEncoder};
 pub use writer::{EncodeError, EncoderSettings, VideoWriter, WrittenFile, init_ffmpeg, probe_encoder};
 mod resolve;

@@ -11,6 +11,17 @@ pub const PRESETS: [&str; 9] =
 /// a few frames to see which blocks are referenced) while the loss on a kill stays under 1 s.
 pub const LOOKAHEAD_SECS: f64 = 0.2;
 
+/// Most encoder threads a user may ask for.
+pub const MAX_THREADS: u32 = 64;
+
+/// Encoder threads by default: one per core. x264's own default, 1.5 per core, holds one more
+/// frame in flight per extra thread (at 1080p about 11 MB each) and was no faster on 2 cores
+/// (`scripts/soak.sh`, node/benches/encode.rs).
+pub fn default_threads() -> u32 {
+    std::thread::available_parallelism()
+        .map_or(1, |cores| u32::try_from(cores.get()).unwrap_or(MAX_THREADS).min(MAX_THREADS))
+}
+
 /// Rate control: constant quality (default) or constant bitrate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RateControl {
@@ -49,12 +60,14 @@ pub struct Quality {
     pub gop_frames: u32,
     /// Delay the encoder may add.
     pub latency: Latency,
+    /// Frame threads of the software encoders (x264 `threads`, x265 `pools`).
+    pub threads: u32,
 }
 
 impl Quality {
     /// Default latency for `fps`, with the given preset, rate and GOP.
     pub fn new(preset: &str, rate: RateControl, gop_frames: u32, fps: f64) -> Self {
-        Self { preset: preset.to_owned(), rate, gop_frames, latency: Latency::for_fps(fps) }
+        Self { preset: preset.to_owned(), rate, gop_frames, latency: Latency::for_fps(fps), threads: default_threads() }
     }
 }
 
@@ -67,5 +80,13 @@ mod tests {
         assert_eq!(Latency::for_fps(15.0), Latency::Lookahead(3));
         assert_eq!(Latency::for_fps(30.0), Latency::Lookahead(6));
         assert_eq!(Latency::for_fps(1.0), Latency::Lookahead(1), "never zero: x264 needs one for mbtree");
+    }
+
+    #[test]
+    fn default_threads_are_one_per_core_within_bounds() {
+        let threads = default_threads();
+        assert!((1..=MAX_THREADS).contains(&threads));
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(threads as usize, cores.min(MAX_THREADS as usize));
     }
 }
