@@ -89,6 +89,7 @@ use std::{
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Command, ExitCode, Stdio},
+    sync::mpsc,
     time::{Duration, Instant},
 };
 
@@ -1588,11 +1589,13 @@ fn child_main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Feeds every frame of `raw` through [`VideoWriter`] exactly as the node's worker does: a buffer
-/// handed over per frame, PTS from the source clock. The buffer is recycled once the writer lets
-/// go of it, as dora recycles its shared-memory regions and the CLI its packet pool: a fresh 6 MB
-/// allocation per frame would add page faults the node does not pay (its system time is 0.4 ms
-/// per 1080p frame in `scripts/soak.sh`).
+/// Feeds every frame of `raw` through [`VideoWriter`] exactly as the node's threads do: one thread
+/// takes frames in (the node's event loop receiving from dora; here reading the file) and hands
+/// them over through a short queue to the encoding thread (the node's per-camera worker), PTS from
+/// the source clock. Buffers are recycled once the writer lets go of them, as dora recycles its
+/// shared-memory regions and the CLI its packet pool: a fresh 6 MB allocation per frame would add
+/// page faults the node does not pay (its system time is 0.4 ms per 1080p frame in
+/// `scripts/soak.sh`).
 fn encode_with_library(case: Case, raw: &Path, preset: &str, out: &Path) {
     // As the node's binary does at start.
     dora_video_recorder::memory::return_large_buffers_to_the_system();
@@ -1610,18 +1613,42 @@ fn encode_with_library(case: Case, raw: &Path, preset: &str, out: &Path) {
     let (mut writer, _) =
         VideoWriter::create(out, format, &[EncoderKind::Libx264], &settings, clock.frame_duration(), &[])
             .expect("open libx264 and the output file");
-    let mut reader = File::open(raw).expect("open the raw frames");
+    let (frames, recycled) = spawn_frame_reader(case, raw);
     let frame_nanos = 1_000_000_000 / u64::from(case.fps);
-    // Not a zeroed vector: the CLI does not zero its packets either.
-    let mut bytes = Vec::with_capacity(case.frame_bytes());
-    for index in 0..u64::from(case.frames) {
-        bytes.clear();
-        (&mut reader).take(case.frame_bytes() as u64).read_to_end(&mut bytes).expect("read one raw frame");
-        assert_eq!(bytes.len(), case.frame_bytes(), "raw file ended early");
+    for (index, bytes) in (0..u64::from(case.frames)).zip(frames) {
         let sent_nanos = index * frame_nanos;
         let frame = Frame { format, sent_nanos, data: Buffer::from_vec(bytes), ids: Default::default() };
         writer.write(&frame, clock.next_pts(sent_nanos)).expect("encode a frame");
-        bytes = frame.data.into_vec().unwrap_or_else(|_| Vec::with_capacity(case.frame_bytes()));
+        // The reader may be done already; then the buffer is simply dropped.
+        let _ = recycled.send(frame.data.into_vec().unwrap_or_default());
     }
     writer.finish().expect("finish the file");
+}
+
+/// Frames queued between the reading thread and the encoding thread.
+const READ_AHEAD_FRAMES: usize = 2;
+
+/// Starts a thread that reads `raw` frame by frame into recycled buffers: returns the frames and
+/// where to send each buffer back. Starts with [`READ_AHEAD_FRAMES`] + 2 buffers (queued, being
+/// read, being encoded).
+fn spawn_frame_reader(case: Case, raw: &Path) -> (mpsc::IntoIter<Vec<u8>>, mpsc::Sender<Vec<u8>>) {
+    let mut reader = File::open(raw).expect("open the raw frames");
+    let (frames_tx, frames_rx) = mpsc::sync_channel::<Vec<u8>>(READ_AHEAD_FRAMES);
+    let (recycle_tx, recycle_rx) = mpsc::channel::<Vec<u8>>();
+    for _ in 0..READ_AHEAD_FRAMES + 2 {
+        // Not zeroed: the CLI does not zero its packets either.
+        recycle_tx.send(Vec::with_capacity(case.frame_bytes())).expect("seed the buffer pool");
+    }
+    std::thread::spawn(move || {
+        for _ in 0..case.frames {
+            let Ok(mut bytes) = recycle_rx.recv() else { return };
+            bytes.clear();
+            (&mut reader).take(case.frame_bytes() as u64).read_to_end(&mut bytes).expect("read one raw frame");
+            assert_eq!(bytes.len(), case.frame_bytes(), "raw file ended early");
+            if frames_tx.send(bytes).is_err() {
+                return;
+            }
+        }
+    });
+    (frames_rx.into_iter(), recycle_tx)
 }

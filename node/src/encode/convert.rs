@@ -94,14 +94,12 @@ enum Path {
     Copy,
 }
 
-/// Converts frames of one [`FrameFormat`] into encoder pictures, reusing its buffers.
+/// Converts frames of one [`FrameFormat`] into encoder pictures (which the caller owns and reuses).
 pub struct Converter {
     format: FrameFormat,
     source_layouts: Vec<PlaneLayout>,
     padded_layouts: Vec<PlaneLayout>,
     path: Path,
-    /// The picture handed to the encoder.
-    picture: frame::Video,
 }
 
 impl Converter {
@@ -138,8 +136,13 @@ impl Converter {
             source_layouts: plane_layouts(format.encoding, format.width, format.height),
             padded_layouts: plane_layouts(format.encoding, width, height),
             path,
-            picture: frame::Video::new(ENCODER_PIXEL, width, height),
         })
+    }
+
+    /// A new picture of the size and pixel format the encoder takes.
+    pub fn new_picture(&self) -> frame::Video {
+        let (width, height) = self.encoded_size();
+        frame::Video::new(ENCODER_PIXEL, width, height)
     }
 
     /// The picture size the encoder must be opened with.
@@ -147,25 +150,26 @@ impl Converter {
         padded_size(self.format.width, self.format.height)
     }
 
-    /// Converts `frame` (which must have this converter's format) and stamps it with `pts`.
-    pub fn convert(&mut self, frame: &Frame, pts: i64) -> Result<&frame::Video, ff::Error> {
+    /// Converts `frame` (which must have this converter's format) into `picture` (from
+    /// [`new_picture`](Self::new_picture)) and stamps it with `pts`.
+    pub fn convert_into(&mut self, frame: &Frame, pts: i64, picture: &mut frame::Video) -> Result<(), ff::Error> {
         debug_assert_eq!(frame.format, self.format);
-        make_writable(&mut self.picture)?;
+        make_writable(picture)?;
         match &mut self.path {
-            Path::Rgb(matrix) => rgb_to_picture(frame, *matrix, &mut self.picture)?,
+            Path::Rgb(matrix) => rgb_to_picture(frame, *matrix, picture)?,
             Path::Grey(lut) => {
-                grey_to_picture(frame, lut, &mut self.picture);
-                pad_luma(&mut self.picture, self.format.width, self.format.height);
+                grey_to_picture(frame, lut, picture);
+                pad_luma(picture, self.format.width, self.format.height);
             }
             Path::Swscale { staging, context } => {
                 make_writable(staging)?;
                 copy_planes_padded(frame, &self.source_layouts, &self.padded_layouts, staging);
-                context.run(staging, &mut self.picture)?;
+                context.run(staging, picture)?;
             }
-            Path::Copy => copy_planes_padded(frame, &self.source_layouts, &self.padded_layouts, &mut self.picture),
+            Path::Copy => copy_planes_padded(frame, &self.source_layouts, &self.padded_layouts, picture),
         }
-        self.picture.set_pts(Some(pts));
-        Ok(&self.picture)
+        picture.set_pts(Some(pts));
+        Ok(())
     }
 }
 

@@ -1,6 +1,7 @@
 //! Everything FFmpeg: codec choice, the NVENC probe, conversion, encoder and muxer. FFmpeg types
 //! stay inside this module.
 
+mod ahead;
 mod codec;
 mod colour;
 mod container;

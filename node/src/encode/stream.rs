@@ -1,12 +1,11 @@
-//! Frames in, encoded packets out: the converter and an opened encoder (first working candidate),
-//! independent of any file, so one encoder can feed a file per session or a pre-roll ring.
+//! Frames in, encoded packets out: the converter (on its own thread, one frame ahead, see
+//! [`super::ahead`]) and an opened encoder (first working candidate), independent of any file, so
+//! one encoder can feed a file per session or a pre-roll ring.
 
-use ffmpeg_next::{self as ff, Codec, Dictionary, Packet, Rational, codec, encoder};
+use ffmpeg_next::{self as ff, Codec, Dictionary, Packet, Rational, codec, encoder, frame};
 
 use super::{
-    EncodeError, EncoderKind, EncoderSettings,
-    colour::ColourMatrix,
-    convert::{Converter, ENCODER_PIXEL},
+    EncodeError, EncoderKind, EncoderSettings, ahead::ConvertAhead, colour::ColourMatrix, convert::ENCODER_PIXEL,
     quality::RateControl,
 };
 use crate::{
@@ -52,7 +51,7 @@ pub struct StreamEncoder {
     encoder: encoder::Video,
     codec: Codec,
     kind: EncoderKind,
-    converter: Converter,
+    converter: ConvertAhead,
     time_base: Rational,
     /// Nominal frame duration in the time base: each packet's duration (the last one's counts).
     frame_duration: i64,
@@ -70,7 +69,7 @@ impl StreamEncoder {
         settings: &EncoderSettings,
         frame_duration: i64,
     ) -> Result<(Self, Vec<EncodeError>), EncodeError> {
-        let converter = Converter::new(format)
+        let converter = ConvertAhead::start(format)
             .map_err(|e| EncodeError::Encode { path: "(converter)".into(), reason: e.to_string() })?;
         let (width, height) = converter.encoded_size();
         let ((encoder, codec), kind, passed_over) = open_first(candidates, width, height, settings)?;
@@ -91,19 +90,29 @@ impl StreamEncoder {
     }
 
     /// Encodes `frame` at `pts` (encoder time base, strictly increasing); appends the packets
-    /// that came out to `out`.
+    /// that came out to `out`. The encoder takes the previous frame's picture while this one
+    /// converts; this one follows with the next frame or at [`flush`](Self::flush).
     pub fn encode(&mut self, frame: &Frame, pts: i64, out: &mut Vec<EncodedPacket>) -> Result<(), EncodeError> {
-        let encode_error = |e: ff::Error| EncodeError::Encode { path: "(encoder)".into(), reason: e.to_string() };
-        let picture = self.converter.convert(frame, pts).map_err(encode_error)?;
-        self.encoder.send_frame(picture).map_err(encode_error)?;
-        self.frames += 1;
-        self.delay_frames = self.delay_frames.max(self.frames - self.packets);
-        self.drain(out)
+        self.converter.submit(frame, pts).map_err(convert_error)?;
+        let sent = match self.converter.take_ready() {
+            Some(picture) => {
+                let sent = self.send(&picture, out);
+                self.converter.recycle(picture);
+                sent
+            }
+            None => Ok(()),
+        };
+        // Always wait for the conversion, even after a failed send: it owns a picture and a frame.
+        let converted = self.converter.finish().map_err(convert_error);
+        sent.and(converted)
     }
 
     /// Ends the stream: appends every packet still inside the encoder to `out`. The encoder
     /// takes no frame after this.
     pub fn flush(&mut self, out: &mut Vec<EncodedPacket>) -> Result<(), EncodeError> {
+        if let Some(picture) = self.converter.take_ready() {
+            self.send(&picture, out)?;
+        }
         match self.encoder.send_eof() {
             Ok(()) | Err(ff::Error::Eof) => self.drain(out),
             Err(e) => Err(EncodeError::Encode { path: "(encoder)".into(), reason: e.to_string() }),
@@ -120,6 +129,16 @@ impl StreamEncoder {
 
     pub(super) fn time_base(&self) -> Rational {
         self.time_base
+    }
+
+    /// Gives one picture to the encoder and collects what comes out.
+    fn send(&mut self, picture: &frame::Video, out: &mut Vec<EncodedPacket>) -> Result<(), EncodeError> {
+        self.encoder
+            .send_frame(picture)
+            .map_err(|e| EncodeError::Encode { path: "(encoder)".into(), reason: e.to_string() })?;
+        self.frames += 1;
+        self.delay_frames = self.delay_frames.max(self.frames - self.packets);
+        self.drain(out)
     }
 
     fn drain(&mut self, out: &mut Vec<EncodedPacket>) -> Result<(), EncodeError> {
@@ -194,6 +213,10 @@ pub(super) fn open_encoder(
     }
     let options: Dictionary = kind.options(&settings.quality).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
     video.open_with(options).map(|opened| (opened, codec)).map_err(open_error)
+}
+
+fn convert_error(error: ff::Error) -> EncodeError {
+    EncodeError::Encode { path: "(converter)".into(), reason: error.to_string() }
 }
 
 fn rational(time_base: TimeBase) -> Rational {
