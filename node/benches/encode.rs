@@ -96,8 +96,7 @@ use std::{
 use arrow::buffer::Buffer;
 use dora_video_recorder::{
     encode::{
-        Container, EncoderKind, EncoderSettings, Latency, MP4_FRAGMENT_MICROS, Quality, RateControl, VideoWriter,
-        init_ffmpeg,
+        Container, EncoderKind, EncoderSettings, MP4_FRAGMENT_MICROS, Quality, RateControl, VideoWriter, init_ffmpeg,
     },
     frame::{Frame, FrameFormat, PixelEncoding},
     timing::{FrameRate, PtsClock, TimestampMode},
@@ -451,19 +450,24 @@ fn run_ffmpeg_cli(contender: Contender, case: Case, input: &Path, work: &Path, p
         .arg(input)
         .args(["-c:v", "libx264", "-preset", preset, "-crf", &CRF.to_string()])
         .args(["-g", &case.gop_frames().to_string(), "-bf", "0", "-pix_fmt", "yuv420p"])
-        .args(["-x264-params", &x264_params(case)])
+        .args(["-x264-params", &x264_params(case, preset)])
         .args(["-movflags", FRAGMENTED_MP4_FLAGS, "-frag_duration", &MP4_FRAGMENT_MICROS.to_string()])
         .arg(&out);
     let (usage, _) = measure(contender, "ffmpeg", command)?;
     Some(finished_run(contender, preset, usage, &out, None))
 }
 
-/// The recorder's default look-ahead, so the CLI runs at identical settings.
-fn x264_params(case: Case) -> String {
-    match Latency::for_fps(f64::from(case.fps)) {
-        Latency::Lookahead(frames) => format!("rc-lookahead={frames}"),
-        Latency::Zero => String::new(),
-    }
+/// The `x264-params` the recorder itself passes (look-ahead, `sync-lookahead=0`, one thread per
+/// core), taken from its own option list, so the CLI runs x264 at identical settings.
+fn x264_params(case: Case, preset: &str) -> String {
+    let quality = bench_quality(case, preset);
+    let options = EncoderKind::Libx264.options(&quality);
+    options.into_iter().find(|(key, _)| *key == "x264-params").map(|(_, value)| value).unwrap_or_default()
+}
+
+/// The recorder's default quality for `case` at `preset`, CRF [`CRF`].
+fn bench_quality(case: Case, preset: &str) -> Quality {
+    Quality::new(preset, RateControl::Crf(CRF), case.gop_frames(), f64::from(case.fps))
 }
 
 /// Where the reference recorder comes from.
@@ -1604,7 +1608,7 @@ fn encode_with_library(case: Case, raw: &Path, preset: &str, out: &Path) {
     let mut clock = PtsClock::new(TimestampMode::Source, fps, true);
     let settings = EncoderSettings {
         container: Container::Mp4,
-        quality: Quality::new(preset, RateControl::Crf(CRF), case.gop_frames(), f64::from(case.fps)),
+        quality: bench_quality(case, preset),
         fps,
         time_base: clock.time_base(),
         fsync: std::env::var(FSYNC_ENV).map_or(true, |v| v != "0"),
