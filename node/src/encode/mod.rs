@@ -20,4 +20,4 @@ pub use quality::{LOOKAHEAD_SECS, Latency, MAX_THREADS, PRESETS, Quality, RateCo
 pub use stream::{EncodedPacket, StreamEncoder};
 pub use writer::{EncodeError, EncoderSettings, VideoWriter, WrittenFile, init_ffmpeg, probe_encoder};
 mod resolve;
-pub use resolve::{ResolvedCodec, resolve_codec};
+pub use resolve::{CodecProbe, PROBE_MAX_AGE, ResolvedCodec, resolve_codec};

@@ -3,10 +3,9 @@
 
 use std::time::Instant;
 
-use super::{Pipeline, probe_settings};
+use super::Pipeline;
 use crate::{
     clip::{ClipRecorder, ClipSpec},
-    encode::resolve_codec,
     frame::Frame,
     recorder::{DetectionMessage, Submitted},
     session::SessionRef,
@@ -63,10 +62,10 @@ impl Pipeline {
         self.finishing.extend(recorders.into_values().map(ClipRecorder::finish));
     }
 
-    /// The clip recorder of `camera`, started (with a codec probe) on its first frame.
+    /// The clip recorder of `camera`, started (with the latest codec probe) on its first frame.
     fn clip_recorder(&mut self, camera: &str, now: Instant) -> Option<&ClipRecorder> {
         if !self.clips.contains_key(camera) {
-            let candidates = match resolve_codec(self.config.codec, &probe_settings(&self.config)) {
+            let candidates = match self.codec_probe.resolve(now) {
                 Ok(resolved) => resolved.candidates,
                 Err(error) => {
                     if let Some(suppressed) = self.limiter.allow("clip-codec", now) {

@@ -16,7 +16,7 @@ use crate::{
     closing::ClosingCameras,
     config::Config,
     control::{Control, ControlPayload, parse_control},
-    encode::{EncoderKind, EncoderSettings, ResolvedCodec, resolve_codec},
+    encode::{CodecProbe, EncoderKind, EncoderSettings, ResolvedCodec},
     frame::{FrameMetadata, FrameRejection, check_frame},
     limiter::LogLimiter,
     manifest::EndReason,
@@ -58,6 +58,8 @@ pub struct Pipeline {
     /// Starts and ends clips from detections (`TRIGGER=detections`).
     trigger: Option<Trigger>,
     generated_sessions: u64,
+    /// The encoders that open, probed at startup and again when a minute old.
+    codec_probe: CodecProbe,
     fallback_logged: bool,
     limiter: LogLimiter,
     summary: RunSummary,
@@ -83,8 +85,11 @@ impl Pipeline {
         let config_stats_interval = config.stats_interval;
         let limits = Limits { max_total_bytes: config.max_total_bytes, min_free_bytes: config.min_free_bytes };
         let retention = Retention::new(&config.storage, limits);
+        // Probed now, not at the first frame: the first session starts without waiting on it.
+        let mut codec_probe = CodecProbe::new(config.codec, probe_settings(&config));
+        let probed = codec_probe.resolve(Instant::now());
         if config.codec.is_explicit() {
-            resolve_codec(config.codec, &probe_settings(&config)).map_err(|e| {
+            probed.map_err(|e| {
                 eyre!(
                     "CODEC={} cannot be used: {e}. Alternatives: CODEC=auto (NVENC when it opens, else libx264), libx264, libx265",
                     config.codec.name()
@@ -106,6 +111,7 @@ impl Pipeline {
             reports_tx,
             reports_rx,
             generated_sessions: 0,
+            codec_probe,
             fallback_logged: false,
             limiter: LogLimiter::default(),
             summary: RunSummary::default(),

@@ -1,11 +1,10 @@
-//! Sessions and their per-camera workers: starting a session (with its codec probe), ending it,
+//! Sessions and their per-camera workers: starting a session (with the latest codec probe), ending it,
 //! and handing frames to the worker of their session and camera.
 
 use std::time::Instant;
 
-use super::{Pipeline, probe_settings};
+use super::Pipeline;
 use crate::{
-    encode::resolve_codec,
     manifest::EndReason,
     recorder::{CameraRecorder, RecorderSpec},
     session::SessionRef,
@@ -21,7 +20,7 @@ impl Pipeline {
             self.note_session_ended(ended.serial);
         }
         self.manifests.session_started(&session);
-        let codec = resolve_codec(self.config.codec, &probe_settings(&self.config));
+        let codec = self.codec_probe.resolve(now);
         match &codec {
             Ok(resolved) => {
                 for passed_over in &resolved.passed_over {
