@@ -13,6 +13,8 @@
 //! - `ROOMKIT_PYTHON=path/to/python`: a Python with PyAV and roomkit (see `scripts/roomkit_pyav.py`);
 //!   without it the reference recorder is skipped;
 //! - `ROOMKIT_SCRIPT=path`: the reference runner, default `scripts/roomkit_pyav.py` in this workspace;
+//! - `ENCODER_THREADS=n`: the recorder's setting of that name for our in-process rows and the CLI's
+//!   identical x264 settings (default one per core, as in the node);
 //! - `DORA=path`: the dora CLI, default `.venv/bin/dora` in this workspace (scripts/setup.sh), else
 //!   `dora` on `PATH`. The dataflow rows need it and `target/release/dora-test-pattern`
 //!   (`cargo build --release -p dora-recorder-test-nodes`); without either they are skipped.
@@ -467,7 +469,11 @@ fn x264_params(case: Case, preset: &str) -> String {
 
 /// The recorder's default quality for `case` at `preset`, CRF [`CRF`].
 fn bench_quality(case: Case, preset: &str) -> Quality {
-    Quality::new(preset, RateControl::Crf(CRF), case.gop_frames(), f64::from(case.fps))
+    let mut quality = Quality::new(preset, RateControl::Crf(CRF), case.gop_frames(), f64::from(case.fps));
+    if let Some(threads) = std::env::var("ENCODER_THREADS").ok().and_then(|n| n.parse().ok()) {
+        quality.threads = threads;
+    }
+    quality
 }
 
 /// Where the reference recorder comes from.

@@ -187,6 +187,8 @@ struct Camera {
     send_log: Option<std::fs::File>,
     /// With `LOOP_FRAMES`, the frames drawn at startup, sent in turn.
     loop_frames: Vec<Vec<u8>>,
+    /// When the loop was drawn: ticks from before then are skipped.
+    ready_at: std::time::SystemTime,
 }
 
 impl Camera {
@@ -210,11 +212,18 @@ impl Camera {
             first_tick: None,
             send_log,
             loop_frames: draw_loop(settings),
+            ready_at: std::time::SystemTime::now(),
         })
     }
 
     /// Draws and sends the next frame for a tick sent at `tick_time`.
     fn tick(&mut self, node: &mut DoraNode, tick_time: NTP64) -> eyre::Result<()> {
+        // Ticks queued while the loop was drawn would leave as one burst of frames, which dora
+        // 1.1's zero-copy path may drop at the sender, unseen by any receiver (dora-rs/dora#3397):
+        // a camera delivers frames at its rate, so these are skipped, not sent late.
+        if !self.loop_frames.is_empty() && tick_time.to_system_time() < self.ready_at {
+            return Ok(());
+        }
         let first_tick = *self.first_tick.get_or_insert(tick_time);
         let output = DataId::from(IMAGE_OUTPUT.to_owned());
         let sent = if self.loop_frames.is_empty() {
