@@ -14,9 +14,9 @@ pub const LOOKAHEAD_SECS: f64 = 0.2;
 /// Most encoder threads a user may ask for.
 pub const MAX_THREADS: u32 = 64;
 
-/// Encoder threads by default: one per core. x264's own default, 1.5 per core, holds one more
-/// frame in flight per extra thread (at 1080p about 11 MB each) and was no faster on 2 cores
-/// (`scripts/soak.sh`, node/benches/encode.rs).
+/// Encoder threads by default: one per core. x264's own default, 1.5 per core, holds more frames
+/// in flight: on 2 cores at 1080p, 3 threads took 22 MB more at veryfast for no gain in speed,
+/// and 24 MB more at medium for about 6% more speed (`scripts/soak.sh`, node/benches/encode.rs).
 pub fn default_threads() -> u32 {
     std::thread::available_parallelism()
         .map_or(1, |cores| u32::try_from(cores.get()).unwrap_or(MAX_THREADS).min(MAX_THREADS))

@@ -42,10 +42,10 @@ pub const PROBE_MAX_AGE: Duration = Duration::from_secs(60);
 
 /// The latest probe of one request, reused while it is younger than [`PROBE_MAX_AGE`].
 ///
-/// Probing opens real encoders (NVENC first, which loads the CUDA driver) and takes tens of
-/// milliseconds; on the event loop, at every session start, that held up dora's input queue,
-/// which then dropped the first frames of fast cameras. The node probes once at startup, so the
-/// first session starts with the outcome in hand.
+/// Probing opens real encoders (NVENC first, which tries to load the CUDA driver). Done on the
+/// event loop at every session start, it kept the loop from taking frames off dora's input queue
+/// for that long. The node probes once at startup, so the first session starts with the outcome
+/// in hand, and probes again only when the outcome is a minute old.
 #[derive(Debug)]
 pub struct CodecProbe {
     request: CodecRequest,

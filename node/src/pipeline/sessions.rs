@@ -1,5 +1,5 @@
-//! Sessions and their per-camera workers: starting a session (with the latest codec probe), ending it,
-//! and handing frames to the worker of their session and camera.
+//! Sessions and their per-camera workers: starting a session (with the latest codec probe),
+//! ending it, and handing frames to the worker of their session and camera.
 
 use std::time::Instant;
 
