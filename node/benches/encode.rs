@@ -1602,9 +1602,9 @@ fn child_main() -> ExitCode {
 /// Feeds every frame of `raw` through [`VideoWriter`] exactly as the node's threads do: one thread
 /// takes frames in (the node's event loop receiving from dora; here reading the file) and hands
 /// them over through a short queue to the encoding thread (the node's per-camera worker), PTS from
-/// the source clock. Buffers are recycled once the writer lets go of them, as dora recycles its
-/// shared-memory regions and the CLI its packet pool: a fresh 6 MB allocation per frame would add
-/// page faults the node does not pay (its system time is 0.4 ms per 1080p frame in
+/// the source clock. Buffers are recycled once the writer lets go of them, as the CLI reuses its
+/// packet pool: a fresh 6 MB allocation per frame would add page faults that the node, fed from
+/// dora's shared memory, does not show (its system time is 0.4 ms per 1080p frame in
 /// `scripts/soak.sh`).
 fn encode_with_library(case: Case, raw: &Path, preset: &str, out: &Path) {
     // As the node's binary does at start.
