@@ -49,7 +49,7 @@ use std::{
 
 use dcv_color_primitives as dcp;
 use dora_video_recorder::{
-    encode::{ColourMatrix, PlaneLayout, init_ffmpeg, plane_layouts, planes_mut, rgb_to_yuv420},
+    encode::{ColourMatrix, PlaneLayout, ffmpeg_pixel, init_ffmpeg, plane_layouts, planes_mut, rgb_to_yuv420},
     frame::PixelEncoding,
 };
 use ffmpeg_next::{format::Pixel, frame, software::scaling};
@@ -241,24 +241,6 @@ struct Input {
     staged: frame::Video,
 }
 
-/// The FFmpeg pixel format of an encoding (as in `convert.rs`).
-fn ffmpeg_pixel(encoding: PixelEncoding) -> Pixel {
-    match encoding {
-        PixelEncoding::Bgr8 => Pixel::BGR24,
-        PixelEncoding::Rgb8 => Pixel::RGB24,
-        PixelEncoding::Rgba8 => Pixel::RGBA,
-        PixelEncoding::Bgra8 => Pixel::BGRA,
-        PixelEncoding::Mono8 => Pixel::GRAY8,
-        PixelEncoding::Yuv420 => Pixel::YUV420P,
-        PixelEncoding::Nv12 => Pixel::NV12,
-    }
-}
-
-/// Whether swscale gets the colour matrix for this encoding (as in `convert.rs`).
-fn is_rgb(encoding: PixelEncoding) -> bool {
-    matches!(encoding, PixelEncoding::Bgr8 | PixelEncoding::Rgb8 | PixelEncoding::Rgba8 | PixelEncoding::Bgra8)
-}
-
 /// Copies a tightly packed payload into `staged` plane by plane, the way `convert.rs` does (even
 /// sizes need no padding, so each row is copied as it is).
 fn stage(raw: &[u8], layouts: &[PlaneLayout], staged: &mut frame::Video) {
@@ -363,7 +345,7 @@ impl Swscale {
         let mut context =
             scaling::Context::get(ffmpeg_pixel(encoding), width, height, Pixel::YUV420P, width, height, flags)
                 .expect("swscale context");
-        if is_rgb(encoding) {
+        if encoding.is_rgb() {
             ColourMatrix::for_size(width, height).configure_scaler(&mut context).expect("swscale colour details");
         }
         Self(context)

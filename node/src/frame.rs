@@ -49,6 +49,11 @@ impl PixelEncoding {
         }
     }
 
+    /// Whether this is a packed RGB layout (with or without alpha): what a colour matrix applies to.
+    pub fn is_rgb(self) -> bool {
+        matches!(self, Self::Bgr8 | Self::Rgb8 | Self::Rgba8 | Self::Bgra8)
+    }
+
     /// Bytes of one `width` x `height` image in this layout (chroma planes round up).
     pub fn byte_len(self, width: u32, height: u32) -> usize {
         let (w, h) = (width as usize, height as usize);
@@ -216,6 +221,24 @@ pub fn check_frame(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rgb_layouts_are_the_packed_colour_ones() {
+        let rgb: Vec<_> = [
+            PixelEncoding::Bgr8,
+            PixelEncoding::Rgb8,
+            PixelEncoding::Rgba8,
+            PixelEncoding::Bgra8,
+            PixelEncoding::Mono8,
+            PixelEncoding::Yuv420,
+            PixelEncoding::Nv12,
+        ]
+        .into_iter()
+        .filter(|encoding| encoding.is_rgb())
+        .map(PixelEncoding::name)
+        .collect();
+        assert_eq!(rgb, ["bgr8", "rgb8", "rgba8", "bgra8"]);
+    }
 
     fn meta(encoding: &str, width: i64, height: i64) -> FrameMetadata {
         FrameMetadata {

@@ -70,7 +70,8 @@ pub fn padded_size(width: u32, height: u32) -> (u32, u32) {
     ((width + 1) & !1, (height + 1) & !1)
 }
 
-fn ffmpeg_pixel(encoding: PixelEncoding) -> Pixel {
+/// The FFmpeg pixel format of a raw encoding (what swscale reads it as).
+pub fn ffmpeg_pixel(encoding: PixelEncoding) -> Pixel {
     match encoding {
         PixelEncoding::Bgr8 => Pixel::BGR24,
         PixelEncoding::Rgb8 => Pixel::RGB24,
@@ -111,10 +112,7 @@ impl Converter {
             ColourMatrix::Bt709 => YuvStandardMatrix::Bt709,
         };
         let even = (width, height) == (format.width, format.height);
-        let rgb = matches!(
-            format.encoding,
-            PixelEncoding::Bgr8 | PixelEncoding::Rgb8 | PixelEncoding::Rgba8 | PixelEncoding::Bgra8
-        );
+        let rgb = format.encoding.is_rgb();
         let path = match format.encoding {
             // yuvutils-rs 0.8 panics on odd sizes: those (rare) go through swscale below.
             _ if rgb && even => Path::Rgb(matrix),

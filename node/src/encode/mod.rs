@@ -14,7 +14,7 @@ mod writer;
 pub use codec::{CodecRequest, EncoderKind, nvenc_preset};
 pub use colour::ColourMatrix;
 pub use container::{Container, MP4_FRAGMENT_MICROS};
-pub use convert::{PlaneLayout, padded_size, plane_layouts, planes_mut, rgb_to_yuv420};
+pub use convert::{PlaneLayout, ffmpeg_pixel, padded_size, plane_layouts, planes_mut, rgb_to_yuv420};
 pub use muxer::PacketMuxer;
 pub use quality::{LOOKAHEAD_SECS, Latency, MAX_THREADS, PRESETS, Quality, RateControl, default_threads};
 pub use stream::{EncodedPacket, StreamEncoder};

@@ -69,8 +69,7 @@ impl StreamEncoder {
         settings: &EncoderSettings,
         frame_duration: i64,
     ) -> Result<(Self, Vec<EncodeError>), EncodeError> {
-        let converter = ConvertAhead::start(format)
-            .map_err(|e| EncodeError::Encode { path: "(converter)".into(), reason: e.to_string() })?;
+        let converter = ConvertAhead::start(format).map_err(convert_error)?;
         let (width, height) = converter.encoded_size();
         let ((encoder, codec), kind, passed_over) = open_first(candidates, width, height, settings)?;
         let time_base = rational(settings.time_base);
@@ -115,7 +114,7 @@ impl StreamEncoder {
         }
         match self.encoder.send_eof() {
             Ok(()) | Err(ff::Error::Eof) => self.drain(out),
-            Err(e) => Err(EncodeError::Encode { path: "(encoder)".into(), reason: e.to_string() }),
+            Err(e) => Err(encoder_error(e)),
         }
     }
 
@@ -133,9 +132,7 @@ impl StreamEncoder {
 
     /// Gives one picture to the encoder and collects what comes out.
     fn send(&mut self, picture: &frame::Video, out: &mut Vec<EncodedPacket>) -> Result<(), EncodeError> {
-        self.encoder
-            .send_frame(picture)
-            .map_err(|e| EncodeError::Encode { path: "(encoder)".into(), reason: e.to_string() })?;
+        self.encoder.send_frame(picture).map_err(encoder_error)?;
         self.frames += 1;
         self.delay_frames = self.delay_frames.max(self.frames - self.packets);
         self.drain(out)
@@ -152,7 +149,7 @@ impl StreamEncoder {
                     out.push(EncodedPacket { packet });
                 }
                 Err(ff::Error::Other { errno: ff::error::EAGAIN }) | Err(ff::Error::Eof) => return Ok(()),
-                Err(e) => return Err(EncodeError::Encode { path: "(encoder)".into(), reason: e.to_string() }),
+                Err(e) => return Err(encoder_error(e)),
             }
         }
     }
@@ -215,8 +212,14 @@ pub(super) fn open_encoder(
     video.open_with(options).map(|opened| (opened, codec)).map_err(open_error)
 }
 
+/// A conversion failure; [`EncodeError::in_file`] names the file once the caller knows it.
 fn convert_error(error: ff::Error) -> EncodeError {
     EncodeError::Encode { path: "(converter)".into(), reason: error.to_string() }
+}
+
+/// An encoder failure; [`EncodeError::in_file`] names the file once the caller knows it.
+fn encoder_error(error: ff::Error) -> EncodeError {
+    EncodeError::Encode { path: "(encoder)".into(), reason: error.to_string() }
 }
 
 fn rational(time_base: TimeBase) -> Rational {
