@@ -25,7 +25,7 @@ use crate::{
     overlay::Overlay,
     packet_ring::{PacketRing, RingEntry},
     queue::{QueueReceiver, QueueSender, Queued, RecvError, queue},
-    recorder::{DetectionMessage, FileSettings, Submitted},
+    recorder::{DetectionMessage, FileSettings},
     report::{FileReport, FileStatus},
     session::SessionRef,
     sidecars::Sidecars,
@@ -104,10 +104,10 @@ impl ClipRecorder {
         dropped
     }
 
-    /// Queues a detector's output for the file of `session`.
-    pub fn submit_detections(&self, session: Option<SessionRef>, message: DetectionMessage) -> Submitted {
+    /// Queues a detector's output for the file of `session` (the queue always takes it: only
+    /// frames are evicted).
+    pub fn submit_detections(&self, session: Option<SessionRef>, message: DetectionMessage) {
         self.commands.push(Command::Detections(session, Box::new(message)));
-        Submitted::Queued
     }
 
     /// Frames and bytes waiting in the queue.

@@ -122,15 +122,6 @@ pub struct DetectionMessage {
     pub detections: Detections,
 }
 
-/// Whether a submitted frame was queued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Submitted {
-    /// Queued for encoding.
-    Queued,
-    /// Dropped: the encoder is behind and the queue is full.
-    Dropped,
-}
-
 /// The event loop's handle on a camera's worker.
 pub struct CameraRecorder {
     commands: QueueSender<Command>,
@@ -171,10 +162,10 @@ impl CameraRecorder {
         dropped
     }
 
-    /// Queues a detector's output for the file being written.
-    pub fn submit_detections(&self, message: DetectionMessage) -> Submitted {
+    /// Queues a detector's output for the file being written (the queue always takes it: only
+    /// frames are evicted).
+    pub fn submit_detections(&self, message: DetectionMessage) {
         self.commands.push(Command::Detections(Box::new(message)));
-        Submitted::Queued
     }
 
     /// Frames and bytes waiting in the queue.

@@ -7,7 +7,7 @@ use super::Pipeline;
 use crate::{
     clip::{ClipRecorder, ClipSpec},
     frame::Frame,
-    recorder::{DetectionMessage, Submitted},
+    recorder::DetectionMessage,
     session::SessionRef,
 };
 
@@ -29,17 +29,17 @@ impl Pipeline {
         }
     }
 
-    /// A detector's output for `camera`'s file of `session`.
+    /// A detector's output for `camera`'s file of `session`; an error when the camera has no
+    /// clip recorder yet (it starts at the camera's first frame).
     pub(super) fn submit_clip_detections(
         &mut self,
         camera: &str,
         session: Option<SessionRef>,
         message: DetectionMessage,
-    ) -> Submitted {
-        match self.clips.get(camera) {
-            Some(recorder) => recorder.submit_detections(session, message),
-            None => Submitted::Dropped,
-        }
+    ) -> Result<(), String> {
+        let recorder = self.clips.get(camera).ok_or_else(|| format!("camera {camera} has not sent a frame yet"))?;
+        recorder.submit_detections(session, message);
+        Ok(())
     }
 
     /// Session `serial` ended: each camera closes its file once the session's last packets are out.

@@ -4,12 +4,7 @@
 use std::{collections::BTreeMap, time::Instant};
 
 use super::Pipeline;
-use crate::{
-    detections::Detections,
-    manifest::EndReason,
-    recorder::{DetectionMessage, Submitted},
-    timing::unix_nanos_now,
-};
+use crate::{detections::Detections, manifest::EndReason, recorder::DetectionMessage, timing::unix_nanos_now};
 
 impl Pipeline {
     /// A detector's output on `input` (`detections` for the only camera, `NAME_detections` for
@@ -33,10 +28,7 @@ impl Pipeline {
             let session = self.timeline.route(sent_nanos).cloned();
             if self.clip_mode() {
                 let camera = camera.to_owned();
-                return match self.submit_clip_detections(&camera, session, message) {
-                    Submitted::Queued => Ok(()),
-                    Submitted::Dropped => Err(format!("camera {camera}'s queue is full")),
-                };
+                return self.submit_clip_detections(&camera, session, message);
             }
             let Some(session) = session else {
                 // Between sessions detections have no video to go beside; that is not an error.
@@ -45,10 +37,9 @@ impl Pipeline {
             };
             let key = (session.serial, camera.to_owned());
             let recorder = self.recorders.get(&key).or_else(|| self.closing.route(&key, sent_nanos));
-            match recorder.map(|recorder| recorder.submit_detections(message)) {
-                Some(Submitted::Queued) => Ok(()),
-                _ => Err(format!("camera {camera} has no file open or its queue is full")),
-            }
+            let recorder = recorder.ok_or_else(|| format!("camera {camera} has no file open"))?;
+            recorder.submit_detections(message);
+            Ok(())
         });
         if let Err(error) = routed {
             self.summary.detections_dropped += 1;
