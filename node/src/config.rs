@@ -4,12 +4,12 @@
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use crate::{
+    camera::queue::{Overflow, QueueLimits},
+    camera::segments::SegmentLimits,
     encode::{CodecRequest, Container, Latency, MAX_THREADS, PRESETS, Quality, RateControl, default_threads},
-    queue::{Overflow, QueueLimits},
-    segments::SegmentLimits,
+    session::trigger::{DEFAULT_MIN_CONFIDENCE, DEFAULT_POST_ROLL_SECS, TriggerSettings},
     stats::DEFAULT_STATS_INTERVAL_SECS,
     timing::{FrameRate, TimestampMode},
-    trigger::{DEFAULT_MIN_CONFIDENCE, DEFAULT_POST_ROLL_SECS, TriggerSettings},
 };
 
 /// Default output folder, relative to the node's working directory (the dataflow's folder).

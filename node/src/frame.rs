@@ -130,7 +130,7 @@ pub struct Frame {
     /// The pixels, shared with dora's buffer (no copy).
     pub data: Buffer,
     /// The sender's metadata values that identify the frame (`frame_id`, `episode_index`, ...;
-    /// see [`crate::index::identifying_keys`]), as text: they go into the frame index.
+    /// see [`crate::sidecars::index::identifying_keys`]), as text: they go into the frame index.
     pub ids: Arc<BTreeMap<String, String>>,
 }
 

@@ -13,11 +13,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use arrow::{
-    array::{ArrayRef, Float64Array, StringArray, StructArray, UInt64Array},
-    datatypes::{DataType, Field},
-};
-
 /// Default `STATS_INTERVAL`, seconds.
 pub const DEFAULT_STATS_INTERVAL_SECS: u64 = 10;
 
@@ -143,31 +138,8 @@ impl StatsBook {
     }
 }
 
-/// Stats rows as one Arrow struct array (a row per camera) for the `stats` output.
-pub fn stats_to_arrow(rows: &[CameraStats]) -> ArrayRef {
-    let count = |f: fn(&CameraStats) -> u64| Arc::new(UInt64Array::from_iter_values(rows.iter().map(f))) as ArrayRef;
-    let rate = |f: fn(&CameraStats) -> f64| Arc::new(Float64Array::from_iter_values(rows.iter().map(f))) as ArrayRef;
-    let columns: Vec<(&str, DataType, ArrayRef)> = vec![
-        ("camera", DataType::Utf8, Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.camera.as_str())))),
-        ("frames_in", DataType::UInt64, count(|r| r.frames_in)),
-        ("encoded", DataType::UInt64, count(|r| r.encoded)),
-        ("dropped", DataType::UInt64, count(|r| r.dropped)),
-        ("encode_fps", DataType::Float64, rate(|r| r.encode_fps)),
-        ("bitrate_bps", DataType::Float64, rate(|r| r.bitrate_bps)),
-        ("queue_frames", DataType::UInt64, count(|r| r.queue_frames)),
-        ("queue_bytes", DataType::UInt64, count(|r| r.queue_bytes)),
-    ];
-    let pairs: Vec<(Arc<Field>, ArrayRef)> = columns
-        .into_iter()
-        .map(|(name, data_type, array)| (Arc::new(Field::new(name, data_type, false)), array))
-        .collect();
-    Arc::new(StructArray::from(pairs))
-}
-
 #[cfg(test)]
 mod tests {
-    use arrow::array::{Array, AsArray};
-
     use super::*;
 
     #[test]
@@ -190,22 +162,5 @@ mod tests {
         assert_eq!((rows[0].queue_frames, rows[0].queue_bytes), (2, 20), "the queue depth now");
         let rows = book.due(t0 + Duration::from_secs(20), |_| (0, 0)).unwrap();
         assert_eq!((rows[0].encoded, rows[0].encode_fps), (150, 0.0), "nothing encoded in the second interval");
-    }
-
-    #[test]
-    fn stats_become_one_struct_row_per_camera() {
-        let row = CameraStats {
-            camera: "wrist".into(),
-            frames_in: 1,
-            encoded: 1,
-            dropped: 0,
-            encode_fps: 15.0,
-            bitrate_bps: 8.0,
-            queue_frames: 0,
-            queue_bytes: 0,
-        };
-        let array = stats_to_arrow(&[row.clone(), row]);
-        assert_eq!(array.len(), 2);
-        assert_eq!(array.as_struct().column_by_name("camera").unwrap().as_string::<i32>().value(1), "wrist");
     }
 }

@@ -12,10 +12,10 @@ use std::{
 };
 
 use dora_video_recorder::{
+    camera::queue::{Overflow, QueueLimits},
+    camera::{CameraWorker, FileSettings, session::SessionJob},
     encode::{CodecRequest, Container, EncoderKind, Quality, RateControl},
     frame::{Frame, FrameFormat, PixelEncoding},
-    queue::{Overflow, QueueLimits},
-    recorder::{CameraRecorder, FileSettings, RecorderSpec},
     session::SessionRef,
     timing::{FrameRate, TimestampMode},
 };
@@ -302,11 +302,11 @@ fn a_panic_inside_a_worker_fails_that_file_and_the_worker_goes_on() {
         ids: Default::default(),
     };
     for index in 0..5 {
-        recorder.submit(frame(index, 65 * 49 * 3));
+        recorder.submit(frame(index, 65 * 49 * 3), None);
     }
-    recorder.submit(frame(5, 10));
+    recorder.submit(frame(5, 10), None);
     for index in 6..10 {
-        recorder.submit(frame(index, 65 * 49 * 3));
+        recorder.submit(frame(index, 65 * 49 * 3), None);
     }
     recorder.finish().join().unwrap();
     let reports: Vec<_> = reports.try_iter().collect();
@@ -325,7 +325,7 @@ fn spawn_recorder(
     dir: &Path,
     queue: QueueLimits,
     preset: &str,
-) -> (CameraRecorder, std::sync::mpsc::Receiver<dora_video_recorder::report::FileReport>) {
+) -> (CameraWorker, std::sync::mpsc::Receiver<dora_video_recorder::camera::report::FileReport>) {
     dora_video_recorder::encode::init_ffmpeg().unwrap();
     let files = FileSettings {
         storage: dir.to_owned(),
@@ -341,9 +341,10 @@ fn spawn_recorder(
         segments: Default::default(),
         overlay: false,
     };
-    let spec = RecorderSpec { session: SessionRef { serial: 1, id: "bug".into(), start_nanos: 1_000_000_000 }, files };
+    let session = SessionRef { serial: 1, id: "bug".into(), start_nanos: 1_000_000_000 };
     let (reports_tx, reports) = std::sync::mpsc::channel();
-    (CameraRecorder::spawn(spec, "image".into(), reports_tx, Default::default()).unwrap(), reports)
+    let make_job = move |links| SessionJob::new(session, "image".into(), files, links);
+    (CameraWorker::spawn("image", queue, false, reports_tx, Default::default(), make_job).unwrap(), reports)
 }
 
 /// A frame of random bytes (incompressible: slow to encode) sent at `index` / 15 s.
@@ -366,7 +367,7 @@ fn a_full_queue_drops_its_oldest_frames_and_block_keeps_every_one() {
         let dir = temp_storage(&format!("overflow-{overflow:?}"));
         let limits = QueueLimits { frames: 2, bytes: 1 << 30, overflow };
         let (recorder, reports) = spawn_recorder(&dir, limits, "veryslow");
-        let dropped: u64 = frames.iter().map(|frame| recorder.submit(frame.clone())).sum();
+        let dropped: u64 = frames.iter().map(|frame| recorder.submit(frame.clone(), None)).sum();
         recorder.finish().join().unwrap();
         let finished: Vec<_> = reports.try_iter().filter(|r| r.frames > 0).collect();
         let recorded = probe(&videos_in(&dir)[0]).frames;

@@ -1,13 +1,9 @@
-//! File events: what the logs say and what the optional `recording` output sends, as one
-//! Arrow struct row per event (schema in the README).
+//! File events: what the logs say and what the optional `recording` output sends (as one Arrow
+//! struct row per event, written by `node::outputs`; schema in the README).
 
-use std::{path::PathBuf, sync::Arc};
+use std::path::PathBuf;
 
 use crate::session::SessionRef;
-use arrow::{
-    array::{ArrayRef, Float64Array, StringArray, StructArray, UInt64Array},
-    datatypes::{DataType, Field},
-};
 
 /// What happened to a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,67 +116,5 @@ impl FileReport {
             first_time_ns: None,
             last_time_ns: None,
         }
-    }
-
-    /// The report as a one-row Arrow struct array.
-    pub fn to_arrow(&self) -> ArrayRef {
-        let text = |value: Option<&str>| Arc::new(StringArray::from(vec![value])) as ArrayRef;
-        let count = |value: u64| Arc::new(UInt64Array::from(vec![value])) as ArrayRef;
-        let path = self.path.as_ref().map(|p| p.display().to_string());
-        let columns: Vec<(&str, DataType, ArrayRef)> = vec![
-            ("status", DataType::Utf8, text(Some(self.status.name()))),
-            ("session_id", DataType::Utf8, text(Some(&self.session_id))),
-            ("camera", DataType::Utf8, text(Some(&self.camera))),
-            ("path", DataType::Utf8, text(path.as_deref())),
-            ("codec", DataType::Utf8, text(Some(self.codec))),
-            ("encoder", DataType::Utf8, text(self.encoder)),
-            ("frames", DataType::UInt64, count(self.frames)),
-            ("skipped", DataType::UInt64, count(self.skipped)),
-            ("dropped", DataType::UInt64, count(self.dropped)),
-            ("duration_secs", DataType::Float64, Arc::new(Float64Array::from(vec![self.duration_secs]))),
-            ("bytes", DataType::UInt64, count(self.bytes)),
-            ("error", DataType::Utf8, text(self.error.as_deref())),
-            ("first_time_ns", DataType::UInt64, Arc::new(UInt64Array::from(vec![self.first_time_ns])) as ArrayRef),
-            ("last_time_ns", DataType::UInt64, Arc::new(UInt64Array::from(vec![self.last_time_ns])) as ArrayRef),
-        ];
-        let pairs: Vec<(Arc<Field>, ArrayRef)> = columns
-            .into_iter()
-            .map(|(name, data_type, array)| (Arc::new(Field::new(name, data_type, true)), array))
-            .collect();
-        Arc::new(StructArray::from(pairs))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use arrow::array::{Array, AsArray};
-
-    #[test]
-    fn report_becomes_one_struct_row_with_nulls_for_missing_values() {
-        let report = FileReport {
-            status: FileStatus::Finished,
-            session_id: "run-1".into(),
-            camera: "image".into(),
-            path: Some("/tmp/a.mp4".into()),
-            codec: "auto",
-            encoder: Some("libx264"),
-            frames: 42,
-            skipped: 1,
-            dropped: 0,
-            duration_secs: 2.8,
-            bytes: 1000,
-            error: None,
-            panicked: false,
-            session_serial: 1,
-            first_time_ns: Some(5),
-            last_time_ns: None,
-        };
-        let array = report.to_arrow();
-        let row = array.as_struct();
-        assert_eq!(row.len(), 1);
-        assert_eq!(row.column_by_name("status").unwrap().as_string::<i32>().value(0), "finished");
-        assert_eq!(row.column_by_name("frames").unwrap().as_primitive::<arrow::datatypes::UInt64Type>().value(0), 42);
-        assert!(row.column_by_name("error").unwrap().is_null(0));
     }
 }

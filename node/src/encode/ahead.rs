@@ -15,7 +15,7 @@ use ffmpeg_next::{self as ff, frame};
 
 use super::convert::Converter;
 use crate::{
-    contain::contain_panic,
+    camera::contain::contain_panic,
     frame::{Frame, FrameFormat},
 };
 

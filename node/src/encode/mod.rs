@@ -6,10 +6,15 @@ mod codec;
 mod colour;
 mod container;
 mod convert;
+mod error;
 mod muxer;
 mod quality;
+mod resolve;
+mod settings;
 mod stream;
 mod writer;
+
+use ffmpeg_next as ff;
 
 pub use codec::{CodecRequest, EncoderKind, nvenc_preset};
 pub use colour::ColourMatrix;
@@ -18,6 +23,16 @@ pub use convert::{PlaneLayout, ffmpeg_pixel, padded_size, plane_layouts, planes_
 pub use muxer::PacketMuxer;
 pub use quality::{LOOKAHEAD_SECS, Latency, MAX_THREADS, PRESETS, Quality, RateControl, default_threads};
 pub use stream::{EncodedPacket, StreamEncoder};
-pub use writer::{EncodeError, EncoderSettings, VideoWriter, WrittenFile, init_ffmpeg, probe_encoder};
-mod resolve;
-pub use resolve::{CodecProbe, PROBE_MAX_AGE, ResolvedCodec, resolve_codec};
+pub use error::{EncodeError, WrittenFile};
+pub use resolve::{CodecProbe, PROBE_MAX_AGE, ResolvedCodec, probe_encoder, resolve_codec};
+pub use settings::EncoderSettings;
+pub use writer::VideoWriter;
+
+/// Initializes FFmpeg once per process and keeps its own logging to real problems.
+pub fn init_ffmpeg() -> Result<(), ff::Error> {
+    ff::init()?;
+    ff::util::log::set_level(ff::util::log::Level::Error);
+    Ok(())
+}
+
+

@@ -13,7 +13,7 @@ use super::{
     EncodeError, EncoderKind, EncoderSettings, WrittenFile,
     stream::{EncodedPacket, StreamEncoder},
 };
-use crate::{durability::FragmentSyncer, fmp4};
+use crate::{fmp4, storage::durability::FragmentSyncer};
 
 /// An open output file taking the packets of one [`StreamEncoder`].
 pub struct PacketMuxer {

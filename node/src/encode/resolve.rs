@@ -3,7 +3,13 @@
 
 use std::time::{Duration, Instant};
 
-use super::{CodecRequest, EncodeError, EncoderKind, EncoderSettings, probe_encoder};
+use ffmpeg_next as ff;
+
+use super::{CodecRequest, EncodeError, EncoderKind, EncoderSettings, stream::open_encoder};
+
+/// Size of the throwaway picture used to probe whether an encoder really opens. NVENC's minimum
+/// is 145x49 on some GPUs; 256x256 suits every encoder.
+const PROBE_SIZE: u32 = 256;
 
 /// The outcome of probing a request's candidates.
 #[derive(Debug, Clone)]
@@ -82,6 +88,17 @@ fn latest_or(
         }
     }
 }
+
+/// Opens (and drops) a small encoder of `kind`: "compiled in" is not "usable".
+pub fn probe_encoder(kind: EncoderKind, settings: &EncoderSettings) -> Result<(), EncodeError> {
+    // A failed probe is expected on machines without a GPU and is reported once by the caller;
+    // FFmpeg's own "Cannot load libcuda.so.1" line would repeat at every session start.
+    ff::util::log::set_level(ff::util::log::Level::Fatal);
+    let probe = open_encoder(kind, PROBE_SIZE, PROBE_SIZE, settings).map(drop);
+    ff::util::log::set_level(ff::util::log::Level::Error);
+    probe
+}
+
 
 #[cfg(test)]
 mod tests {

@@ -16,16 +16,18 @@ use dora_node_api::{
 };
 use eyre::WrapErr;
 
+mod outputs;
+
 use crate::{
     config::Config,
-    control::ControlPayload,
     detections::{FORMAT_KEY as DETECTIONS_FORMAT_KEY, parse_detections},
     frame::{ENCODING_KEY, FrameMetadata, HEIGHT_KEY, WIDTH_KEY},
-    index::identifying_keys,
     pipeline::Pipeline,
-    stats::{CameraStats, stats_to_arrow},
+    pipeline::wiring::{CONTROL_INPUT, RunSummary, Wiring, is_camera_input},
+    session::control::ControlPayload,
+    sidecars::index::identifying_keys,
+    stats::CameraStats,
     timing::unix_nanos_now,
-    wiring::{CONTROL_INPUT, RunSummary, Wiring, is_camera_input},
 };
 
 /// Optional output with one event per file started, finished, failed or deleted.
@@ -210,7 +212,7 @@ fn send_stats(node: &mut DoraNode, stats: &[CameraStats]) {
         && let Err(error) = node.send_output(
             DataId::from(STATS_OUTPUT.to_owned()),
             MetadataParameters::default(),
-            stats_to_arrow(stats),
+            outputs::stats_to_arrow(stats),
         )
     {
         tracing::warn!("cannot send the {STATS_OUTPUT} output: {error}");
@@ -220,7 +222,7 @@ fn send_stats(node: &mut DoraNode, stats: &[CameraStats]) {
 fn send_reports(node: &mut DoraNode, pipeline: &mut Pipeline) {
     for report in pipeline.take_reports() {
         let output = DataId::from(RECORDING_OUTPUT.to_owned());
-        if let Err(error) = node.send_output(output, MetadataParameters::default(), report.to_arrow()) {
+        if let Err(error) = node.send_output(output, MetadataParameters::default(), outputs::report_to_arrow(&report)) {
             tracing::warn!("cannot send the {RECORDING_OUTPUT} event: {error}");
         }
     }

@@ -1,13 +1,12 @@
 //! Pre-roll recording (`PRE_ROLL` > 0): every frame of a camera goes to that camera's
-//! [`ClipRecorder`] with the session it belongs to (or none), instead of a worker per session.
+//! pre-roll worker with the session it belongs to (or none), instead of a worker per session.
 
 use std::time::Instant;
 
 use super::Pipeline;
 use crate::{
-    clip::{ClipRecorder, ClipSpec},
+    camera::{CameraWorker, DetectionMessage, preroll::PreRollJob},
     frame::Frame,
-    recorder::DetectionMessage,
     session::SessionRef,
 };
 
@@ -59,11 +58,11 @@ impl Pipeline {
     /// Ends every clip recorder (their threads are joined with the other workers).
     pub(super) fn finish_clips(&mut self) {
         let recorders = std::mem::take(&mut self.clips);
-        self.finishing.extend(recorders.into_values().map(ClipRecorder::finish));
+        self.finishing.extend(recorders.into_values().map(CameraWorker::finish));
     }
 
     /// The clip recorder of `camera`, started (with the latest codec probe) on its first frame.
-    fn clip_recorder(&mut self, camera: &str, now: Instant) -> Option<&ClipRecorder> {
+    fn clip_recorder(&mut self, camera: &str, now: Instant) -> Option<&CameraWorker> {
         if !self.clips.contains_key(camera) {
             let candidates = match self.codec_probe.resolve(now) {
                 Ok(resolved) => resolved.candidates,
@@ -74,12 +73,13 @@ impl Pipeline {
                     return None;
                 }
             };
-            let spec = ClipSpec {
-                files: self.file_settings(candidates),
-                pre_roll_nanos: (self.config.pre_roll_secs * 1e9) as u64,
-            };
+            let files = self.file_settings(candidates);
+            let (queue, overlay) = (files.queue, files.overlay);
+            let pre_roll_nanos = (self.config.pre_roll_secs * 1e9) as u64;
             let stats = self.stats.counters(camera);
-            match ClipRecorder::spawn(spec, camera.to_owned(), self.reports_tx.clone(), stats) {
+            let job_camera = camera.to_owned();
+            let make_job = move |links| PreRollJob::new(job_camera, files, pre_roll_nanos, links);
+            match CameraWorker::spawn(camera, queue, overlay, self.reports_tx.clone(), stats, make_job) {
                 Ok(recorder) => {
                     self.clips.insert(camera.to_owned(), recorder);
                 }

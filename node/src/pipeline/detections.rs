@@ -4,7 +4,7 @@
 use std::{collections::BTreeMap, time::Instant};
 
 use super::Pipeline;
-use crate::{detections::Detections, manifest::EndReason, recorder::DetectionMessage, timing::unix_nanos_now};
+use crate::{camera::DetectionMessage, detections::Detections, sidecars::manifest::EndReason, timing::unix_nanos_now};
 
 impl Pipeline {
     /// A detector's output on `input` (`detections` for the only camera, `NAME_detections` for
@@ -38,7 +38,7 @@ impl Pipeline {
             let key = (session.serial, camera.to_owned());
             let recorder = self.recorders.get(&key).or_else(|| self.closing.route(&key, sent_nanos));
             let recorder = recorder.ok_or_else(|| format!("camera {camera} has no file open"))?;
-            recorder.submit_detections(message);
+            recorder.submit_detections(Some(session), message);
             Ok(())
         });
         if let Err(error) = routed {

@@ -1,6 +1,9 @@
 //! The recorder's state, free of dora types: frames and control messages in (with their send
 //! times), camera workers and file reports out. The dora event loop in [`crate::node`] feeds it.
 
+pub mod closing;
+pub mod wiring;
+
 use std::{
     collections::BTreeMap,
     sync::mpsc::{self, Receiver, Sender},
@@ -12,24 +15,23 @@ use arrow::buffer::Buffer;
 use eyre::eyre;
 
 use crate::{
-    clip::ClipRecorder,
-    closing::ClosingCameras,
+    camera::report::{FileReport, FileStatus},
+    camera::{CameraWorker, FileSettings},
     config::Config,
-    control::{Control, ControlPayload, parse_control},
     encode::{CodecProbe, EncoderKind, EncoderSettings, ResolvedCodec},
     frame::{FrameMetadata, FrameRejection, check_frame},
     limiter::LogLimiter,
-    manifest::EndReason,
-    manifests::Manifests,
-    recorder::{CameraRecorder, FileSettings},
-    report::{FileReport, FileStatus},
-    retention::Limits,
+    pipeline::closing::ClosingCameras,
+    pipeline::wiring::{RunSummary, Wiring},
+    session::control::{Control, ControlPayload, parse_control},
+    session::trigger::Trigger,
     session::{Timeline, UnboundFrames},
+    sidecars::live::Manifests,
+    sidecars::manifest::EndReason,
     stats::{CameraStats, StatsBook},
+    storage::retention::Limits,
     storage::{Retention, prepare_storage},
     timing::{PtsClock, unix_nanos_now},
-    trigger::Trigger,
-    wiring::{RunSummary, Wiring},
 };
 
 mod clips;
@@ -50,7 +52,7 @@ pub struct Pipeline {
     timeline: Timeline,
     unbound: UnboundFrames<(String, crate::frame::Frame)>,
     sessions: BTreeMap<u64, SessionCodec>,
-    recorders: BTreeMap<(u64, String), CameraRecorder>,
+    recorders: BTreeMap<(u64, String), CameraWorker>,
     finishing: Vec<JoinHandle<()>>,
     reports_tx: Sender<FileReport>,
     reports_rx: Receiver<FileReport>,
@@ -64,10 +66,10 @@ pub struct Pipeline {
     limiter: LogLimiter,
     summary: RunSummary,
     /// Recorders of cameras that went away, taking their last frames.
-    closing: ClosingCameras<(u64, String), CameraRecorder>,
+    closing: ClosingCameras<(u64, String), CameraWorker>,
     manifests: Manifests,
     /// Per-camera recorders with a pre-roll ring (`PRE_ROLL` > 0), instead of `recorders`.
-    clips: BTreeMap<String, ClipRecorder>,
+    clips: BTreeMap<String, CameraWorker>,
     retention: Retention,
     /// Per-camera counters and periodic stats.
     stats: StatsBook,
@@ -173,7 +175,7 @@ impl Pipeline {
         now: Instant,
     ) {
         let control = payload
-            .map_err(crate::control::ControlError::BadType)
+            .map_err(crate::session::control::ControlError::BadType)
             .and_then(|payload| parse_control(&payload, session_id));
         self.auto_session = false;
         match control {
@@ -242,10 +244,9 @@ impl Pipeline {
         if self.wiring.is_camera(input) {
             self.stats.counters(input).dropped(frames);
         }
-        if let Some(session) = self.timeline.active()
-            && let Some(recorder) = self.recorders.get(&(session.serial, input.to_owned()))
-        {
-            recorder.count_dropped(frames);
+        let at = self.timeline.active().map_or(0, |session| session.start_nanos);
+        if let Some(worker) = self.worker_at(input, at) {
+            worker.count_dropped(frames);
         }
         if let Some(suppressed) = self.limiter.allow(&format!("queue-drop/{input}"), now) {
             tracing::warn!(
@@ -318,10 +319,8 @@ impl Pipeline {
     }
 
     fn reject_frame(&mut self, camera: &str, sent_nanos: u64, rejection: &FrameRejection, now: Instant) {
-        if let Some(session) = self.timeline.route(sent_nanos)
-            && let Some(recorder) = self.recorders.get(&(session.serial, camera.to_owned()))
-        {
-            recorder.count_skipped();
+        if let Some(worker) = self.worker_at(camera, sent_nanos) {
+            worker.count_skipped();
         }
         let (counter, kind) = if rejection.is_compressed() {
             (&mut self.summary.frames_compressed, "compressed")
@@ -336,6 +335,15 @@ impl Pipeline {
                 tracing::warn!(camera, suppressed, "skipped frame: {rejection}");
             }
         }
+    }
+
+    /// The worker that takes `camera`'s frames sent at `sent_nanos`, to count what it lost.
+    fn worker_at(&self, camera: &str, sent_nanos: u64) -> Option<&CameraWorker> {
+        if self.clip_mode() {
+            return self.clips.get(camera);
+        }
+        let session = self.timeline.route(sent_nanos)?;
+        self.recorders.get(&(session.serial, camera.to_owned()))
     }
 
     /// How every camera's files are written, with the encoders a probe found.

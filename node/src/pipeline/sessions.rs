@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use super::Pipeline;
 use crate::{
-    manifest::EndReason,
-    recorder::{CameraRecorder, RecorderSpec},
+    camera::{CameraWorker, session::SessionJob},
     session::SessionRef,
+    sidecars::manifest::EndReason,
 };
 
 impl Pipeline {
@@ -67,9 +67,9 @@ impl Pipeline {
     pub(super) fn submit(&mut self, session: &SessionRef, camera: &str, frame: crate::frame::Frame, now: Instant) {
         let key = (session.serial, camera.to_owned());
         let dropped = match self.closing.route(&key, frame.sent_nanos) {
-            Some(late) => late.submit(frame),
+            Some(late) => late.submit(frame, Some(session.clone())),
             None => match self.recorder_for(session, camera, now) {
-                Some(recorder) => recorder.submit(frame),
+                Some(recorder) => recorder.submit(frame, Some(session.clone())),
                 None => {
                     self.stats.counters(camera).dropped(1);
                     1
@@ -100,16 +100,19 @@ impl Pipeline {
     }
 
     /// The session's worker for `camera`, started on first use.
-    fn recorder_for(&mut self, session: &SessionRef, camera: &str, now: Instant) -> Option<&CameraRecorder> {
+    fn recorder_for(&mut self, session: &SessionRef, camera: &str, now: Instant) -> Option<&CameraWorker> {
         let key = (session.serial, camera.to_owned());
         if !self.recorders.contains_key(&key) {
             let candidates = match self.sessions.get(&session.serial)? {
                 Ok(resolved) => resolved.candidates.clone(),
                 Err(_) => return None,
             };
-            let spec = RecorderSpec { session: session.clone(), files: self.file_settings(candidates) };
+            let files = self.file_settings(candidates);
+            let (queue, overlay) = (files.queue, files.overlay);
             let stats = self.stats.counters(camera);
-            match CameraRecorder::spawn(spec, camera.to_owned(), self.reports_tx.clone(), stats) {
+            let (job_session, job_camera) = (session.clone(), camera.to_owned());
+            let make_job = move |links| SessionJob::new(job_session, job_camera, files, links);
+            match CameraWorker::spawn(camera, queue, overlay, self.reports_tx.clone(), stats, make_job) {
                 Ok(recorder) => {
                     self.recorders.insert(key.clone(), recorder);
                 }

@@ -9,11 +9,11 @@ use std::{
 };
 
 use crate::{
-    index::index_path,
-    manifest::{EndReason, SessionManifest},
-    naming,
-    report::{FileReport, FileStatus},
+    camera::report::{FileReport, FileStatus},
     session::SessionRef,
+    sidecars::index::index_path,
+    sidecars::manifest::{EndReason, SessionManifest},
+    storage::naming,
 };
 
 /// Extension of the manifest files, after the session stem.

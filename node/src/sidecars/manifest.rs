@@ -224,7 +224,7 @@ impl SessionManifest {
 
 /// Appends an entry for a file nobody reported as started and returns it.
 fn push_unstarted(files: &mut Vec<FileEntry>, path: String) -> &mut FileEntry {
-    let index = file_name(&crate::index::index_path(Path::new(&path)));
+    let index = file_name(&crate::sidecars::index::index_path(Path::new(&path)));
     files.push(FileEntry {
         path,
         index,
@@ -334,7 +334,7 @@ mod tests {
     fn a_started_file_is_recording_with_its_offset_from_the_session_start() {
         let mut manifest = SessionManifest::new("s", START_NS);
         let video = Path::new("/rec/s_front_20240102T030405.mp4");
-        manifest.file_started("front", video, &crate::index::index_path(video), START_NS + 1_500_000_000);
+        manifest.file_started("front", video, &crate::sidecars::index::index_path(video), START_NS + 1_500_000_000);
         let camera = &manifest.cameras["front"];
         assert_eq!(camera.first_time_ns, Some(START_NS + 1_500_000_000));
         let file = &camera.files[0];

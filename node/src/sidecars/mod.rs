@@ -3,6 +3,10 @@
 //! matched against. Written as frames are encoded and flushed after every row, so after a crash
 //! the index covers at least every frame the video still holds.
 
+pub mod index;
+pub mod live;
+pub mod manifest;
+
 use std::{
     collections::{BTreeMap, VecDeque},
     io,
@@ -11,7 +15,7 @@ use std::{
 
 use crate::{
     detections::{DetectionLog, Detections, detections_path},
-    index::{FrameIndex, index_path},
+    sidecars::index::{FrameIndex, index_path},
 };
 
 /// How many recent frames a detection can still be matched with (seconds of video at 30 fps).

@@ -1,6 +1,11 @@
 //! The storage folder: at startup, proves it takes a file and repairs what a crashed run left in
-//! it (see [`crate::recovery`]); while running, keeps it within `MAX_TOTAL_BYTES` and
-//! `MIN_FREE_BYTES` (see [`crate::retention`]).
+//! it (see [`crate::storage::recovery`]); while running, keeps it within `MAX_TOTAL_BYTES` and
+//! `MIN_FREE_BYTES` (see [`crate::storage::retention`]).
+
+pub mod durability;
+pub mod naming;
+pub mod recovery;
+pub mod retention;
 
 use std::{
     collections::HashSet,
@@ -11,8 +16,8 @@ use std::{
 use eyre::WrapErr;
 
 use crate::{
-    recovery::{Recovered, recover_storage},
-    retention::{Deleted, Limits, enforce},
+    storage::recovery::{Recovered, recover_storage},
+    storage::retention::{Deleted, Limits, enforce},
 };
 
 /// How often retention looks at the storage folder, besides after every finished file.

@@ -64,7 +64,7 @@ pub fn file_stem(session_id: &str, camera: Option<&str>, started_unix_nanos: u64
 }
 
 /// A new file this process is writing: its path, and an open handle holding an exclusive
-/// advisory lock for as long as it is kept, so [`crate::recovery`] (in this or another
+/// advisory lock for as long as it is kept, so [`crate::storage::recovery`] (in this or another
 /// recorder) never repairs a file that is still being written.
 #[derive(Debug)]
 pub struct ClaimedFile {

@@ -5,7 +5,7 @@
 //! (`NAME.frames.csv`, `NAME.detections.jsonl`); they go together. A session manifest
 //! (`STEM.session.json`) goes once none of the videos it lists exists any more. Files of an active
 //! session are never deleted: those the caller lists, those another recorder holds locked (see
-//! [`crate::naming::ClaimedFile`]) and empty ones just created, not locked yet.
+//! [`crate::storage::naming::ClaimedFile`]) and empty ones just created, not locked yet.
 //!
 //! [`plan_deletions`] decides without touching the filesystem; [`scan`] and [`enforce`] do the I/O.
 //! Only regular files directly in STORAGE are ever deleted: symlinks are neither followed nor
@@ -22,7 +22,7 @@ use std::{
 
 use serde_json::Value;
 
-use crate::{detections::detections_path, index::index_path, manifest::MANIFEST_SUFFIX};
+use crate::{detections::detections_path, sidecars::index::index_path, sidecars::manifest::MANIFEST_SUFFIX};
 
 /// Extensions of the videos retention manages (those the recorder writes).
 pub const VIDEO_EXTENSIONS: [&str; 3] = ["mp4", "mkv", "avi"];
@@ -31,7 +31,7 @@ pub const REASON_MAX_TOTAL_BYTES: &str = "max_total_bytes";
 /// [`Deleted::reason`] when the filesystem had less than `MIN_FREE_BYTES` free.
 pub const REASON_MIN_FREE_BYTES: &str = "min_free_bytes";
 /// Empty videos this recent are protected even when unlocked: a recorder creates its file and takes
-/// the lock a moment later (the same rule as [`crate::recovery`]).
+/// the lock a moment later (the same rule as [`crate::storage::recovery`]).
 const MIN_AGE_OF_EMPTY: Duration = Duration::from_secs(2);
 /// Manifests are a few kB; a larger `*.session.json` is not one of ours and is not read.
 const MAX_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
@@ -379,7 +379,7 @@ fn read_manifest(path: &Path) -> Option<Value> {
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }
 
-/// `cameras.*.files[].path` of a manifest (see [`crate::manifest::FileEntry`]).
+/// `cameras.*.files[].path` of a manifest (see [`crate::sidecars::manifest::FileEntry`]).
 fn listed_videos(manifest: &Value) -> Vec<&str> {
     let cameras = manifest.get("cameras").and_then(Value::as_object);
     cameras
@@ -450,7 +450,7 @@ fn is_in_folder(path: &Path, folder: &Path, canonical_folder: Option<&Path>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{SessionManifest, manifest_path};
+    use crate::sidecars::manifest::{SessionManifest, manifest_path};
 
     const HOUR: Duration = Duration::from_secs(3600);
 

@@ -1,0 +1,192 @@
+//! The one camera worker protocol: a named thread per camera (and per session, in session
+//! mode), fed through a bounded queue, stopped by closing the queue, joined by the event loop.
+//! What the thread does with frames is a [`Job`]: [`super::session::SessionJob`] (an encoder
+//! per file) or [`super::preroll::PreRollJob`] (one encoder and a ring of the recent past).
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, mpsc::Sender},
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use super::{
+    contain::contain_panic,
+    file::LostFrames,
+    overlay::Overlay,
+    queue::{QueueLimits, QueueReceiver, QueueSender, Queued, RecvError, queue},
+    report::FileReport,
+};
+use crate::{detections::Detections, frame::Frame, session::SessionRef, stats::CameraCounters, storage::naming};
+
+/// How often an idle worker wakes (a pre-roll file whose session ended closes on a wake).
+const WAKE: Duration = Duration::from_millis(100);
+
+/// A detector's output for a camera.
+#[derive(Debug, Clone)]
+pub struct DetectionMessage {
+    /// When the detector sent it (Unix nanoseconds).
+    pub time_ns: u64,
+    /// Its identifying metadata (the image's, passed through by the detector).
+    pub ids: BTreeMap<String, String>,
+    /// The boxes.
+    pub detections: Detections,
+}
+
+/// What the event loop sends a worker.
+pub enum Command {
+    /// A frame, bound to a session (or to none: it only feeds a pre-roll ring).
+    Frame(Frame, Option<SessionRef>),
+    /// A detector's output, for the file of its session.
+    Detections(Option<SessionRef>, Box<DetectionMessage>),
+    /// Session `serial` ended.
+    SessionEnded(u64),
+    /// The camera went away: finish its file and encoder.
+    CameraGone,
+}
+
+impl Queued for Command {
+    fn frame_bytes(&self) -> Option<u64> {
+        match self {
+            Self::Frame(frame, _) => Some(frame.data.len() as u64),
+            _ => None,
+        }
+    }
+}
+
+/// What a worker thread does with its commands. Every call runs with panics contained: a panic
+/// ends the file being written ([`Job::abandon_after_panic`]), not the thread.
+pub trait Job {
+    /// A frame bound to `session`.
+    fn frame(&mut self, frame: &Frame, session: Option<SessionRef>);
+    /// A detector's output for the file of `session`.
+    fn detections(&mut self, session: Option<SessionRef>, message: &DetectionMessage);
+    /// Session `serial` ended.
+    fn session_ended(&mut self, _serial: u64) {}
+    /// The camera went away.
+    fn camera_gone(&mut self) {}
+    /// Nothing arrived for a while.
+    fn idle(&mut self) {}
+    /// A bug panicked inside one of the calls: end the file with `panic` as its failure.
+    fn abandon_after_panic(&mut self, panic: &str);
+    /// The queue closed: finish everything.
+    fn finish(&mut self);
+}
+
+/// Where a worker's file events go and what it counts.
+#[derive(Clone)]
+pub struct WorkerLinks {
+    /// File events.
+    pub reports: Sender<FileReport>,
+    /// The camera's stats counters.
+    pub stats: Arc<CameraCounters>,
+    /// Frames lost before they reached a file.
+    pub lost: Arc<LostFrames>,
+}
+
+/// The event loop's handle on a camera's worker thread.
+pub struct CameraWorker {
+    commands: QueueSender<Command>,
+    links: WorkerLinks,
+    thread: JoinHandle<()>,
+}
+
+impl CameraWorker {
+    /// Starts a thread for `camera` running the job `make_job` builds on it (encoders are not
+    /// `Send`: they are made on the thread that uses them). Draws detector boxes into frames
+    /// with `overlay`.
+    pub fn spawn<J: Job>(
+        camera: &str,
+        limits: QueueLimits,
+        overlay: bool,
+        reports: Sender<FileReport>,
+        stats: Arc<CameraCounters>,
+        make_job: impl FnOnce(WorkerLinks) -> J + Send + 'static,
+    ) -> std::io::Result<Self> {
+        let (commands, receiver) = queue(limits);
+        let links = WorkerLinks { reports, stats, lost: Arc::default() };
+        let job_links = links.clone();
+        // Thread names cannot hold NUL bytes: never build one from an id as sent.
+        let thread = std::thread::Builder::new().name(naming::thread_name(camera)).spawn(move || {
+            let overlay = overlay.then(Overlay::default);
+            run(make_job(job_links), receiver, overlay);
+        })?;
+        Ok(Self { commands, links, thread })
+    }
+
+    /// Queues a frame bound to `session` (see [`super::queue`] for what a full queue does);
+    /// returns how many queued frames were dropped to make room, already counted.
+    pub fn submit(&self, frame: Frame, session: Option<SessionRef>) -> u64 {
+        let dropped = self.commands.push(Command::Frame(frame, session)).len() as u64;
+        self.count_dropped(dropped);
+        dropped
+    }
+
+    /// Queues a detector's output (the queue always takes it: only frames are evicted).
+    pub fn submit_detections(&self, session: Option<SessionRef>, message: DetectionMessage) {
+        self.commands.push(Command::Detections(session, Box::new(message)));
+    }
+
+    /// Session `serial` ended.
+    pub fn session_ended(&self, serial: u64) {
+        self.commands.push(Command::SessionEnded(serial));
+    }
+
+    /// The camera went away.
+    pub fn camera_gone(&self) {
+        self.commands.push(Command::CameraGone);
+    }
+
+    /// Frames and bytes waiting in the queue.
+    pub fn queue_depth(&self) -> (u64, u64) {
+        let (frames, bytes) = self.commands.depth();
+        (frames as u64, bytes)
+    }
+
+    /// Counts a frame of this camera skipped before reaching the queue.
+    pub fn count_skipped(&self) {
+        self.links.lost.skipped();
+    }
+
+    /// Counts frames lost before they reached the worker (its queue, dora's input queue).
+    pub fn count_dropped(&self, frames: u64) {
+        if frames > 0 {
+            self.links.lost.dropped(frames);
+            self.links.stats.dropped(frames);
+        }
+    }
+
+    /// Closes the queue: the worker encodes what is queued and finishes; returns the thread to
+    /// join.
+    pub fn finish(self) -> JoinHandle<()> {
+        drop(self.commands);
+        self.thread
+    }
+}
+
+fn run<J: Job>(mut job: J, queue: QueueReceiver<Command>, mut overlay: Option<Overlay>) {
+    loop {
+        let outcome = match queue.recv_timeout(WAKE) {
+            Ok(Command::Frame(frame, session)) => {
+                let frame = overlay.as_ref().and_then(|o| o.draw_on(&frame)).unwrap_or(frame);
+                contain_panic(|| job.frame(&frame, session))
+            }
+            Ok(Command::Detections(session, message)) => {
+                if let Some(overlay) = &mut overlay {
+                    overlay.remember(message.time_ns, &message.detections);
+                }
+                contain_panic(|| job.detections(session, &message))
+            }
+            Ok(Command::SessionEnded(serial)) => contain_panic(|| job.session_ended(serial)),
+            Ok(Command::CameraGone) => contain_panic(|| job.camera_gone()),
+            Err(RecvError::Timeout) => contain_panic(|| job.idle()),
+            Err(RecvError::Closed) => break,
+        };
+        if let Err(panic) = outcome {
+            job.abandon_after_panic(&panic);
+        }
+    }
+    if let Err(panic) = contain_panic(|| job.finish()) {
+        job.abandon_after_panic(&panic);
+    }
+}
