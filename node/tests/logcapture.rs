@@ -308,3 +308,37 @@ fn segment_bytes_cut_files_by_size() {
     let frames: u64 = videos.iter().map(|v| probe(v).frames).sum();
     assert_eq!(frames, 24, "every frame once across the segments");
 }
+
+/// Issue 14: a session of 30 good and 3 invalid frames reports the same counts and duration in
+/// its "finished" event whichever worker wrote it (session worker, or pre-roll worker).
+#[test]
+fn skipped_frames_and_duration_are_reported_the_same_with_and_without_pre_roll() {
+    for pre_roll in ["0", "2"] {
+        let dir = temp_storage(&format!("counters-{pre_roll}"));
+        let storage = storage_env(&dir);
+        let times: Vec<f64> = (0..30).map(|i| 0.5 + f64::from(i) / 15.0).collect();
+        let mut script = Script::new(&[("image", "camera/image"), ("control", "script/control")])
+            .control_json(0.3, &json!({"action": "start", "session_id": "counted"}))
+            .indexed_frames("image", &times, 0, 64, 48);
+        for at in [1.01, 1.52, 2.03] {
+            // A bgr8 frame whose payload is far too short for 64x48: invalid, skipped.
+            script = script.frame("image", at, "bgr8", 64, 48, vec![7; 10]);
+        }
+        let (result, events) =
+            script.control_text(2.6, "stop", None).stop(4.0).run(&[("STORAGE", &storage), ("PRE_ROLL", pre_roll)]);
+        let summary = result.unwrap();
+        assert_eq!(summary.frames_invalid, 3, "PRE_ROLL={pre_roll}: {summary:?}");
+        let finished = events_with_status(&events, "finished");
+        assert_eq!(finished.len(), 1, "PRE_ROLL={pre_roll}: {events:?}");
+        let report = finished[0];
+        assert_eq!(report["frames"], 30, "PRE_ROLL={pre_roll}: {report:?}");
+        assert_eq!(
+            report["skipped"], 3,
+            "PRE_ROLL={pre_roll}: the invalid frames are counted with the file: {report:?}"
+        );
+        assert_eq!(report["dropped"], 0, "PRE_ROLL={pre_roll}: {report:?}");
+        let duration = report["duration_secs"].as_f64().unwrap();
+        // 30 frames at 15 fps: 29 intervals plus the last frame's own duration.
+        assert!((duration - 2.0).abs() < 0.01, "PRE_ROLL={pre_roll}: duration {duration}");
+    }
+}

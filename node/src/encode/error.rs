@@ -93,4 +93,3 @@ pub struct WrittenFile {
     /// Most frames the encoder held at once: its delay, part of what a crash loses.
     pub encoder_delay_frames: u64,
 }
-

@@ -20,12 +20,12 @@ pub use codec::{CodecRequest, EncoderKind, nvenc_preset};
 pub use colour::ColourMatrix;
 pub use container::{Container, MP4_FRAGMENT_MICROS};
 pub use convert::{PlaneLayout, ffmpeg_pixel, padded_size, plane_layouts, planes_mut, rgb_to_yuv420};
+pub use error::{EncodeError, WrittenFile};
 pub use muxer::PacketMuxer;
 pub use quality::{LOOKAHEAD_SECS, Latency, MAX_THREADS, PRESETS, Quality, RateControl, default_threads};
-pub use stream::{EncodedPacket, StreamEncoder};
-pub use error::{EncodeError, WrittenFile};
 pub use resolve::{CodecProbe, PROBE_MAX_AGE, ResolvedCodec, probe_encoder, resolve_codec};
 pub use settings::EncoderSettings;
+pub use stream::{EncodedPacket, StreamEncoder};
 pub use writer::VideoWriter;
 
 /// Initializes FFmpeg once per process and keeps its own logging to real problems.
@@ -34,5 +34,3 @@ pub fn init_ffmpeg() -> Result<(), ff::Error> {
     ff::util::log::set_level(ff::util::log::Level::Error);
     Ok(())
 }
-
-

@@ -99,7 +99,6 @@ pub fn probe_encoder(kind: EncoderKind, settings: &EncoderSettings) -> Result<()
     probe
 }
 
-
 #[cfg(test)]
 mod tests {
     use std::cell::Cell;

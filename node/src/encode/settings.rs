@@ -17,4 +17,3 @@ pub struct EncoderSettings {
     /// Whether completed fragments are `fdatasync`ed in the background.
     pub fsync: bool,
 }
-
