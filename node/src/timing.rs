@@ -155,6 +155,25 @@ impl PtsClock {
     }
 }
 
+/// One moment on both clocks the recorder uses: monotonic for deadlines (grace periods,
+/// retention, stats), wall clock for events that carry no sender time (a camera input that
+/// closed, the end of the run). Read once per event at the dora edge and passed down, so every
+/// decision about one event sees the same time.
+#[derive(Debug, Clone, Copy)]
+pub struct Now {
+    /// Monotonic time.
+    pub instant: std::time::Instant,
+    /// Wall-clock time as Unix nanoseconds (the scale of dora timestamps).
+    pub unix_nanos: u64,
+}
+
+impl Now {
+    /// Reads both clocks.
+    pub fn read() -> Self {
+        Self { instant: std::time::Instant::now(), unix_nanos: unix_nanos_now() }
+    }
+}
+
 /// Wall-clock now as Unix nanoseconds: the scale of dora's timestamps (the sender's wall clock,
 /// through its HLC), for events that carry no sender time.
 pub fn unix_nanos_now() -> u64 {

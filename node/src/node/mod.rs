@@ -1,10 +1,7 @@
 //! The dora edge: turns events into plain values for the [`Pipeline`], sends file reports on the
 //! optional `recording` output. The only module that names dora types.
 
-use std::{
-    collections::BTreeMap,
-    time::{Duration, Instant},
-};
+use std::{collections::BTreeMap, time::Duration};
 
 use arrow::{
     array::{Array, UInt8Array},
@@ -27,7 +24,7 @@ use crate::{
     session::control::ControlPayload,
     sidecars::index::identifying_keys,
     stats::CameraStats,
-    timing::unix_nanos_now,
+    timing::Now,
 };
 
 /// Optional output with one event per file started, finished, failed or deleted.
@@ -69,21 +66,21 @@ pub fn run_with_wiring(
         "recorder ready"
     );
     let upstream = upstream_nodes(&node);
-    let mut pipeline = Pipeline::new(config, wiring)?;
+    let mut pipeline = Pipeline::new(config, wiring, Now::read())?;
     while let Some(event) = events.recv_timeout(TICK) {
-        let now = Instant::now();
+        let now = Now::read();
         match event {
             Event::Input { id, metadata, data } => on_input(&mut pipeline, id.as_str(), &metadata, data, now),
-            Event::InputClosed { id } => pipeline.on_camera_gone(id.as_str(), unix_nanos_now(), now),
+            Event::InputClosed { id } => pipeline.on_camera_gone(id.as_str(), now),
             Event::NodeFailed { affected_input_ids, error, source_node_id } => {
                 tracing::warn!(node = %source_node_id, "upstream node failed: {error}");
                 for input in affected_input_ids {
-                    pipeline.on_camera_gone(input.as_str(), unix_nanos_now(), now);
+                    pipeline.on_camera_gone(input.as_str(), now);
                 }
             }
             Event::NodeRestarted { id } => {
                 for input in inputs_from(&upstream, id.as_ref()) {
-                    pipeline.on_camera_gone(input, unix_nanos_now(), now);
+                    pipeline.on_camera_gone(input, now);
                 }
             }
             // Inputs queued before the stop still arrive: keep going until the stream ends.
@@ -102,13 +99,14 @@ pub fn run_with_wiring(
             pipeline.on_queue_drops(input.as_str(), frames, now);
         }
         pipeline.tick(now);
-        send_reports(&mut node, &mut pipeline);
+        send_reports(&mut node, &mut pipeline, now);
         if let Some(stats) = pipeline.take_stats(now) {
             send_stats(&mut node, &stats);
         }
     }
-    pipeline.finish();
-    send_reports(&mut node, &mut pipeline);
+    let now = Now::read();
+    pipeline.finish(now);
+    send_reports(&mut node, &mut pipeline, now);
     let summary = pipeline.summary().clone();
     tracing::info!(?summary, "recorder done");
     Ok(summary)
@@ -132,7 +130,7 @@ fn inputs_from<'a>(upstream: &'a [(String, String)], node: &'a str) -> impl Iter
     upstream.iter().filter(move |(source, _)| source == node).map(|(_, input)| input.as_str())
 }
 
-fn on_input(pipeline: &mut Pipeline, id: &str, metadata: &Metadata, data: DoraArray, now: Instant) {
+fn on_input(pipeline: &mut Pipeline, id: &str, metadata: &Metadata, data: DoraArray, now: Now) {
     let sent_nanos = metadata.timestamp().get_time().as_nanos();
     let parameters = &metadata.parameters;
     match id {
@@ -219,8 +217,8 @@ fn send_stats(node: &mut DoraNode, stats: &[CameraStats]) {
     }
 }
 
-fn send_reports(node: &mut DoraNode, pipeline: &mut Pipeline) {
-    for report in pipeline.take_reports() {
+fn send_reports(node: &mut DoraNode, pipeline: &mut Pipeline, now: Now) {
+    for report in pipeline.take_reports(now) {
         let output = DataId::from(RECORDING_OUTPUT.to_owned());
         if let Err(error) = node.send_output(output, MetadataParameters::default(), outputs::report_to_arrow(&report)) {
             tracing::warn!("cannot send the {RECORDING_OUTPUT} event: {error}");

@@ -1,61 +1,68 @@
 //! The recorder's state, free of dora types: frames and control messages in (with their send
-//! times), camera workers and file reports out. The dora event loop in [`crate::node`] feeds it.
+//! times), camera workers and file reports out. The dora event loop in [`crate::node`] feeds it,
+//! with one [`Now`] per event.
+//!
+//! Its parts: the session [`Timeline`] (which session a frame belongs to), the camera
+//! [`Workers`] (in the recording mode chosen at startup), and the [`Books`] (manifests,
+//! retention, counters).
 
+pub mod books;
 pub mod closing;
+mod detections;
+mod sessions;
 pub mod wiring;
+pub mod workers;
 
 use std::{
-    collections::BTreeMap,
-    sync::mpsc::{self, Receiver, Sender},
+    sync::{
+        Arc,
+        mpsc::{self, Receiver},
+    },
     thread::JoinHandle,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use arrow::buffer::Buffer;
 use eyre::eyre;
 
+use self::{
+    books::Books,
+    wiring::{RunSummary, Wiring},
+    workers::{NoWorker, Spawner, Workers},
+};
 use crate::{
-    camera::report::{FileReport, FileStatus},
-    camera::{CameraWorker, FileSettings},
+    camera::{FileSettings, report::FileReport},
     config::Config,
-    encode::{CodecProbe, EncoderKind, EncoderSettings, ResolvedCodec},
-    frame::{FrameMetadata, FrameRejection, check_frame},
+    encode::{CodecProbe, EncoderSettings},
+    frame::{Frame, FrameMetadata, FrameRejection, check_frame},
     limiter::LogLimiter,
-    pipeline::closing::ClosingCameras,
-    pipeline::wiring::{RunSummary, Wiring},
-    session::control::{Control, ControlPayload, parse_control},
-    session::trigger::Trigger,
-    session::{Timeline, UnboundFrames},
-    sidecars::live::Manifests,
+    session::{
+        Timeline, UnboundFrames,
+        control::{Control, ControlError, ControlPayload, parse_control},
+        trigger::Trigger,
+    },
     sidecars::manifest::EndReason,
     stats::{CameraStats, StatsBook},
-    storage::retention::Limits,
-    storage::{Retention, prepare_storage},
-    timing::{PtsClock, unix_nanos_now},
+    storage::prepare_storage,
+    timing::{Now, PtsClock},
 };
-
-mod clips;
-mod detections;
-mod sessions;
 
 /// Unbound frames held for a `start` that may arrive late (dora delivers a control message at
 /// most a frame or two behind frames sent after it).
 const UNBOUND_CAPACITY: usize = 16;
 
-/// A session's resolved encoders, or why none opens.
-type SessionCodec = Result<ResolvedCodec, String>;
-
-/// The recorder: sessions, camera workers, counters.
+/// The recorder: sessions, camera workers, bookkeeping.
 pub struct Pipeline {
     config: Config,
     wiring: Wiring,
     timeline: Timeline,
-    unbound: UnboundFrames<(String, crate::frame::Frame)>,
-    sessions: BTreeMap<u64, SessionCodec>,
-    recorders: BTreeMap<(u64, String), CameraWorker>,
+    unbound: UnboundFrames<(String, Frame)>,
+    workers: Workers,
+    spawner: Spawner,
+    /// Workers told to finish, joined once done.
     finishing: Vec<JoinHandle<()>>,
-    reports_tx: Sender<FileReport>,
-    reports_rx: Receiver<FileReport>,
+    reports: Receiver<FileReport>,
+    /// Whether the first frame starts the run's one session (no `control` input, no trigger).
     auto_session: bool,
     /// Starts and ends clips from detections (`TRIGGER=detections`).
     trigger: Option<Trigger>,
@@ -64,32 +71,21 @@ pub struct Pipeline {
     codec_probe: CodecProbe,
     fallback_logged: bool,
     limiter: LogLimiter,
-    summary: RunSummary,
-    /// Recorders of cameras that went away, taking their last frames.
-    closing: ClosingCameras<(u64, String), CameraWorker>,
-    manifests: Manifests,
-    /// Per-camera recorders with a pre-roll ring (`PRE_ROLL` > 0), instead of `recorders`.
-    clips: BTreeMap<String, CameraWorker>,
-    retention: Retention,
     /// Per-camera counters and periodic stats.
     stats: StatsBook,
+    books: Books,
     /// Why sessions still open when the run ends end: the run ended, or every input closed.
     end_of_run: EndReason,
-    /// Reports produced by the event loop itself (retention deletions).
-    own_reports: Vec<FileReport>,
 }
 
 impl Pipeline {
-    /// Validates what can be checked before the first frame: the storage folder and an explicit codec.
-    pub fn new(config: Config, wiring: Wiring) -> eyre::Result<Self> {
+    /// Validates what can be checked before the first frame: the storage folder and an explicit
+    /// codec.
+    pub fn new(config: Config, wiring: Wiring, now: Now) -> eyre::Result<Self> {
         prepare_storage(&config.storage)?;
-        let manifests = Manifests::new(&config.storage);
-        let config_stats_interval = config.stats_interval;
-        let limits = Limits { max_total_bytes: config.max_total_bytes, min_free_bytes: config.min_free_bytes };
-        let retention = Retention::new(&config.storage, limits);
         // Probed now, not at the first frame: the first session starts without waiting on it.
         let mut codec_probe = CodecProbe::new(config.codec, probe_settings(&config));
-        let probed = codec_probe.resolve(Instant::now());
+        let probed = codec_probe.resolve(now.instant);
         if config.codec.is_explicit() {
             probed.map_err(|e| {
                 eyre!(
@@ -98,32 +94,26 @@ impl Pipeline {
                 )
             })?;
         }
-        let (reports_tx, reports_rx) = mpsc::channel();
-        let timeline = Timeline::new(Duration::from_millis(config.stop_grace_ms));
+        let (reports_tx, reports) = mpsc::channel();
+        let spawner = Spawner { files: file_settings(&config, &wiring), reports: reports_tx };
         Ok(Self {
             auto_session: !wiring.control_wired && config.trigger.is_none(),
             trigger: config.trigger.clone().map(Trigger::new),
-            config,
-            wiring,
-            timeline,
+            timeline: Timeline::new(Duration::from_millis(config.stop_grace_ms)),
             unbound: UnboundFrames::new(UNBOUND_CAPACITY),
-            sessions: BTreeMap::new(),
-            recorders: BTreeMap::new(),
+            workers: Workers::new(config.pre_roll_secs),
+            spawner,
             finishing: Vec::new(),
-            reports_tx,
-            reports_rx,
+            reports,
             generated_sessions: 0,
             codec_probe,
             fallback_logged: false,
             limiter: LogLimiter::default(),
-            summary: RunSummary::default(),
-            closing: ClosingCameras::default(),
-            manifests,
-            retention,
-            clips: BTreeMap::new(),
-            own_reports: Vec::new(),
+            stats: StatsBook::new(config.stats_interval),
+            books: Books::new(&config),
             end_of_run: EndReason::EndOfRun,
-            stats: StatsBook::new(config_stats_interval),
+            config,
+            wiring,
         })
     }
 
@@ -134,7 +124,7 @@ impl Pipeline {
         metadata: &FrameMetadata,
         sent_nanos: u64,
         data: Result<Buffer, String>,
-        now: Instant,
+        now: Now,
     ) {
         let fallback_size = (self.config.image_width, self.config.image_height);
         let checked = data
@@ -150,20 +140,14 @@ impl Pipeline {
             let id = self.config.session_id.clone().unwrap_or_else(|| self.wiring.default_session_id.clone());
             self.start_session(id, sent_nanos, now);
         }
-        if self.clip_mode() {
-            let session = self.timeline.route(sent_nanos).cloned();
-            let dropped = self.submit_clip(camera, frame, session, now);
-            self.count_behind(camera, dropped, now);
+        let session = self.timeline.route(sent_nanos).cloned();
+        if session.is_none() && !self.workers.is_pre_roll() {
+            if self.unbound.hold(sent_nanos, (camera.to_owned(), frame)).is_some() {
+                self.books.summary.frames_unbound += 1;
+            }
             return;
         }
-        match self.timeline.route(sent_nanos).cloned() {
-            Some(session) => self.submit(&session, camera, frame, now),
-            None => {
-                if self.unbound.hold(sent_nanos, (camera.to_owned(), frame)).is_some() {
-                    self.summary.frames_unbound += 1;
-                }
-            }
-        }
+        self.submit(camera, frame, session, now);
     }
 
     /// A control message sent at `sent_nanos`; `session_id` is its metadata parameter.
@@ -172,11 +156,9 @@ impl Pipeline {
         payload: Result<ControlPayload, String>,
         session_id: Option<&str>,
         sent_nanos: u64,
-        now: Instant,
+        now: Now,
     ) {
-        let control = payload
-            .map_err(crate::session::control::ControlError::BadType)
-            .and_then(|payload| parse_control(&payload, session_id));
+        let control = payload.map_err(ControlError::BadType).and_then(|payload| parse_control(&payload, session_id));
         self.auto_session = false;
         match control {
             Ok(Control::Start { session_id }) => {
@@ -186,69 +168,49 @@ impl Pipeline {
                 });
                 self.start_session(id, sent_nanos, now);
                 let (claimed, lost) = self.unbound.claim_from(sent_nanos);
-                self.summary.frames_unbound += lost as u64;
+                self.books.summary.frames_unbound += lost as u64;
                 for (camera, frame) in claimed {
-                    if let Some(session) = self.timeline.route(frame.sent_nanos).cloned() {
-                        self.submit(&session, &camera, frame, now);
+                    let session = self.timeline.route(frame.sent_nanos).cloned();
+                    if session.is_some() {
+                        self.submit(&camera, frame, session, now);
                     }
                 }
             }
-            Ok(Control::Stop) => match self.timeline.stop(sent_nanos, now) {
-                Some(session) => {
-                    tracing::info!(session = %session.id, "session stop received; finalizing after late frames");
-                    self.manifests.session_ended(session.serial, EndReason::Stop, sent_nanos);
-                    self.note_session_ended(session.serial);
-                }
-                None => tracing::info!("stop received with no active session: ignored"),
-            },
+            Ok(Control::Stop) => self.stop_session(sent_nanos, EndReason::Stop, now),
             Err(error) => {
-                self.summary.bad_control += 1;
-                if let Some(suppressed) = self.limiter.allow("control", now) {
+                self.books.summary.bad_control += 1;
+                if let Some(suppressed) = self.limiter.allow("control", now.instant) {
                     tracing::warn!(suppressed, "ignored control message: {error}");
                 }
             }
         }
     }
 
-    /// A camera went away at wall-clock `closed_nanos` (its input closed, its node failed or
-    /// restarted): its files are finalized once frames it sent before had time to arrive; the
-    /// session and the other cameras go on, and frames it sends later start a new file of the
-    /// same session.
-    pub fn on_camera_gone(&mut self, camera: &str, closed_nanos: u64, now: Instant) {
-        if !self.wiring.is_camera(camera) {
-            return;
-        }
-        self.clips_camera_gone(camera);
-        let keys: Vec<(u64, String)> = self.recorders.keys().filter(|(_, name)| name == camera).cloned().collect();
-        tracing::info!(camera, files = keys.len(), "camera input closed: finalizing its file");
-        for key in keys {
-            if let Some(recorder) = self.recorders.remove(&key) {
-                self.closing.close(key, recorder, closed_nanos, now + self.timeline.grace());
-            }
+    /// A camera went away (its input closed, its node failed or restarted): its files are
+    /// finalized once frames it sent before had time to arrive; the session and the other
+    /// cameras go on, and frames it sends later start a new file of the same session.
+    pub fn on_camera_gone(&mut self, camera: &str, now: Now) {
+        if self.wiring.is_camera(camera) {
+            self.workers.camera_gone(camera, now.unix_nanos, now.instant + self.timeline.grace());
         }
     }
 
     /// Per-camera stats when `STATS_INTERVAL` has passed since the last ones.
-    pub fn take_stats(&mut self, now: Instant) -> Option<Vec<CameraStats>> {
-        let (recorders, clips) = (&self.recorders, &self.clips);
-        self.stats.due(now, |camera| {
-            let sessions = recorders.iter().filter(|((_, name), _)| name == camera).map(|(_, r)| r.queue_depth());
-            let clip = clips.get(camera).map(|clip| clip.queue_depth());
-            sessions.chain(clip).fold((0, 0), |(frames, bytes), (f, b)| (frames + f, bytes + b))
-        })
+    pub fn take_stats(&mut self, now: Now) -> Option<Vec<CameraStats>> {
+        let workers = &self.workers;
+        self.stats.due(now.instant, |camera| workers.queue_depth(camera))
     }
 
     /// Frames dora's own input queue dropped before they reached the node.
-    pub fn on_queue_drops(&mut self, input: &str, frames: u64, now: Instant) {
-        self.summary.frames_dropped += frames;
+    pub fn on_queue_drops(&mut self, input: &str, frames: u64, now: Now) {
+        self.books.summary.frames_dropped += frames;
         if self.wiring.is_camera(input) {
             self.stats.counters(input).dropped(frames);
         }
-        let at = self.timeline.active().map_or(0, |session| session.start_nanos);
-        if let Some(worker) = self.worker_at(input, at) {
+        if let Some(worker) = self.workers.counting(input, self.timeline.active()) {
             worker.count_dropped(frames);
         }
-        if let Some(suppressed) = self.limiter.allow(&format!("queue-drop/{input}"), now) {
+        if let Some(suppressed) = self.limiter.allow(&format!("queue-drop/{input}"), now.instant) {
             tracing::warn!(
                 camera = input,
                 frames,
@@ -258,41 +220,23 @@ impl Pipeline {
         }
     }
 
-    /// Periodic work: finalize sessions whose grace has passed, reap finished workers.
-    pub fn tick(&mut self, now: Instant) {
+    /// Periodic work: finalize sessions whose grace has passed, reap finished workers, keep
+    /// the books.
+    pub fn tick(&mut self, now: Now) {
         self.expire_clip(now);
-        for session in self.timeline.take_expired(now) {
+        for session in self.timeline.take_expired(now.instant) {
             self.end_session(&session);
         }
-        for recorder in self.closing.take_due(now) {
-            self.finishing.push(recorder.finish());
-        }
+        let due = self.workers.take_due(now.instant);
+        self.finishing.extend(due);
         self.reap_workers(false);
-        self.manifests.retire_final(now);
-        self.enforce_retention(now, false);
+        self.books.tick(now);
     }
 
-    /// File events since the last call.
-    pub fn take_reports(&mut self) -> Vec<FileReport> {
-        let mut reports: Vec<FileReport> = self.reports_rx.try_iter().collect();
-        if reports.iter().any(|r| r.status == FileStatus::Finished) {
-            self.enforce_retention(Instant::now(), true);
-        }
-        reports.append(&mut self.own_reports);
-        for report in &reports {
-            self.manifests.on_report(report);
-            match (report.status, &report.error) {
-                (FileStatus::Finished, _) => {
-                    self.summary.files_finished += 1;
-                    self.summary.frames_recorded += report.frames;
-                }
-                (FileStatus::Failed, Some(_)) => {
-                    self.summary.files_failed += 1;
-                    self.summary.worker_panics += u64::from(report.panicked);
-                }
-                _ => {}
-            }
-        }
+    /// File events since the last call (retention deletions included).
+    pub fn take_reports(&mut self, now: Now) -> Vec<FileReport> {
+        let mut reports: Vec<FileReport> = self.reports.try_iter().collect();
+        self.books.book(&mut reports, now);
         reports
     }
 
@@ -303,72 +247,88 @@ impl Pipeline {
 
     /// Ends every session and waits until every file is finalized; collect the last reports
     /// with [`take_reports`](Self::take_reports).
-    pub fn finish(&mut self) {
+    pub fn finish(&mut self, now: Now) {
         for session in self.timeline.take_all() {
-            self.manifests.session_ended(session.serial, self.end_of_run, unix_nanos_now());
+            self.books.session_ended(session.serial, self.end_of_run, now.unix_nanos);
             self.end_session(&session);
         }
-        self.finish_clips();
+        let all = self.workers.finish_all();
+        self.finishing.extend(all);
         self.reap_workers(true);
-        self.summary.frames_unbound += self.unbound.clear() as u64;
+        self.books.summary.frames_unbound += self.unbound.clear() as u64;
     }
 
     /// The run's counters so far.
     pub fn summary(&self) -> &RunSummary {
-        &self.summary
+        &self.books.summary
     }
 
-    fn reject_frame(&mut self, camera: &str, sent_nanos: u64, rejection: &FrameRejection, now: Instant) {
-        if let Some(worker) = self.worker_at(camera, sent_nanos) {
+    /// Hands `frame` to its worker (started on first use) and counts what a full queue dropped.
+    fn submit(&mut self, camera: &str, frame: Frame, session: Option<crate::session::SessionRef>, now: Now) {
+        let stats = self.stats.counters(camera);
+        let (probe, limiter) = (&mut self.codec_probe, &mut self.limiter);
+        let pre_roll_candidates = || match probe.resolve(now.instant) {
+            Ok(resolved) => Some(resolved.candidates),
+            Err(error) => {
+                if let Some(suppressed) = limiter.allow("pre-roll-codec", now.instant) {
+                    tracing::error!(suppressed, "no encoder opens, nothing will be recorded: {error}");
+                }
+                None
+            }
+        };
+        let submitted =
+            self.workers.submit(&self.spawner, camera, frame, session, pre_roll_candidates, Arc::clone(&stats));
+        let dropped = match submitted {
+            Ok(dropped) => dropped,
+            Err(no_worker) => {
+                if let NoWorker::Spawn(error) = no_worker
+                    && let Some(suppressed) = self.limiter.allow("spawn", now.instant)
+                {
+                    tracing::error!(camera, suppressed, "cannot start an encoder thread: {error}");
+                }
+                stats.dropped(1);
+                1
+            }
+        };
+        self.count_behind(camera, dropped, now);
+    }
+
+    /// `dropped` frames of `camera` were lost because its encoder is behind (already counted
+    /// per camera): one rate-limited line, and the run's counter.
+    fn count_behind(&mut self, camera: &str, dropped: u64, now: Now) {
+        if dropped == 0 {
+            return;
+        }
+        self.books.summary.frames_dropped += dropped;
+        if let Some(suppressed) = self.limiter.allow(&format!("behind/{camera}"), now.instant) {
+            let queue = self.config.queue;
+            tracing::warn!(
+                camera,
+                dropped,
+                suppressed,
+                queue_frames = queue.frames,
+                queue_bytes = queue.bytes,
+                "encoder is behind: queue full, oldest frames dropped; use a faster PRESET, lower FPS/size, or OVERFLOW=block"
+            );
+        }
+    }
+
+    fn reject_frame(&mut self, camera: &str, sent_nanos: u64, rejection: &FrameRejection, now: Now) {
+        if let Some(worker) = self.workers.counting(camera, self.timeline.route(sent_nanos)) {
             worker.count_skipped();
         }
         let (counter, kind) = if rejection.is_compressed() {
-            (&mut self.summary.frames_compressed, "compressed")
+            (&mut self.books.summary.frames_compressed, "compressed")
         } else {
-            (&mut self.summary.frames_invalid, "invalid")
+            (&mut self.books.summary.frames_invalid, "invalid")
         };
         *counter += 1;
-        if let Some(suppressed) = self.limiter.allow(&format!("{kind}/{camera}"), now) {
+        if let Some(suppressed) = self.limiter.allow(&format!("{kind}/{camera}"), now.instant) {
             if rejection.is_compressed() {
                 tracing::debug!(camera, suppressed, "skipped frame: {rejection}");
             } else {
                 tracing::warn!(camera, suppressed, "skipped frame: {rejection}");
             }
-        }
-    }
-
-    /// The worker that takes `camera`'s frames sent at `sent_nanos`, to count what it lost.
-    fn worker_at(&self, camera: &str, sent_nanos: u64) -> Option<&CameraWorker> {
-        if self.clip_mode() {
-            return self.clips.get(camera);
-        }
-        let session = self.timeline.route(sent_nanos)?;
-        self.recorders.get(&(session.serial, camera.to_owned()))
-    }
-
-    /// How every camera's files are written, with the encoders a probe found.
-    fn file_settings(&self, candidates: Vec<EncoderKind>) -> FileSettings {
-        FileSettings {
-            storage: self.config.storage.clone(),
-            name_camera: self.wiring.cameras.len() > 1,
-            container: self.config.container,
-            codec: self.config.codec,
-            candidates,
-            quality: self.config.quality.clone(),
-            fps: self.config.fps,
-            timestamps: self.config.timestamps,
-            queue: self.config.queue,
-            fsync: self.config.fsync,
-            segments: self.config.segments,
-            overlay: self.config.overlay,
-        }
-    }
-
-    /// Keeps STORAGE within its limits; files of active sessions are locked or listed as active.
-    fn enforce_retention(&mut self, now: Instant, file_finished: bool) {
-        let active = self.manifests.active_paths();
-        for deleted in self.retention.run(now, file_finished, &active) {
-            self.own_reports.push(FileReport::deleted(deleted.video, deleted.bytes, deleted.reason));
         }
     }
 
@@ -382,6 +342,24 @@ impl Pipeline {
                 tracing::error!("an encoder thread panicked; its file keeps the fragments written so far");
             }
         }
+    }
+}
+
+/// How every camera's files are written (encoders are resolved per session or camera).
+fn file_settings(config: &Config, wiring: &Wiring) -> FileSettings {
+    FileSettings {
+        storage: config.storage.clone(),
+        name_camera: wiring.cameras.len() > 1,
+        container: config.container,
+        codec: config.codec,
+        candidates: Vec::new(),
+        quality: config.quality.clone(),
+        fps: config.fps,
+        timestamps: config.timestamps,
+        queue: config.queue,
+        fsync: config.fsync,
+        segments: config.segments,
+        overlay: config.overlay,
     }
 }
 
