@@ -55,10 +55,10 @@ where
         .with(HideDoraDiagnostic)
 }
 
-/// Drops the WARN lines that dora-node-api 1.1 logs on entry to each step of sending an output of
-/// 4 KiB or more (its zero-copy threshold), for the first three such messages of every output:
-/// "output `recording`: 5000 B -> zenoh direct path (dora-rs/dora#2742 diagnostic)", then
-/// "entering report_output_sent", "entering zenoh put of ...". They exist to find where dora's
+/// Drops the WARN lines that dora-node-api 1.1 logs on entry to each step of sending a message of
+/// 4 KiB or more (its zero-copy threshold), for the node's first three such messages: "output
+/// `recording`: 4104 B -> zenoh direct path (dora-rs/dora#2742 diagnostic)", then "entering zenoh
+/// put of an SHM buffer", "entering report_output_sent". They exist to find where dora's
 /// Windows CI wedges (dora-rs/dora#2742) and say nothing about this node or its data: noise, at
 /// WARN so that a filter does not hide them. An `EnvFilter` cannot tell them apart from the real
 /// warnings of the same module ("zenoh publish failed ... message dropped", "Ignoring output ...
