@@ -69,4 +69,5 @@ install_dora_cli() {
 
 install_debian_packages
 install_rust
+command -v rustup >/dev/null 2>&1 && ! { cargo fmt --version && cargo clippy --version; } >/dev/null 2>&1 && { log "adding rustfmt and clippy"; rustup component add rustfmt clippy; }
 install_dora_cli

@@ -11,7 +11,7 @@
 //! Geometry: the disc fills a square box of side `clamp(height / 8, 4, width / 2)` pixels; the
 //! box never reaches into the barcode strip or the gap of `max(2, block_height / 2)` rows below it.
 
-use crate::{canvas::Rgb, pattern::barcode_geometry};
+use crate::{barcode::barcode_geometry, canvas::Rgb};
 
 /// Colour of the object: pure red.
 pub const OBJECT_COLOUR: Rgb = [255, 0, 0];

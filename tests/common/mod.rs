@@ -48,18 +48,25 @@ pub struct Probe {
 
 /// Runs ffprobe on `path`, decoding every frame to count them. Panics if ffprobe cannot read it.
 pub fn probe(path: &Path) -> Probe {
-    let stdout = run_on_file(
+    try_probe(path).unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// [`probe`], or why ffprobe could not read `path` (for callers that report instead of panicking,
+/// such as the encode benchmark).
+pub fn try_probe(path: &Path) -> Result<Probe, String> {
+    let stdout = try_run_on_file(
         Command::new("ffprobe")
             .args(["-v", "error", "-select_streams", "v:0", "-count_frames", "-show_entries"])
             .arg("stream=codec_name,width,height,nb_read_frames,pix_fmt:format=format_name,duration")
             .args(["-of", "json"])
             .arg(path),
         path,
-    );
-    let json: Value = serde_json::from_slice(&stdout).unwrap();
+    )?;
+    let json: Value =
+        serde_json::from_slice(&stdout).map_err(|e| format!("ffprobe's JSON for {}: {e}", path.display()))?;
     let stream = &json["streams"][0];
     let number = |v: &Value| v.as_str().and_then(|s| s.parse::<f64>().ok()).or(v.as_f64()).unwrap_or(f64::NAN);
-    Probe {
+    Ok(Probe {
         format_name: json["format"]["format_name"].as_str().unwrap_or_default().to_owned(),
         codec: stream["codec_name"].as_str().unwrap_or_default().to_owned(),
         width: stream["width"].as_u64().unwrap_or(0) as u32,
@@ -67,7 +74,7 @@ pub fn probe(path: &Path) -> Probe {
         frames: number(&stream["nb_read_frames"]) as u64,
         duration: number(&json["format"]["duration"]),
         pix_fmt: stream["pix_fmt"].as_str().unwrap_or_default().to_owned(),
-    }
+    })
 }
 
 /// Decodes every frame of `path` to raw pixels in `pix_fmt` (`gray`, `rgb24`), one Vec per frame.
@@ -82,15 +89,17 @@ pub fn decode_frames(path: &Path, pix_fmt: &str, bytes_per_frame: usize) -> Vec<
 
 /// Runs an FFmpeg tool on `path` and returns its stdout; panics with its stderr if it fails.
 fn run_on_file(command: &mut Command, path: &Path) -> Vec<u8> {
+    try_run_on_file(command, path).unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// Runs an FFmpeg tool on `path` and returns its stdout, or why it failed (with its stderr).
+fn try_run_on_file(command: &mut Command, path: &Path) -> Result<Vec<u8>, String> {
     let program = command.get_program().to_string_lossy().into_owned();
-    let output = command.output().unwrap_or_else(|e| panic!("{program} runs (scripts/setup.sh installs it): {e}"));
-    assert!(
-        output.status.success(),
-        "{program} cannot read {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output.stdout
+    let output = command.output().map_err(|e| format!("{program} runs (scripts/setup.sh installs it): {e}"))?;
+    if !output.status.success() {
+        return Err(format!("{program} cannot read {}: {}", path.display(), String::from_utf8_lossy(&output.stderr)));
+    }
+    Ok(output.stdout)
 }
 
 /// A fresh, empty folder for one test.
@@ -148,16 +157,21 @@ pub fn serial() -> MutexGuard<'static, ()> {
 /// A `dora` command in the workspace root with the environment a user's shell has.
 pub fn dora_command(args: &[&str]) -> Command {
     let mut command = Command::new(dora_cli());
-    // `cargo test` gives tests its package's CARGO_* variables and an LD_LIBRARY_PATH; build
-    // scripts (libclang lookup) track them, so the dataflows' `cargo build` steps would rebuild
-    // dora's whole dependency tree. Hand dora the environment a user's shell has.
+    user_environment(&mut command).args(args).current_dir(workspace_root());
+    command
+}
+
+/// Gives `command` the environment a user's shell has: without the CARGO_* variables and the
+/// LD_LIBRARY_PATH that `cargo test` and `cargo bench` set for their package. Build scripts
+/// (libclang lookup) track them, so a dataflow's `cargo build` steps would otherwise rebuild dora's
+/// whole dependency tree.
+pub fn user_environment(command: &mut Command) -> &mut Command {
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy();
         if (key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_TARGET_DIR") || key == "LD_LIBRARY_PATH" {
             command.env_remove(key.as_ref());
         }
     }
-    command.args(args).current_dir(workspace_root());
     command
 }
 
