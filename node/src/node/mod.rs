@@ -1,28 +1,26 @@
-//! The dora edge: turns events into plain values for the [`Pipeline`], sends file reports on the
-//! optional `recording` output. The only module that names dora types.
+//! The dora edge: the event loop turns events into plain values for the [`Pipeline`]
+//! ([`inputs`]) and sends file events and stats on the optional outputs ([`outputs`]). The only
+//! module that names dora types.
 
-use std::{collections::BTreeMap, time::Duration};
+mod inputs;
+mod outputs;
 
-use arrow::{
-    array::{Array, UInt8Array},
-    buffer::Buffer,
-};
+use std::time::Duration;
+
 use dora_node_api::{
-    DoraArray, DoraNode, Event, EventStream, Metadata, MetadataParameters, Parameter, SESSION_ID, StopCause,
-    dora_core::config::DataId, get_integer_param, get_string_param,
+    DoraArray, DoraNode, Event, EventStream, Metadata, MetadataParameters, SESSION_ID, StopCause,
+    dora_core::config::DataId, get_string_param,
 };
 use eyre::WrapErr;
 
-mod outputs;
-
+use self::inputs::{control_payload, frame_bytes, frame_metadata, identifying_values};
 use crate::{
     config::Config,
     detections::{FORMAT_KEY as DETECTIONS_FORMAT_KEY, parse_detections},
-    frame::{ENCODING_KEY, FrameMetadata, HEIGHT_KEY, WIDTH_KEY},
-    pipeline::Pipeline,
-    pipeline::wiring::{CONTROL_INPUT, RunSummary, Wiring, is_camera_input},
-    session::control::ControlPayload,
-    sidecars::index::identifying_keys,
+    pipeline::{
+        Pipeline,
+        wiring::{CONTROL_INPUT, RunSummary, Wiring, is_camera_input},
+    },
     stats::CameraStats,
     timing::Now,
 };
@@ -144,57 +142,6 @@ fn on_input(pipeline: &mut Pipeline, id: &str, metadata: &Metadata, data: DoraAr
         }
         camera => pipeline.on_frame(camera, &frame_metadata(parameters), sent_nanos, frame_bytes(data), now),
     }
-}
-
-fn frame_metadata(parameters: &MetadataParameters) -> FrameMetadata {
-    FrameMetadata {
-        ids: identifying_values(parameters),
-        encoding: get_string_param(parameters, ENCODING_KEY).map(str::to_owned),
-        width: get_integer_param(parameters, WIDTH_KEY),
-        height: get_integer_param(parameters, HEIGHT_KEY),
-    }
-}
-
-/// The metadata values that identify a frame or detection (see [`identifying_keys`]), as text.
-fn identifying_values(parameters: &MetadataParameters) -> BTreeMap<String, String> {
-    identifying_keys(parameters.keys().map(String::as_str))
-        .into_iter()
-        .filter_map(|key| parameters.get(&key).map(|value| (key, parameter_text(value))))
-        .collect()
-}
-
-/// A metadata value as one CSV cell: lists joined with `;`, timestamps in RFC 3339.
-fn parameter_text(value: &Parameter) -> String {
-    fn join<T: ToString>(items: &[T]) -> String {
-        items.iter().map(ToString::to_string).collect::<Vec<_>>().join(";")
-    }
-    match value {
-        Parameter::Bool(b) => b.to_string(),
-        Parameter::Integer(n) => n.to_string(),
-        Parameter::String(s) => s.clone(),
-        Parameter::Float(x) => x.to_string(),
-        Parameter::ListInt(list) => join(list),
-        Parameter::ListFloat(list) => join(list),
-        Parameter::ListString(list) => list.join(";"),
-        Parameter::Timestamp(at) => at.to_rfc3339(),
-    }
-}
-
-/// The frame's bytes without copying: dora's buffer is shared with the encoder thread.
-fn frame_bytes(data: DoraArray) -> Result<Buffer, String> {
-    let array = data.into_inner();
-    match array.as_any().downcast_ref::<UInt8Array>() {
-        Some(bytes) if bytes.null_count() == 0 => Ok(bytes.values().inner().clone()),
-        Some(_) => Err("a UInt8 array with nulls".to_owned()),
-        None => Err(format!("{:?}", array.data_type())),
-    }
-}
-
-fn control_payload(data: &DoraArray) -> Result<ControlPayload, String> {
-    if let Ok(text) = String::try_from(data) {
-        return Ok(ControlPayload::Text(text));
-    }
-    i64::try_from(data).map(ControlPayload::Integer).map_err(|_| data.type_name())
 }
 
 /// One log line per camera, and the rows on the optional `stats` output.
