@@ -10,7 +10,7 @@
 //! Method.
 //! 1. The recording: 10 s of 1920x1080 30 fps H.264 (libx264 veryfast, crf 23, GOP 60, no
 //!    B-frames) encoded once from `testsrc2` with noise, then looped 60 times by stream copy into
-//!    the fragmented MP4 the recorder writes (`frag_keyframe+empty_moov+default_base_moof`,
+//!    the fragmented MP4 the recorder writes (`movflags` `fmp4::FRAGMENTED_MOVFLAGS`,
 //!    0.3 s fragments): 10 minutes, 18000 frames.
 //! 2. Timings, in a folder under the workspace's `target/` (the real disk, not a tmpfs), in
 //!    rounds that take turns so a slow patch of the machine hits every contender: a `cp` of the
@@ -38,7 +38,7 @@ use std::{
 
 use dora_video_recorder::{
     encode::MP4_FRAGMENT_MICROS,
-    fmp4::{HybridOutcome, finalize_hybrid},
+    fmp4::{FRAGMENTED_MOVFLAGS, HybridOutcome, finalize_hybrid},
 };
 
 /// Frame size and rate of the recording.
@@ -54,8 +54,6 @@ const CRF: u8 = 23;
 const PRESET: &str = "veryfast";
 /// Keyframe interval in frames (2 s).
 const GOP_FRAMES: u32 = 60;
-/// The muxer flags the recorder's MP4 writer uses.
-const FRAGMENTED_MP4_FLAGS: &str = "+frag_keyframe+empty_moov+default_base_moof";
 /// Rounds per timed step; the table shows the median.
 const ROUNDS: usize = 3;
 /// Shares of the file the `+global_sidx` shift has rewritten when it gets SIGKILL.
@@ -86,7 +84,7 @@ fn main() -> ExitCode {
         recording.frames,
         format_bytes(recording.bytes),
         recording.bytes,
-        FRAGMENTED_MP4_FLAGS,
+        FRAGMENTED_MOVFLAGS,
         MP4_FRAGMENT_MICROS / 1000,
     );
 
@@ -166,8 +164,7 @@ fn ffmpeg() -> Command {
 
 /// The recorder's muxer options, plus `+global_sidx` when asked.
 fn add_fragment_options(command: &mut Command, global_sidx: bool) {
-    let flags =
-        if global_sidx { format!("{FRAGMENTED_MP4_FLAGS}+global_sidx") } else { FRAGMENTED_MP4_FLAGS.to_owned() };
+    let flags = if global_sidx { format!("{FRAGMENTED_MOVFLAGS}+global_sidx") } else { FRAGMENTED_MOVFLAGS.to_owned() };
     command.args(["-movflags", &flags, "-frag_duration", &MP4_FRAGMENT_MICROS.to_string()]);
 }
 

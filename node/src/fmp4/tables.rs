@@ -158,6 +158,17 @@ impl Timeline {
         Self { defaults, samples: Vec::new(), start: None, next_decode_time: 0, fragments: 0 }
     }
 
+    /// An empty timeline whose next sample decodes at `decode_time`: where the previous fragment
+    /// ended, for a fragment read on its own (its `tfdt`, when it has one, wins).
+    pub fn continuing(defaults: TrackDefaults, decode_time: u64) -> Self {
+        Self { next_decode_time: decode_time, ..Self::new(defaults) }
+    }
+
+    /// Decode time just after the last sample, in media timescale units.
+    pub fn end(&self) -> u64 {
+        self.next_decode_time
+    }
+
     /// The samples so far, in decode order.
     pub fn samples(&self) -> &[Sample] {
         &self.samples
