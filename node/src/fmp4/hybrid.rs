@@ -11,9 +11,9 @@ use std::{
 use super::{
     Fmp4Error,
     boxes::{BoxHeader, FourCc, find_child, kind_name, read_box, walk_top_level},
+    fragments::Timeline,
     moov::{InitialMoov, seconds, summarize_final_moov},
     moov_writer::complete_moov,
-    tables::Timeline,
 };
 
 /// Largest `moov` read into memory (FFmpeg's initial `moov` is about 1 KiB).

@@ -20,8 +20,8 @@ use std::{fs::File, os::unix::fs::FileExt};
 use super::{
     Fmp4Error,
     boxes::{BoxHeader, PositionedFile, read_box, read_header},
+    fragments::{Timeline, TrackDefaults},
     moov::{DurationFields, InitialMoov, rescale_up, seconds},
-    tables::{Timeline, TrackDefaults},
 };
 
 /// Largest `moov` read (FFmpeg's initial one is about 1 KiB).
@@ -85,12 +85,10 @@ impl LiveDurations {
             self.scan_at = moov_end;
         }
         let Some(header) = self.header.as_mut() else { return Ok(None) };
-        while let Some((start, end, next)) =
-            next_fragment(&mut reader, self.scan_at, durable_len, header.defaults, self.end)?
-        {
-            self.start.get_or_insert(start);
-            self.end = end;
-            self.scan_at = next;
+        while let Some(fragment) = next_fragment(&mut reader, self.scan_at, durable_len, header.defaults, self.end)? {
+            self.start.get_or_insert(fragment.start);
+            self.end = fragment.end;
+            self.scan_at = fragment.next;
         }
         let media = self.end.saturating_sub(self.start.unwrap_or(self.end));
         if media != self.stated && header.write(file, media, self.end)? {
@@ -100,17 +98,27 @@ impl LiveDurations {
     }
 }
 
-/// Reads the complete fragment (`moof` then `mdat`) that starts at `offset`, when the first
-/// `len` bytes hold one, skipping other boxes (`free`, `mfra`). Returns the first and the end
-/// decode time of its samples (decoding from `previous_end` without a `tfdt`) and the offset
-/// after it.
+/// Where a complete fragment's samples are in time, and where the next box starts.
+#[derive(Debug, Clone, Copy)]
+struct FragmentSpan {
+    /// Decode time of its first sample (media timescale).
+    start: u64,
+    /// Decode time after its last sample.
+    end: u64,
+    /// Offset of the box after its `mdat`.
+    next: u64,
+}
+
+/// Reads the first complete fragment (`moof` then `mdat`) from `offset` on, when the first
+/// `len` bytes hold one, skipping other boxes (`free`, `mfra`). Its samples decode from
+/// `previous_end` unless its `tfdt` says otherwise.
 fn next_fragment(
     reader: &mut PositionedFile<'_>,
     mut offset: u64,
     len: u64,
     defaults: TrackDefaults,
     previous_end: u64,
-) -> Result<Option<(u64, u64, u64)>, Fmp4Error> {
+) -> Result<Option<FragmentSpan>, Fmp4Error> {
     loop {
         let Some(first) = read_header(reader, offset, len)? else { return Ok(None) };
         if &first.kind != b"moof" {
@@ -125,7 +133,7 @@ fn next_fragment(
         let body = payload(&bytes, &first);
         let mut timeline = Timeline::continuing(defaults, previous_end);
         timeline.add_moof(body, first.offset)?;
-        return Ok(Some((timeline.start(), timeline.end(), mdat.end())));
+        return Ok(Some(FragmentSpan { start: timeline.start(), end: timeline.end(), next: mdat.end() }));
     }
 }
 

@@ -13,12 +13,13 @@
 //!   intermediate state on disk plays in FFmpeg, so a crash in the middle loses nothing.
 //!
 //! The files: `boxes` (box plumbing), `moov` (the header as plain data) and `moov_writer` (the
-//! stateless writer of a complete `moov`), `tables` (fragments to sample tables), `samples`
+//! stateless writer of a complete `moov`), `fragments` (the samples the fragments describe), `tables` (their `stbl` index), `samples`
 //! (are a fragment's samples intact?), and one file per job: `live`, `trim`, `hybrid`.
 //!
 //! Nothing here trusts the bytes it reads: a corrupt file gives an error, never a panic.
 
 mod boxes;
+mod fragments;
 mod hybrid;
 mod live;
 mod moov;

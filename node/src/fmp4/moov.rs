@@ -8,7 +8,7 @@
 use super::{
     Fmp4Error,
     boxes::{Child, Cursor, FourCc, children, find_child, kind_name},
-    tables::TrackDefaults,
+    fragments::TrackDefaults,
 };
 
 /// An `mvhd` or `mdhd`: times, timescale, duration, then fields copied verbatim.

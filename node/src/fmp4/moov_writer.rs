@@ -5,8 +5,9 @@
 use super::{
     Fmp4Error,
     boxes::{FourCc, put_u32, put_u64, write_box, write_full_box},
+    fragments::Timeline,
     moov::{InitialMoov, TimedHeader, Tkhd, Track, rescale_up},
-    tables::{SampleTables, Timeline, write_stbl},
+    tables::{SampleTables, write_stbl},
 };
 
 /// The complete `moov` indexing `timeline`'s samples: `mvhd` with the total duration, the

@@ -16,7 +16,7 @@
 //!   encoder may pad its output and FFmpeg's muxer keeps that padding, but a block that ends
 //!   where a NAL unit ends (or in the zero high bytes of the next length prefix) leaves more.
 
-use super::tables::Sample;
+use super::fragments::Sample;
 
 /// Zero bytes in a row that mark a NAL unit as damaged when more data follows them. Emulation
 /// prevention forbids 3; a lost disk block is at least 512; the margin leaves room for encoders

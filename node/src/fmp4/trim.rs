@@ -19,9 +19,9 @@ use std::{
 use super::{
     Fmp4Error,
     boxes::{BoxHeader, PositionedFile, read_box, walk_top_level},
+    fragments::{Timeline, TrackDefaults},
     moov::{InitialMoov, nal_length_size},
     samples::check_fragment,
-    tables::{Timeline, TrackDefaults},
 };
 
 /// Largest `moov` read to check samples (FFmpeg's initial one is about 1 KiB).
