@@ -10,6 +10,7 @@ use std::{
     process::Command,
 };
 
+use dora_video_recorder::fmp4::FRAGMENTED_MOVFLAGS;
 use e2e::{play_in_chromium, temp_dir};
 
 /// Length of every test clip, in seconds.
@@ -82,7 +83,7 @@ fn mkv_plays_to_the_end() {
 
 #[test]
 fn fragmented_mp4_plays_to_the_end() {
-    let fragmented = ["-movflags", "+frag_keyframe+empty_moov+default_base_moof", "-frag_duration", "400000"];
+    let fragmented = ["-movflags", FRAGMENTED_MOVFLAGS, "-frag_duration", "400000"];
     let path = encode("browser-fragmented", "fragmented.mp4", "", &[&H264[..], &fragmented].concat());
     let playback = play_in_chromium(&path);
     // Chromium 156 (Debian 12) reports duration 10.0 at `loadedmetadata` for this file, also

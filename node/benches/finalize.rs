@@ -6,11 +6,12 @@
 //!
 //! Run: `cargo bench -p dora-video-recorder --bench finalize` (under a minute on 2 cores, most of
 //! it decoding the finalized file once to check it; about 1.5 GB of free disk space).
+//! `BENCH_QUICK=1` makes a 1-minute recording and times one round: a check that it runs.
 //!
 //! Method.
 //! 1. The recording: 10 s of 1920x1080 30 fps H.264 (libx264 veryfast, crf 23, GOP 60, no
 //!    B-frames) encoded once from `testsrc2` with noise, then looped 60 times by stream copy into
-//!    the fragmented MP4 the recorder writes (`frag_keyframe+empty_moov+default_base_moof`,
+//!    the fragmented MP4 the recorder writes (`movflags` `fmp4::FRAGMENTED_MOVFLAGS`,
 //!    0.3 s fragments): 10 minutes, 18000 frames.
 //! 2. Timings, in a folder under the workspace's `target/` (the real disk, not a tmpfs), in
 //!    rounds that take turns so a slow patch of the machine hits every contender: a `cp` of the
@@ -26,10 +27,15 @@
 //!    the progress is read from the bytes the process has written (`wchar` in `/proc/<pid>/io`):
 //!    past the input's size the shift has started, and every further byte is a rewritten one.
 //!    The result is probed with `ffprobe` and decoded with `ffmpeg -v error -i F -f null -`.
-
+//! 4. The live header and startup repair, on the recording as a kill leaves it (no `mfra`):
+//!    [`LiveDurations::update`] once per fragment, as the recorder's sync thread calls it after
+//!    each `fdatasync` (the time per call, without the sync itself), then
+//!    [`trim_to_last_fragment`] on that file (its header vouches for every fragment: only the
+//!    `moof`s are read) and on a copy whose header states no length (a file of the previous
+//!    release: every sample is read and checked). The file is in the page cache for both.
 use std::{
     fs::{self, File},
-    io::Read,
+    io::{Read, Seek, SeekFrom},
     path::{Path, PathBuf},
     process::{Child, Command, ExitCode, Stdio},
     thread,
@@ -38,7 +44,7 @@ use std::{
 
 use dora_video_recorder::{
     encode::MP4_FRAGMENT_MICROS,
-    fmp4::{HybridOutcome, finalize_hybrid},
+    fmp4::{FRAGMENTED_MOVFLAGS, HybridOutcome, LiveDurations, TrimOutcome, finalize_hybrid, trim_to_last_fragment},
 };
 
 /// Frame size and rate of the recording.
@@ -49,14 +55,14 @@ const FPS: u32 = 30;
 const SEED_SECS: u32 = 10;
 /// Extra passes over the clip (`-stream_loop`): 60 plays of 10 s make 10 minutes.
 const EXTRA_LOOPS: u32 = 59;
+/// The same with `BENCH_QUICK`: 1 minute.
+const QUICK_EXTRA_LOOPS: u32 = 5;
 /// Same quality and preset as the recorder's default.
 const CRF: u8 = 23;
 const PRESET: &str = "veryfast";
 /// Keyframe interval in frames (2 s).
 const GOP_FRAMES: u32 = 60;
-/// The muxer flags the recorder's MP4 writer uses.
-const FRAGMENTED_MP4_FLAGS: &str = "+frag_keyframe+empty_moov+default_base_moof";
-/// Rounds per timed step; the table shows the median.
+/// Rounds per timed step; the table shows the median (1 with `BENCH_QUICK`).
 const ROUNDS: usize = 3;
 /// Shares of the file the `+global_sidx` shift has rewritten when it gets SIGKILL.
 const KILL_POINTS: [f64; 3] = [0.1, 0.5, 0.9];
@@ -86,7 +92,7 @@ fn main() -> ExitCode {
         recording.frames,
         format_bytes(recording.bytes),
         recording.bytes,
-        FRAGMENTED_MP4_FLAGS,
+        FRAGMENTED_MOVFLAGS,
         MP4_FRAGMENT_MICROS / 1000,
     );
 
@@ -97,8 +103,11 @@ fn main() -> ExitCode {
     let kills: Vec<KillRun> =
         KILL_POINTS.iter().map(|&share| kill_during_shift(&recording, &work.join("killed.mp4"), share)).collect();
 
+    let repair = time_live_and_repair(&recording, &work);
+
     print_timing_table(&recording, &timings);
     print_kill_table(&recording, &kills, &hybrid_check, timings.hybrid.median_wall());
+    print_repair_table(&recording, &repair);
 
     fs::remove_dir_all(&work).expect("remove the bench folder");
     ExitCode::SUCCESS
@@ -146,7 +155,8 @@ fn make_recording(work: &Path) -> Recording {
 
     let path = work.join("recording.mp4");
     let mut looped = ffmpeg();
-    looped.args(["-stream_loop", &EXTRA_LOOPS.to_string(), "-i"]).arg(&seed).args(["-c", "copy"]);
+    let loops = if quick() { QUICK_EXTRA_LOOPS } else { EXTRA_LOOPS };
+    looped.args(["-stream_loop", &loops.to_string(), "-i"]).arg(&seed).args(["-c", "copy"]);
     add_fragment_options(&mut looped, false);
     looped.arg(&path);
     run(looped, "loop the seed clip into the recording");
@@ -166,8 +176,7 @@ fn ffmpeg() -> Command {
 
 /// The recorder's muxer options, plus `+global_sidx` when asked.
 fn add_fragment_options(command: &mut Command, global_sidx: bool) {
-    let flags =
-        if global_sidx { format!("{FRAGMENTED_MP4_FLAGS}+global_sidx") } else { FRAGMENTED_MP4_FLAGS.to_owned() };
+    let flags = if global_sidx { format!("{FRAGMENTED_MOVFLAGS}+global_sidx") } else { FRAGMENTED_MOVFLAGS.to_owned() };
     command.args(["-movflags", &flags, "-frag_duration", &MP4_FRAGMENT_MICROS.to_string()]);
 }
 
@@ -260,14 +269,24 @@ struct Timings {
     hybrid_file: PathBuf,
 }
 
-/// Runs every step [`ROUNDS`] times, taking turns.
+/// Whether `BENCH_QUICK` asks for a short run.
+fn quick() -> bool {
+    std::env::var_os("BENCH_QUICK").is_some()
+}
+
+/// Rounds per timed step.
+fn rounds() -> usize {
+    if quick() { 1 } else { ROUNDS }
+}
+
+/// Runs every step [`rounds`] times, taking turns.
 fn time_rounds(recording: &Recording, work: &Path) -> Timings {
     let (mut copy, mut hybrid, mut plain, mut sidx) = Default::default();
     let mut first = None;
     let plain_out = work.join("remux-plain.mp4");
     let sidx_out = work.join("remux-global-sidx.mp4");
     let (mut sidx_bytes, mut header_bytes) = (0, 0);
-    for round in 0..ROUNDS {
+    for round in 0..rounds() {
         let hybrid_file = work.join(format!("hybrid-{round}.mp4"));
         push(&mut copy, time_copy(&recording.path, &hybrid_file));
         let (timing, outcome) = time_finalize(&hybrid_file);
@@ -477,6 +496,86 @@ fn bytes_written(pid: u32) -> Option<u64> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The live header and startup repair
+
+/// What the live header updates and the repair cost.
+struct RepairTimings {
+    fragments: usize,
+    /// Time of each [`LiveDurations::update`] call, one per fragment.
+    updates: Vec<Duration>,
+    /// Length the header states after the last update, in seconds.
+    stated_secs: f64,
+    /// Trim of the file whose header vouches for every fragment.
+    vouched: (Duration, TrimOutcome),
+    /// Trim of the file whose header states no length: every sample checked.
+    unvouched: (Duration, TrimOutcome),
+    /// Bytes of the killed file.
+    bytes: u64,
+}
+
+/// Measures step 4 of the method on copies of the recording without its `mfra`.
+fn time_live_and_repair(recording: &Recording, work: &Path) -> RepairTimings {
+    let killed = work.join("killed-live.mp4");
+    let unvouched = work.join("killed-unvouched.mp4");
+    let boxes = top_level_boxes(&recording.path);
+    let end = boxes.iter().find(|(kind, _, _)| kind == b"mfra").map_or(recording.bytes, |(_, offset, _)| *offset);
+    for copy in [&killed, &unvouched] {
+        fs::copy(&recording.path, copy).expect("copy the recording");
+        File::options().write(true).open(copy).and_then(|file| file.set_len(end)).expect("cut the mfra off");
+    }
+    let fragment_ends: Vec<u64> =
+        boxes.iter().filter(|(kind, _, _)| kind == b"mdat").map(|(_, offset, size)| offset + size).collect();
+    let file = File::options().read(true).write(true).open(&killed).expect("open the killed copy");
+    let mut durations = LiveDurations::new();
+    let mut stated_secs = 0.0;
+    let updates = fragment_ends
+        .iter()
+        .map(|&synced| {
+            let start = Instant::now();
+            stated_secs = durations.update(&file, synced).expect("update the header").unwrap_or(0.0);
+            start.elapsed()
+        })
+        .collect();
+    let timed_trim = |path: &Path| {
+        let start = Instant::now();
+        let outcome = trim_to_last_fragment(path).expect("trim the killed copy");
+        (start.elapsed(), outcome)
+    };
+    let repair = RepairTimings {
+        fragments: fragment_ends.len(),
+        updates,
+        stated_secs,
+        vouched: timed_trim(&killed),
+        unvouched: timed_trim(&unvouched),
+        bytes: end,
+    };
+    fs::remove_file(&killed).expect("remove the killed copy");
+    fs::remove_file(&unvouched).expect("remove the unvouched copy");
+    repair
+}
+
+/// Every top-level box of `path` as (type, offset, size), read from the box headers.
+fn top_level_boxes(path: &Path) -> Vec<([u8; 4], u64, u64)> {
+    let mut file = File::open(path).expect("open the recording");
+    let len = file_len(path);
+    let mut boxes = Vec::new();
+    let mut offset = 0;
+    while offset + 8 <= len {
+        let mut header = [0; 16];
+        file.seek(SeekFrom::Start(offset)).and_then(|_| file.read_exact(&mut header[..8])).expect("read a box header");
+        let mut size = u64::from(u32::from_be_bytes([header[0], header[1], header[2], header[3]]));
+        if size == 1 {
+            file.read_exact(&mut header[8..]).expect("read a largesize");
+            size = u64::from_be_bytes(header[8..].try_into().expect("8 bytes"));
+        }
+        let kind = [header[4], header[5], header[6], header[7]];
+        boxes.push((kind, offset, size));
+        offset += size.max(8);
+    }
+    boxes
+}
+
+// ---------------------------------------------------------------------------------------------
 // Printing
 
 fn print_timing_table(recording: &Recording, timings: &Timings) {
@@ -485,9 +584,11 @@ fn print_timing_table(recording: &Recording, timings: &Timings) {
     let shifted = recording.bytes.saturating_sub(timings.header_bytes);
     let outcome = &timings.outcome;
     println!(
-        "\n## Finalizing a 10-minute 1080p30 fragmented MP4 ({}, {} frames, median of {ROUNDS})\n",
+        "\n## Finalizing a {}-minute 1080p30 fragmented MP4 ({}, {} frames, median of {})\n",
+        recording.frames / u64::from(FPS) / 60,
         format_bytes(recording.bytes),
         recording.frames,
+        rounds(),
     );
     println!("| step | median wall | range | until on disk (fsync) | bytes written |");
     println!("|---|---|---|---|---|");
@@ -563,7 +664,13 @@ fn print_playback_row(point: &str, when: &str, playback: &Playback, expected_fra
 
 fn format_duration(duration: Duration) -> String {
     let ms = duration.as_secs_f64() * 1000.0;
-    if ms >= 1000.0 { format!("{:.2} s", ms / 1000.0) } else { format!("{ms:.1} ms") }
+    if ms >= 1000.0 {
+        format!("{:.2} s", ms / 1000.0)
+    } else if ms >= 1.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{:.1} µs", ms * 1000.0)
+    }
 }
 
 fn format_range((low, high): (Duration, Duration)) -> String {
@@ -582,4 +689,41 @@ fn format_bytes(bytes: u64) -> String {
     } else {
         format!("{bytes} B")
     }
+}
+
+fn print_repair_table(recording: &Recording, repair: &RepairTimings) {
+    let mut updates = repair.updates.clone();
+    updates.sort_unstable();
+    let total: Duration = updates.iter().sum();
+    let mean = total / u32::try_from(updates.len().max(1)).unwrap_or(u32::MAX);
+    println!("\n## The live header and startup repair of the killed recording ({} fragments)\n", repair.fragments);
+    println!("| step | time | what it read |");
+    println!("|---|---|---|");
+    println!(
+        "| `LiveDurations::update` after each fragment's sync | mean {}, median {}, max {} per call | 3 `pread` \
+         (moof and mdat headers, the moof) and 1 `pwrite` of 220 bytes per fragment; states {:.3} s of {:.3} s |",
+        format_duration(mean),
+        format_duration(median(updates.clone())),
+        format_duration(updates.last().copied().unwrap_or_default()),
+        repair.stated_secs,
+        recording.frames as f64 / f64::from(FPS),
+    );
+    let (took, outcome) = &repair.vouched;
+    println!(
+        "| `trim_to_last_fragment`, the header vouches for every fragment | {} | every `moof`; {} fragments kept, \
+         {} cut as damaged |",
+        format_duration(*took),
+        outcome.fragments,
+        outcome.damaged_fragments,
+    );
+    let (took, outcome) = &repair.unvouched;
+    println!(
+        "| `trim_to_last_fragment`, the header states no length (previous release) | {} | every sample: {} at \
+         {:.0} MB/s; {} fragments kept, {} cut as damaged |",
+        format_duration(*took),
+        format_bytes(repair.bytes),
+        repair.bytes as f64 / took.as_secs_f64().max(1e-9) / 1e6,
+        outcome.fragments,
+        outcome.damaged_fragments,
+    );
 }

@@ -1,19 +1,24 @@
 //! `fmp4` on real files from the ffmpeg CLI, fragmented the way the recorder writes them:
-//! hybrid finalization (frames, timestamps, duration, tags, every crash point) and trimming
-//! after a cut, all checked with ffprobe/ffmpeg.
+//! hybrid finalization (frames, timestamps, duration, tags, every crash point), trimming after
+//! a cut or a block of zeros, and the length a killed file states in its header, all checked
+//! with ffprobe/ffmpeg (and GStreamer's `gst-discoverer-1.0` for the length).
 
 #![allow(clippy::unwrap_used)]
 
 use std::{
+    fs::{File, OpenOptions},
+    io::{Seek, SeekFrom, Write},
     path::{Path, PathBuf},
-    process::Command,
+    process::{Command, Stdio},
 };
 
-use dora_video_recorder::fmp4::{CommitStep, Fmp4Error, finalize_hybrid, finalize_hybrid_with, trim_to_last_fragment};
+use dora_video_recorder::fmp4::{
+    CommitStep, FRAGMENTED_MOVFLAGS, Fmp4Error, LiveDurations, finalize_hybrid, finalize_hybrid_with,
+    trim_to_last_fragment,
+};
 
 /// The recorder's muxer options (see `encode::container`).
-const FRAGMENTED: [&str; 6] =
-    ["-movflags", "+frag_keyframe+empty_moov+default_base_moof", "-frag_duration", "400000", "-flush_packets", "1"];
+const FRAGMENTED: [&str; 6] = ["-movflags", FRAGMENTED_MOVFLAGS, "-frag_duration", "400000", "-flush_packets", "1"];
 
 /// Which test clip to encode.
 #[derive(Clone, Copy)]
@@ -246,4 +251,109 @@ fn trimming_a_cut_file_keeps_its_whole_fragments() {
         played += 1;
     }
     assert!(played >= 15, "only {played} cuts kept a fragment");
+}
+
+/// A copy of the clean file `original` as a kill leaves it: no `mfra`, and, when `partial` is
+/// given, that many bytes of a fragment the muxer had begun to write.
+fn killed_copy(original: &Path, name: &str, partial: Option<usize>) -> PathBuf {
+    let boxes = top_level(original);
+    let (_, mfra, _) = boxes.iter().find(|(kind, _, _)| kind == "mfra").unwrap();
+    let bytes = std::fs::read(original).unwrap();
+    let mut killed = bytes[..*mfra as usize].to_vec();
+    if let Some(partial) = partial {
+        // The start of another fragment: the last moof and a part of its mdat again.
+        let (_, moof, _) = boxes.iter().rev().find(|(kind, _, _)| kind == "moof").unwrap();
+        killed.extend_from_slice(&bytes[*moof as usize..*moof as usize + partial]);
+    }
+    let path = original.with_file_name(name);
+    std::fs::write(&path, killed).unwrap();
+    path
+}
+
+/// Overwrites `len` bytes of `path` at `offset` with zeros, in place.
+fn zero_block(path: &Path, offset: u64, len: usize) {
+    let mut file = OpenOptions::new().write(true).open(path).unwrap();
+    file.seek(SeekFrom::Start(offset)).unwrap();
+    file.write_all(&vec![0; len]).unwrap();
+}
+
+#[test]
+fn a_block_of_zeros_in_the_last_fragment_is_trimmed_away() {
+    let dir = e2e::temp_dir("fmp4-zeros");
+    for (clip, name) in [(Clip::H264, "h264"), (Clip::H265, "h265")] {
+        let original = fragmented(&dir, clip);
+        let killed = killed_copy(&original, &format!("{name}-killed.mp4"), None);
+        let boxes = top_level(&killed);
+        let (_, last_moof, _) = boxes.iter().rev().find(|(kind, _, _)| kind == "moof").unwrap().clone();
+        let (_, mdat, mdat_size) = boxes.last().unwrap().clone();
+        let intact_frames = packets(&killed).iter().filter(|(pos, size)| pos + size <= last_moof).count() as u64;
+        let payload = (mdat + 8, mdat_size - 8);
+        let block = 512.min(payload.1 / 3);
+        for at in [payload.0, payload.0 + (payload.1 - block) / 2, payload.0 + payload.1 - block - 1] {
+            let path = dir.join(format!("{name}-zeros-{at}.mp4"));
+            std::fs::copy(&killed, &path).unwrap();
+            zero_block(&path, at, block as usize);
+            assert_eq!(top_level(&path), boxes, "{name}: the zeros leave every box size intact");
+            assert_ne!(decode_errors(&path), "", "{name}: zeros at {at} are decode errors before the repair");
+
+            let outcome = trim_to_last_fragment(&path).unwrap();
+
+            assert_eq!((outcome.kept_bytes, outcome.damaged_fragments), (last_moof, 1), "{name}: zeros at {at}");
+            assert_eq!(decode_errors(&path), "", "{name}: zeros at {at}");
+            assert_eq!(e2e::probe(&path).frames, intact_frames, "{name}: zeros at {at}");
+        }
+        let intact = trim_to_last_fragment(&killed).unwrap();
+        assert_eq!((intact.removed_bytes, intact.damaged_fragments), (0, 0), "{name}: an intact file is kept");
+    }
+}
+
+/// `format=duration` of `path` read through a pipe: FFmpeg cannot seek, so it knows only the
+/// header and the fragments it read, as Chromium when a server does not take byte ranges.
+fn streamed_duration(path: &Path) -> f64 {
+    let output = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", "-i", "pipe:0"])
+        .stdin(Stdio::from(File::open(path).unwrap()))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "ffprobe: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).trim().parse().unwrap()
+}
+
+/// The duration GStreamer's `gst-discoverer-1.0` reports, in seconds.
+fn gstreamer_duration(path: &Path) -> f64 {
+    let output = Command::new("gst-discoverer-1.0")
+        .arg(path)
+        .output()
+        .expect("gst-discoverer-1.0 runs (scripts/setup.sh installs gstreamer1.0-tools)");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let line = text.lines().find_map(|line| line.trim().strip_prefix("Duration: ")).unwrap_or_else(|| panic!("{text}"));
+    let parts: Vec<f64> = line.split(':').map(|part| part.parse().unwrap()).collect();
+    parts.iter().fold(0.0, |total, part| total * 60.0 + part)
+}
+
+#[test]
+fn a_killed_file_states_the_length_of_its_synced_fragments() {
+    let dir = e2e::temp_dir("fmp4-length");
+    let original = fragmented(&dir, Clip::H264);
+    let path = killed_copy(&original, "killed.mp4", Some(700));
+    let complete_end = top_level(&original).iter().find(|(kind, _, _)| kind == "mfra").unwrap().1;
+    let frames = packets(&original).iter().filter(|(pos, size)| pos + size <= complete_end).count();
+    let expected = frames as f64 / 15.0;
+    let (streamed, gstreamer) = (streamed_duration(&path), gstreamer_duration(&path));
+    assert!(streamed < expected / 2.0 && gstreamer < expected / 2.0, "before: {streamed} s, {gstreamer} s");
+
+    let file = OpenOptions::new().read(true).write(true).open(&path).unwrap();
+    let len = file.metadata().unwrap().len();
+    let stated = LiveDurations::new().update(&file, len).unwrap().unwrap();
+
+    assert!((stated - expected).abs() < 1e-3, "stated {stated} s for {frames} frames");
+    assert!((streamed_duration(&path) - expected).abs() < 1e-3, "streamed: {}", streamed_duration(&path));
+    assert!((gstreamer_duration(&path) - expected).abs() < 2e-3, "GStreamer: {}", gstreamer_duration(&path));
+    assert_eq!(e2e::probe(&path).frames, frames as u64, "the frames did not change");
+    // Startup repair still trims and indexes such a file.
+    let trim = trim_to_last_fragment(&path).unwrap();
+    assert_eq!((trim.removed_bytes, trim.damaged_fragments), (700, 0));
+    assert_eq!(finalize_hybrid(&path).unwrap().samples, frames as u64);
+    assert_eq!(decode_errors(&path), "");
+    assert!((e2e::probe(&path).duration - expected).abs() < 1e-3);
 }

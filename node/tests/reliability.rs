@@ -15,6 +15,7 @@ use dora_video_recorder::{
     camera::queue::{Overflow, QueueLimits},
     camera::{CameraWorker, FileSettings, session::SessionJob},
     encode::{CodecRequest, Container, EncoderKind, Quality, RateControl},
+    fmp4::FRAGMENTED_MOVFLAGS,
     frame::{Frame, FrameFormat, PixelEncoding},
     session::SessionRef,
     timing::{FrameRate, TimestampMode},
@@ -225,7 +226,7 @@ fn a_restart_repairs_the_files_a_crash_left_behind() {
     let fragmented = dir.join("crashed.mp4");
     let made = std::process::Command::new("ffmpeg")
         .args(["-v", "error", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=15", "-t", "3"])
-        .args(["-c:v", "libx264", "-bf", "0", "-g", "30", "-movflags", "+frag_keyframe+empty_moov+default_base_moof"])
+        .args(["-c:v", "libx264", "-bf", "0", "-g", "30", "-movflags", FRAGMENTED_MOVFLAGS])
         .args(["-frag_duration", "400000"])
         .arg(&fragmented)
         .status()

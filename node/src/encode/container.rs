@@ -1,5 +1,7 @@
 //! Container formats and the muxer options that make their files survive a crash.
 
+use crate::fmp4::FRAGMENTED_MOVFLAGS;
+
 /// Output container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Container {
@@ -67,7 +69,7 @@ impl Container {
         let mut options = vec![("flush_packets", "1".to_owned())];
         if self == Self::Mp4 {
             // `use_metadata_tags` keeps our own keys (`session_id`, `camera`) in the file.
-            options.push(("movflags", "+frag_keyframe+empty_moov+default_base_moof+use_metadata_tags".to_owned()));
+            options.push(("movflags", format!("{FRAGMENTED_MOVFLAGS}+use_metadata_tags")));
             options.push(("frag_duration", MP4_FRAGMENT_MICROS.to_string()));
         }
         options
@@ -81,9 +83,7 @@ mod tests {
     #[test]
     fn mp4_is_fragmented_and_flushed() {
         let options = Container::Mp4.header_options();
-        assert!(
-            options.iter().any(|(k, v)| *k == "movflags" && v.contains("frag_keyframe") && v.contains("empty_moov"))
-        );
+        assert!(options.iter().any(|(k, v)| *k == "movflags" && v.starts_with(FRAGMENTED_MOVFLAGS)));
         assert!(options.contains(&("flush_packets", "1".into())));
         assert!(!Container::Mkv.header_options().iter().any(|(k, _)| *k == "movflags"));
     }

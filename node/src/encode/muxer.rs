@@ -3,7 +3,7 @@
 //! fragment after a failed write.
 
 use std::{
-    fs::File,
+    fs::{File, OpenOptions},
     path::{Path, PathBuf},
 };
 
@@ -13,7 +13,10 @@ use super::{
     EncodeError, EncoderKind, EncoderSettings, WrittenFile,
     stream::{EncodedPacket, StreamEncoder},
 };
-use crate::{fmp4, storage::durability::FragmentSyncer};
+use crate::{
+    fmp4,
+    storage::durability::{AfterSync, FragmentSyncer},
+};
 
 /// An open output file taking the packets of one [`StreamEncoder`].
 pub struct PacketMuxer {
@@ -38,8 +41,10 @@ struct Durability {
 }
 
 impl Durability {
-    fn start(path: &Path) -> std::io::Result<Self> {
-        Ok(Self { syncer: FragmentSyncer::start(path)?, file: File::open(path)?, synced_len: 0 })
+    /// Starts syncing `path`; an MP4 (`indexable`) also gets its header durations kept up to date.
+    fn start(path: &Path, indexable: bool) -> std::io::Result<Self> {
+        let after_sync = if indexable { Some(header_durations(path)?) } else { None };
+        Ok(Self { syncer: FragmentSyncer::start_with(path, after_sync)?, file: File::open(path)?, synced_len: 0 })
     }
 
     /// Signals the syncer when the file grew since the last signal.
@@ -86,7 +91,7 @@ impl PacketMuxer {
         // coarse bases), so read it back and rescale every packet into it.
         let stream_time_base = output.stream(stream_index).map(|s| s.time_base()).unwrap_or(encoder_time_base);
         let durability = match settings.fsync {
-            true => Some(Durability::start(path).map_err(|e| EncodeError::Output {
+            true => Some(Durability::start(path, settings.container.indexable()).map_err(|e| EncodeError::Output {
                 path: path.to_owned(),
                 reason: format!("cannot start syncing it to disk: {e}"),
             })?),
@@ -168,6 +173,21 @@ impl PacketMuxer {
         let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         Ok(WrittenFile { path, encoder, packets, bytes, indexed, sync, encoder_delay_frames })
     }
+}
+
+/// After each sync, states the length of the synced fragments in the MP4's header, so a file a
+/// crash cuts short shows its true length in every player (see [`fmp4::LiveDurations`]). The
+/// first failure is logged and ends the updates: the header then keeps an earlier length.
+fn header_durations(path: &Path) -> std::io::Result<AfterSync> {
+    let file = OpenOptions::new().read(true).write(true).open(path)?;
+    let path = path.to_owned();
+    let mut durations = Some(fmp4::LiveDurations::new());
+    Ok(Box::new(move |synced_len| {
+        if let Some(Err(error)) = durations.as_mut().map(|d| d.update(&file, synced_len)) {
+            durations = None;
+            tracing::warn!(path = %path.display(), "stopped stating the length in the file's header (a crash may leave a wrong length until the next start): {error}");
+        }
+    }))
 }
 
 /// FFmpeg keeps metadata as C strings: a NUL byte would cut the value (and panics in

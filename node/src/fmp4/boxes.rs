@@ -4,7 +4,11 @@
 //! Nothing here trusts a size field: every length is checked against what is really there,
 //! so corrupt input is an error or an "incomplete" answer, never a panic.
 
-use std::io::{self, Read, Seek, SeekFrom};
+use std::{
+    fs::File,
+    io::{self, Read, Seek, SeekFrom},
+    os::unix::fs::FileExt,
+};
 
 use super::Fmp4Error;
 
@@ -128,6 +132,42 @@ pub(crate) fn read_box<R: Read + Seek>(reader: &mut R, header: &BoxHeader, limit
     Ok(bytes)
 }
 
+/// A `Read + Seek` view of a file that reads with `pread`: a seek costs no system call, so a
+/// box header costs one. Shares the file with other users (the muxer writing it) without
+/// moving their position.
+#[derive(Debug)]
+pub(crate) struct PositionedFile<'a> {
+    file: &'a File,
+    pos: u64,
+}
+
+impl<'a> PositionedFile<'a> {
+    /// A reader at the start of `file`.
+    pub fn new(file: &'a File) -> Self {
+        Self { file, pos: 0 }
+    }
+}
+
+impl Read for PositionedFile<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let read = self.file.read_at(buf, self.pos)?;
+        self.pos = self.pos.saturating_add(read as u64);
+        Ok(read)
+    }
+}
+
+impl Seek for PositionedFile<'_> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let target = match to {
+            SeekFrom::Start(offset) => Some(offset),
+            SeekFrom::Current(delta) => self.pos.checked_add_signed(delta),
+            SeekFrom::End(delta) => self.file.metadata()?.len().checked_add_signed(delta),
+        };
+        self.pos = target.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
+        Ok(self.pos)
+    }
+}
+
 /// A box type for messages (`moov`, or the bytes escaped when not ASCII).
 pub(crate) fn kind_name(kind: FourCc) -> String {
     kind.iter().map(|&b| if b.is_ascii_graphic() { char::from(b).to_string() } else { format!("\\x{b:02x}") }).collect()
@@ -138,21 +178,32 @@ pub(crate) fn kind_name(kind: FourCc) -> String {
 pub(crate) struct Child<'a> {
     /// Box type.
     pub kind: FourCc,
+    /// Offset of the box's first byte in the buffer given to [`children`].
+    pub offset: usize,
     /// The whole box, header included (for verbatim copies).
     pub whole: &'a [u8],
     /// The box payload after its header.
     pub body: &'a [u8],
 }
 
+impl Child<'_> {
+    /// Offset of the first payload byte in the buffer given to [`children`].
+    pub fn body_offset(&self) -> usize {
+        self.offset.saturating_add(self.whole.len().saturating_sub(self.body.len()))
+    }
+}
+
 /// Iterates over the boxes packed in `buf` (a parent's payload). Yields one error and stops on
 /// a malformed header.
 pub(crate) fn children(buf: &[u8]) -> Children<'_> {
-    Children { rest: buf, failed: false }
+    Children { rest: buf, consumed: 0, failed: false }
 }
 
 /// Iterator returned by [`children`].
 pub(crate) struct Children<'a> {
     rest: &'a [u8],
+    /// Bytes of the parent split off so far: the offset of `rest`.
+    consumed: usize,
     failed: bool,
 }
 
@@ -177,8 +228,10 @@ impl<'a> Children<'a> {
         }
         let (whole, rest) = self.rest.split_at(size);
         let body = whole.get(header_len..).unwrap_or_default();
+        let offset = self.consumed;
         self.rest = rest;
-        Ok(Child { kind, whole, body })
+        self.consumed = self.consumed.saturating_add(size);
+        Ok(Child { kind, offset, whole, body })
     }
 }
 
@@ -431,6 +484,7 @@ pub(crate) mod tests {
         assert_eq!(kids.len(), 3);
         assert_eq!(kids[1].body, [3]);
         assert_eq!(kids[0].whole, &parent[..10]);
+        assert_eq!(kids.iter().map(|k| k.offset).collect::<Vec<_>>(), [0, 10, 27]);
         for cut in 1..parent.len() {
             let results: Vec<_> = children(&parent[..cut]).collect();
             assert!(results.iter().any(Result::is_err) || cut == 10 || cut == 27, "cut at {cut}");

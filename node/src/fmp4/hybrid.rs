@@ -10,11 +10,10 @@ use std::{
 
 use super::{
     Fmp4Error,
-    boxes::{
-        BoxHeader, Child, Cursor, FourCc, children, find_child, kind_name, put_u32, put_u64, read_box, walk_top_level,
-        write_box, write_full_box,
-    },
-    tables::{SampleTables, Timeline, TrackDefaults, write_stbl},
+    boxes::{BoxHeader, FourCc, find_child, kind_name, read_box, walk_top_level},
+    fragments::Timeline,
+    moov::{InitialMoov, seconds, summarize_final_moov},
+    moov_writer::complete_moov,
 };
 
 /// Largest `moov` read into memory (FFmpeg's initial `moov` is about 1 KiB).
@@ -162,14 +161,14 @@ fn plan_fresh<R: Read + Seek>(reader: &mut R, boxes: &[BoxHeader], len: u64) -> 
     let append_at = stale_moov.map_or(len, |stale| stale.offset);
     let (timeline, retired) = read_fragments(reader, boxes, &moov)?;
     check_samples_in_mdats(&timeline, boxes)?;
-    let new_moov = moov.build(&timeline)?;
+    let new_moov = complete_moov(&moov, &timeline)?;
     let outcome = HybridOutcome {
         samples: u64::try_from(timeline.samples().len()).unwrap_or(u64::MAX),
         duration_secs: seconds(timeline.media_duration(), moov.track.mdhd.timescale),
         fragments: timeline.fragments(),
         moov_bytes: u64::try_from(new_moov.len()).unwrap_or(u64::MAX),
     };
-    let shortened_size = moov.shortened_size(initial.header_len)?;
+    let shortened_size = shortened_size(&moov, initial.header_len)?;
     Ok(Fresh { stale_moov, append_at, moov: new_moov, initial_moov: initial, shortened_size, retired, outcome })
 }
 
@@ -179,8 +178,7 @@ fn read_fragments<R: Read + Seek>(
     boxes: &[BoxHeader],
     moov: &InitialMoov<'_>,
 ) -> Result<(Timeline, Vec<BoxHeader>), Fmp4Error> {
-    let defaults = moov.defaults.ok_or_else(|| Fmp4Error::NotFragmented("the moov has no mvex/trex".to_owned()))?;
-    let mut timeline = Timeline::new(defaults);
+    let mut timeline = Timeline::new(moov.fragment_defaults()?);
     let mut retired = Vec::new();
     for header in boxes {
         match &header.kind {
@@ -249,26 +247,25 @@ fn plan_resume<R: Read + Seek>(reader: &mut R, boxes: &[BoxHeader], mvex_index: 
     Ok(Resume { head, merged_size: region_end.saturating_sub(head.offset), retired, outcome })
 }
 
-/// Sample count and duration of a complete `moov` (the one a previous run appended).
-fn summarize_final_moov(body: &[u8]) -> Result<(u64, f64), Fmp4Error> {
-    let trak = require(body, b"trak", "moov")?;
-    let mdia = require(trak.body, b"mdia", "trak")?;
-    let mdhd = TimedHeader::parse(require(mdia.body, b"mdhd", "mdia")?.body, "mdhd")?;
-    let stbl = require(require(mdia.body, b"minf", "mdia")?.body, b"stbl", "minf")?;
-    let mut stsz = Cursor::new(require(stbl.body, b"stsz", "stbl")?.body, "stsz");
-    stsz.version_flags()?;
-    stsz.u32()?;
-    let samples = stsz.u32()?;
-    if samples == 0 {
-        return Err(Fmp4Error::Unsupported("the moov after the fragments indexes no sample".to_owned()));
-    }
-    Ok((u64::from(samples), seconds(mdhd.duration, mdhd.timescale)))
-}
-
 /// Box types the initial `moov` may have after its `mvex`: they become top-level boxes for a
 /// while (see [`execute_fresh`]), which must be harmless.
 fn is_exposable(kind: FourCc) -> bool {
     &kind == b"udta" || &kind == b"meta"
+}
+
+/// Size of the initial `moov` shortened to end right before its `mvex` (commit step 2); only
+/// `udta`/`meta` may follow the `mvex`, as they become top-level boxes for a while.
+fn shortened_size(moov: &InitialMoov<'_>, header_len: u64) -> Result<u64, Fmp4Error> {
+    let mvex = moov.children.iter().position(|c| &c.kind == b"mvex");
+    let mvex = mvex.ok_or_else(|| Fmp4Error::NotFragmented("the moov has no mvex".to_owned()))?;
+    if !moov.children.iter().skip(mvex.saturating_add(1)).all(|c| is_exposable(c.kind)) {
+        return Err(Fmp4Error::Unsupported("moov boxes after mvex other than udta/meta".to_owned()));
+    }
+    let before: usize = moov.children.iter().take(mvex).map(|c| c.whole.len()).sum();
+    u64::try_from(before)
+        .ok()
+        .and_then(|b| b.checked_add(header_len))
+        .ok_or_else(|| Fmp4Error::Malformed("moov".to_owned()))
 }
 
 /// Writes the plan.
@@ -388,480 +385,23 @@ fn body_of<'a>(bytes: &'a [u8], header: &BoxHeader) -> &'a [u8] {
     usize::try_from(header.header_len).ok().and_then(|start| bytes.get(start..)).unwrap_or_default()
 }
 
-/// `value` time units of `timescale` in seconds.
-fn seconds(value: u64, timescale: u32) -> f64 {
-    if timescale == 0 { 0.0 } else { value as f64 / f64::from(timescale) }
-}
-
-/// `value` converted from timescale `from` to `to`, rounded up (as FFmpeg does for durations,
-/// so an edit or a duration never cuts the last sample short).
-fn rescale_up(value: u64, from: u32, to: u32) -> Result<u64, Fmp4Error> {
-    let from = u128::from(from);
-    if from == 0 {
-        return Err(Fmp4Error::Malformed("zero timescale".to_owned()));
-    }
-    let scaled = (u128::from(value) * u128::from(to)).div_ceil(from);
-    u64::try_from(scaled).map_err(|_| Fmp4Error::Unsupported("duration out of range".to_owned()))
-}
-
-/// The only child of type `kind`; an error when missing or repeated.
-fn require<'a>(body: &'a [u8], kind: &FourCc, parent: &str) -> Result<Child<'a>, Fmp4Error> {
-    let mut found = None;
-    for child in children(body) {
-        let child = child?;
-        if &child.kind == kind {
-            if found.is_some() {
-                return Err(Fmp4Error::Malformed(format!("{parent} has several {} boxes", kind_name(*kind))));
-            }
-            found = Some(child);
-        }
-    }
-    found.ok_or_else(|| Fmp4Error::Malformed(format!("{parent} has no {} box", kind_name(*kind))))
-}
-
-/// All children of a container, or the first error.
-fn all_children(body: &[u8]) -> Result<Vec<Child<'_>>, Fmp4Error> {
-    children(body).collect()
-}
-
-/// An `mvhd` or `mdhd`: times, timescale, duration, then fields copied verbatim.
-#[derive(Debug, Clone, Copy)]
-struct TimedHeader<'a> {
-    flags: u32,
-    creation: u64,
-    modification: u64,
-    timescale: u32,
-    duration: u64,
-    /// Everything after the duration (rate, volume, matrix, next track id; or the language).
-    tail: &'a [u8],
-}
-
-impl<'a> TimedHeader<'a> {
-    /// Parses an `mvhd`/`mdhd` payload (version 0 or 1).
-    fn parse(body: &'a [u8], what: &'static str) -> Result<Self, Fmp4Error> {
-        let mut cursor = Cursor::new(body, what);
-        let (version, flags) = cursor.version_flags()?;
-        let creation = cursor.u32_or_u64(version)?;
-        let modification = cursor.u32_or_u64(version)?;
-        let timescale = cursor.u32()?;
-        let duration = cursor.u32_or_u64(version)?;
-        if timescale == 0 {
-            return Err(Fmp4Error::Malformed(format!("{what} timescale is 0")));
-        }
-        Ok(Self { flags, creation, modification, timescale, duration, tail: cursor.rest() })
-    }
-
-    /// Appends the box, in version 1 only when a value needs 64 bits.
-    fn write(&self, out: &mut Vec<u8>, kind: FourCc) -> Result<(), Fmp4Error> {
-        let long = [self.creation, self.modification, self.duration].iter().any(|&v| u32::try_from(v).is_err());
-        write_full_box(out, kind, u8::from(long), self.flags, |out| {
-            let put_time = |out: &mut Vec<u8>, value: u64| {
-                if long { put_u64(out, value) } else { put_u32(out, u32::try_from(value).unwrap_or(u32::MAX)) }
-            };
-            put_time(out, self.creation);
-            put_time(out, self.modification);
-            put_u32(out, self.timescale);
-            put_time(out, self.duration);
-            out.extend_from_slice(self.tail);
-            Ok(())
-        })
-    }
-}
-
-/// A `tkhd`: times, track id, then fields copied verbatim (layer, volume, matrix,
-/// width and height).
-#[derive(Debug, Clone, Copy)]
-struct Tkhd<'a> {
-    flags: u32,
-    creation: u64,
-    modification: u64,
-    track_id: u32,
-    tail: &'a [u8],
-}
-
-impl<'a> Tkhd<'a> {
-    /// Parses a `tkhd` payload (version 0 or 1).
-    fn parse(body: &'a [u8]) -> Result<Self, Fmp4Error> {
-        let mut cursor = Cursor::new(body, "tkhd");
-        let (version, flags) = cursor.version_flags()?;
-        let creation = cursor.u32_or_u64(version)?;
-        let modification = cursor.u32_or_u64(version)?;
-        let track_id = cursor.u32()?;
-        cursor.u32()?; // reserved
-        cursor.u32_or_u64(version)?; // duration: 0 in a fragmented file, rewritten anyway
-        let tail = cursor.rest();
-        // reserved(8) layer(2) group(2) volume(2) reserved(2) matrix(36) width(4) height(4)
-        if tail.len() < 60 || track_id == 0 {
-            return Err(Fmp4Error::Malformed("tkhd is truncated or has track id 0".to_owned()));
-        }
-        Ok(Self { flags, creation, modification, track_id, tail })
-    }
-
-    /// Appends the box with `duration` (movie timescale).
-    fn write(&self, out: &mut Vec<u8>, duration: u64) -> Result<(), Fmp4Error> {
-        let long = [self.creation, self.modification, duration].iter().any(|&v| u32::try_from(v).is_err());
-        write_full_box(out, *b"tkhd", u8::from(long), self.flags, |out| {
-            let put_time = |out: &mut Vec<u8>, value: u64| {
-                if long { put_u64(out, value) } else { put_u32(out, u32::try_from(value).unwrap_or(u32::MAX)) }
-            };
-            put_time(out, self.creation);
-            put_time(out, self.modification);
-            put_u32(out, self.track_id);
-            put_u32(out, 0);
-            put_time(out, duration);
-            out.extend_from_slice(self.tail);
-            Ok(())
-        })
-    }
-}
-
-/// The boxes of the one video track of the initial `moov`.
-#[derive(Debug, Clone)]
-struct Track<'a> {
-    trak: Vec<Child<'a>>,
-    tkhd: Tkhd<'a>,
-    mdia: Vec<Child<'a>>,
-    mdhd: TimedHeader<'a>,
-    minf: Vec<Child<'a>>,
-    /// The whole `stsd` box (codec configuration: avcC/hvcC), copied verbatim.
-    stsd: &'a [u8],
-}
-
-impl<'a> Track<'a> {
-    /// Parses a `trak` payload, checking it is a video track whose `moov` indexes no sample.
-    fn parse(body: &'a [u8]) -> Result<Self, Fmp4Error> {
-        let trak = all_children(body)?;
-        if find_child(body, b"edts")?.is_some() {
-            return Err(Fmp4Error::Unsupported("the track has an edit list".to_owned()));
-        }
-        let tkhd = Tkhd::parse(require(body, b"tkhd", "trak")?.body)?;
-        let mdia_body = require(body, b"mdia", "trak")?.body;
-        let mdhd = TimedHeader::parse(require(mdia_body, b"mdhd", "mdia")?.body, "mdhd")?;
-        let mut hdlr = Cursor::new(require(mdia_body, b"hdlr", "mdia")?.body, "hdlr");
-        hdlr.version_flags()?;
-        hdlr.u32()?; // pre_defined
-        if &hdlr.fourcc()? != b"vide" {
-            return Err(Fmp4Error::Unsupported("not a video track".to_owned()));
-        }
-        let minf_body = require(mdia_body, b"minf", "mdia")?.body;
-        require(minf_body, b"vmhd", "minf")?;
-        let stbl_body = require(minf_body, b"stbl", "minf")?.body;
-        let stsd = require(stbl_body, b"stsd", "stbl")?.whole;
-        if indexed_samples(stbl_body)? != 0 {
-            return Err(Fmp4Error::Unsupported("the initial moov already indexes samples".to_owned()));
-        }
-        Ok(Self { trak, tkhd, mdia: all_children(mdia_body)?, mdhd, minf: all_children(minf_body)?, stsd })
-    }
-
-    /// Appends the rebuilt `trak`: `tkhd`, `edts` when the first sample does not start at 0,
-    /// `mdia` with the new `stbl`; other boxes verbatim.
-    fn write(&self, out: &mut Vec<u8>, times: &Times, tables: &SampleTables) -> Result<(), Fmp4Error> {
-        write_box(out, *b"trak", |out| {
-            for child in &self.trak {
-                match &child.kind {
-                    b"tkhd" => {
-                        self.tkhd.write(out, times.movie_duration()?)?;
-                        if times.empty_edit > 0 {
-                            write_edts(out, times.empty_edit, times.media_in_movie)?;
-                        }
-                    }
-                    b"mdia" => self.write_mdia(out, times.media, tables)?,
-                    _ => out.extend_from_slice(child.whole),
-                }
-            }
-            Ok(())
-        })
-    }
-
-    /// Appends the rebuilt `mdia` (`mdhd` with the media duration, original `hdlr`, new `minf`).
-    fn write_mdia(&self, out: &mut Vec<u8>, media_duration: u64, tables: &SampleTables) -> Result<(), Fmp4Error> {
-        write_box(out, *b"mdia", |out| {
-            for child in &self.mdia {
-                match &child.kind {
-                    b"mdhd" => TimedHeader { duration: media_duration, ..self.mdhd }.write(out, *b"mdhd")?,
-                    b"minf" => self.write_minf(out, tables)?,
-                    _ => out.extend_from_slice(child.whole),
-                }
-            }
-            Ok(())
-        })
-    }
-
-    /// Appends the rebuilt `minf` (original `vmhd`/`dinf`, new `stbl`).
-    fn write_minf(&self, out: &mut Vec<u8>, tables: &SampleTables) -> Result<(), Fmp4Error> {
-        write_box(out, *b"minf", |out| {
-            for child in &self.minf {
-                match &child.kind {
-                    b"stbl" => write_stbl(out, self.stsd, tables)?,
-                    _ => out.extend_from_slice(child.whole),
-                }
-            }
-            Ok(())
-        })
-    }
-}
-
-/// Samples an `stbl` indexes (its `stsz`/`stz2` count; 0 without one).
-fn indexed_samples(stbl: &[u8]) -> Result<u32, Fmp4Error> {
-    for kind in [b"stsz", b"stz2"] {
-        if let Some(child) = find_child(stbl, kind)? {
-            let mut cursor = Cursor::new(child.body, "stsz");
-            cursor.version_flags()?;
-            cursor.u32()?; // sample size, or reserved + field size
-            return cursor.u32();
-        }
-    }
-    Ok(0)
-}
-
-/// Appends an `edts` that shows nothing for `empty` then the media from its start for `media`
-/// (both in movie timescale): how a track whose first decode time is not 0 keeps its times.
-fn write_edts(out: &mut Vec<u8>, empty: u64, media: u64) -> Result<(), Fmp4Error> {
-    let long = u32::try_from(empty).is_err() || u32::try_from(media).is_err();
-    write_box(out, *b"edts", |out| {
-        write_full_box(out, *b"elst", u8::from(long), 0, |out| {
-            put_u32(out, 2);
-            for (duration, media_time) in [(empty, -1i64), (media, 0)] {
-                if long {
-                    put_u64(out, duration);
-                    put_u64(out, media_time.cast_unsigned());
-                } else {
-                    put_u32(out, u32::try_from(duration).unwrap_or(u32::MAX));
-                    put_u32(out, i32::try_from(media_time).unwrap_or(-1).cast_unsigned());
-                }
-                put_u32(out, 0x0001_0000); // media rate 1.0
-            }
-            Ok(())
-        })
-    })
-}
-
-/// The durations of the new `moov`.
-#[derive(Debug, Clone, Copy)]
-struct Times {
-    /// Movie timescale (`mvhd`).
-    movie_timescale: u32,
-    /// Sum of the sample durations (media timescale).
-    media: u64,
-    /// The same in movie timescale.
-    media_in_movie: u64,
-    /// Decode time of the first sample in movie timescale (0: no edit list).
-    empty_edit: u64,
-}
-
-impl Times {
-    /// Durations for `timeline`, given the original movie and media timescales.
-    fn new(timeline: &Timeline, movie_timescale: u32, media_timescale: u32) -> Result<Self, Fmp4Error> {
-        let start = timeline.start();
-        // An empty edit must land exactly on the first decode time; when the movie timescale
-        // cannot say it exactly, use the media one (the movie timescale is ours to choose).
-        let exact = (u128::from(start) * u128::from(movie_timescale)) % u128::from(media_timescale.max(1)) == 0;
-        let movie_timescale = if exact { movie_timescale } else { media_timescale };
-        Ok(Self {
-            movie_timescale,
-            media: timeline.media_duration(),
-            media_in_movie: rescale_up(timeline.media_duration(), media_timescale, movie_timescale)?,
-            empty_edit: rescale_up(start, media_timescale, movie_timescale)?,
-        })
-    }
-
-    /// The track and movie duration: the empty edit and the media.
-    fn movie_duration(&self) -> Result<u64, Fmp4Error> {
-        self.empty_edit.checked_add(self.media_in_movie).ok_or_else(|| Fmp4Error::Unsupported("duration".to_owned()))
-    }
-}
-
-/// The initial `moov` of a fragmented file.
-#[derive(Debug, Clone)]
-struct InitialMoov<'a> {
-    children: Vec<Child<'a>>,
-    mvhd: TimedHeader<'a>,
-    track: Track<'a>,
-    /// The track's `trex`; `None` without `mvex` (not fragmented).
-    defaults: Option<TrackDefaults>,
-}
-
-impl<'a> InitialMoov<'a> {
-    /// Parses a `moov` payload with exactly one (video) track.
-    fn parse(body: &'a [u8]) -> Result<Self, Fmp4Error> {
-        let children = all_children(body)?;
-        let mvhd = TimedHeader::parse(require(body, b"mvhd", "moov")?.body, "mvhd")?;
-        let tracks = children.iter().filter(|c| &c.kind == b"trak").count();
-        if tracks != 1 {
-            return Err(Fmp4Error::Unsupported(format!("{tracks} tracks (only one video track is supported)")));
-        }
-        let track = Track::parse(require(body, b"trak", "moov")?.body)?;
-        let defaults = match find_child(body, b"mvex")? {
-            None => None,
-            Some(mvex) => Some(track_defaults(mvex.body, track.tkhd.track_id)?),
-        };
-        Ok(Self { children, mvhd, track, defaults })
-    }
-
-    /// Size of this `moov` shortened to end right before its `mvex` (commit step 2); only
-    /// `udta`/`meta` may follow the `mvex`, as they become top-level boxes for a while.
-    fn shortened_size(&self, header_len: u64) -> Result<u64, Fmp4Error> {
-        let mvex = self.children.iter().position(|c| &c.kind == b"mvex");
-        let mvex = mvex.ok_or_else(|| Fmp4Error::NotFragmented("the moov has no mvex".to_owned()))?;
-        if !self.children.iter().skip(mvex.saturating_add(1)).all(|c| is_exposable(c.kind)) {
-            return Err(Fmp4Error::Unsupported("moov boxes after mvex other than udta/meta".to_owned()));
-        }
-        let before: usize = self.children.iter().take(mvex).map(|c| c.whole.len()).sum();
-        u64::try_from(before)
-            .ok()
-            .and_then(|b| b.checked_add(header_len))
-            .ok_or_else(|| Fmp4Error::Malformed("moov".to_owned()))
-    }
-
-    /// The complete `moov` indexing `timeline`'s samples: `mvhd` with the total duration, the
-    /// rebuilt `trak`, no `mvex`, other boxes (`udta`, `meta`: title, creation time) verbatim.
-    fn build(&self, timeline: &Timeline) -> Result<Vec<u8>, Fmp4Error> {
-        let tables = SampleTables::build(timeline.samples())?;
-        let times = Times::new(timeline, self.mvhd.timescale, self.track.mdhd.timescale)?;
-        let mvhd = TimedHeader { timescale: times.movie_timescale, duration: times.movie_duration()?, ..self.mvhd };
-        let mut out = Vec::new();
-        write_box(&mut out, *b"moov", |out| {
-            mvhd.write(out, *b"mvhd")?;
-            for child in &self.children {
-                match &child.kind {
-                    b"mvhd" | b"mvex" => {}
-                    b"trak" => self.track.write(out, &times, &tables)?,
-                    _ => out.extend_from_slice(child.whole),
-                }
-            }
-            Ok(())
-        })?;
-        Ok(out)
-    }
-}
-
-/// The `trex` of `track_id` in an `mvex` payload.
-fn track_defaults(mvex: &[u8], track_id: u32) -> Result<TrackDefaults, Fmp4Error> {
-    for child in children(mvex) {
-        let child = child?;
-        if &child.kind == b"trex" {
-            let defaults = TrackDefaults::parse_trex(child.body)?;
-            if defaults.track_id == track_id {
-                return Ok(defaults);
-            }
-        }
-    }
-    Err(Fmp4Error::Malformed(format!("mvex has no trex for track {track_id}")))
-}
-
 #[cfg(test)]
 mod tests {
     use std::io::Cursor as IoCursor;
 
     use super::*;
-    use crate::fmp4::{boxes::tests::boxed, complete_fragments_end};
-
-    const MEDIA_TIMESCALE: u32 = 15360;
-
-    /// A full box payload: version, flags, then `rest`.
-    fn full(version: u8, flags: u32, rest: &[u8]) -> Vec<u8> {
-        let mut out = ((u32::from(version) << 24) | flags).to_be_bytes().to_vec();
-        out.extend_from_slice(rest);
-        out
-    }
-
-    fn words(values: &[u32]) -> Vec<u8> {
-        values.iter().flat_map(|v| v.to_be_bytes()).collect()
-    }
-
-    /// One fragment: `sizes` samples of 512 ticks, the first a keyframe, optional per-sample
-    /// composition offsets.
-    struct Fragment {
-        decode_time: u64,
-        sizes: Vec<u32>,
-        composition_offsets: Option<Vec<u32>>,
-    }
-
-    /// The layout FFmpeg writes (see the module docs), with `tracks` video tracks.
-    fn initial_moov(tracks: usize, mvex: bool) -> Vec<u8> {
-        let mut mvhd_tail = words(&[0x0001_0000]);
-        mvhd_tail.extend([1, 0, 0, 0]);
-        mvhd_tail.extend([0; 8]);
-        mvhd_tail.extend(words(&[0x0001_0000, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000]));
-        mvhd_tail.extend([0; 24]);
-        mvhd_tail.extend(words(&[2]));
-        let mvhd = boxed(b"mvhd", &full(0, 0, &[words(&[7, 8, 1000, 0]), mvhd_tail].concat()));
-        let mut tkhd_tail = vec![0; 16];
-        tkhd_tail.extend(words(&[0x0001_0000, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000]));
-        tkhd_tail.extend(words(&[320 << 16, 240 << 16]));
-        let tkhd = boxed(b"tkhd", &full(0, 3, &[words(&[7, 8, 1, 0, 0]), tkhd_tail].concat()));
-        let mdhd = boxed(b"mdhd", &full(0, 0, &[words(&[7, 8, MEDIA_TIMESCALE, 0]), vec![0x55, 0xc4, 0, 0]].concat()));
-        let hdlr =
-            boxed(b"hdlr", &full(0, 0, &[words(&[0]), b"vide".to_vec(), vec![0; 12], b"Video\0".to_vec()].concat()));
-        let stsd = boxed(b"stsd", &full(0, 0, &[words(&[1]), boxed(b"avc1", &[0xaa; 20])].concat()));
-        let empty = |kind: &[u8; 4]| boxed(kind, &full(0, 0, &words(&[0])));
-        let stsz = boxed(b"stsz", &full(0, 0, &words(&[0, 0])));
-        let stbl = boxed(b"stbl", &[stsd, empty(b"stts"), empty(b"stsc"), stsz, empty(b"stco")].concat());
-        let dinf =
-            boxed(b"dinf", &boxed(b"dref", &full(0, 0, &[words(&[1]), boxed(b"url ", &full(0, 1, &[]))].concat())));
-        let vmhd = boxed(b"vmhd", &full(0, 1, &[0; 8]));
-        let minf = boxed(b"minf", &[vmhd, dinf, stbl].concat());
-        let mdia = boxed(b"mdia", &[mdhd, hdlr, minf].concat());
-        let trak = boxed(b"trak", &[tkhd, mdia].concat());
-        let mut moov = mvhd;
-        (0..tracks).for_each(|_| moov.extend(&trak));
-        if mvex {
-            moov.extend(boxed(b"mvex", &boxed(b"trex", &full(0, 0, &words(&[1, 1, 0, 0, 0])))));
-        }
-        moov.extend(boxed(b"udta", &boxed(b"meta", &full(0, 0, &boxed(b"ilst", b"title")))));
-        boxed(b"moov", &moov)
-    }
-
-    /// moof+mdat for `fragment` (data offsets count from the moof).
-    fn moof_mdat(fragment: &Fragment, sequence: u32) -> Vec<u8> {
-        let build = |data_offset: u32| {
-            let tfhd = boxed(b"tfhd", &full(0, 0x02_0038, &words(&[1, 512, 0, 0x0101_0000])));
-            let tfdt = boxed(b"tfdt", &full(1, 0, &fragment.decode_time.to_be_bytes()));
-            let mut flags = 0x205;
-            let mut records = Vec::new();
-            for (i, &size) in fragment.sizes.iter().enumerate() {
-                records.extend(size.to_be_bytes());
-                if let Some(offsets) = &fragment.composition_offsets {
-                    flags |= 0x800;
-                    records.extend(offsets[i].to_be_bytes());
-                }
-            }
-            let count = fragment.sizes.len() as u32;
-            let trun = boxed(b"trun", &full(0, flags, &[words(&[count, data_offset, 0x0200_0000]), records].concat()));
-            let traf = boxed(b"traf", &[tfhd, tfdt, trun].concat());
-            boxed(b"moof", &[boxed(b"mfhd", &full(0, 0, &words(&[sequence]))), traf].concat())
-        };
-        let moof = build(build(0).len() as u32 + 8);
-        let data: Vec<u8> = fragment.sizes.iter().enumerate().flat_map(|(i, &s)| vec![i as u8; s as usize]).collect();
-        [moof, boxed(b"mdat", &data)].concat()
-    }
-
-    /// A whole fragmented file.
-    fn fragmented_file(fragments: &[Fragment]) -> Vec<u8> {
-        let mut file = [boxed(b"ftyp", b"isom\0\0\x02\0isomiso6"), initial_moov(1, true)].concat();
-        for (i, fragment) in fragments.iter().enumerate() {
-            file.extend(moof_mdat(fragment, i as u32 + 1));
-        }
-        file.extend(boxed(b"mfra", &boxed(b"mfro", &full(0, 0, &words(&[24])))));
-        file
-    }
-
-    fn cfr(fragments: usize, per_fragment: usize) -> Vec<Fragment> {
-        (0..fragments)
-            .map(|f| Fragment {
-                decode_time: (f * per_fragment * 512) as u64,
-                sizes: (0..per_fragment).map(|s| 30 + (f * 7 + s) as u32).collect(),
-                composition_offsets: None,
-            })
-            .collect()
-    }
+    use crate::fmp4::{
+        boxes::tests::boxed,
+        complete_fragments_end,
+        moov::{TimedHeader, require},
+        test_files::{
+            MEDIA_TIMESCALE, cfr, fragmented_file, initial_moov, moof_mdat, sample_data, temp_file as temp_file_in,
+            words,
+        },
+    };
 
     fn temp_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("fmp4-hybrid-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
-        std::fs::write(&path, bytes).unwrap();
-        path
+        temp_file_in("hybrid", name, bytes)
     }
 
     fn top_kinds(bytes: &[u8]) -> Vec<String> {
@@ -916,7 +456,11 @@ mod tests {
         assert_eq!(table(&stbl, b"stsc").unwrap(), [1, 4, 1]);
         assert_eq!(table(&stbl, b"stco").unwrap().len(), 3);
         let first_sample = table(&stbl, b"stco").unwrap()[0] as usize;
-        assert_eq!(&bytes[first_sample..first_sample + 30], [0u8; 30], "chunk offsets point at sample data");
+        assert_eq!(
+            bytes[first_sample..first_sample + 30],
+            sample_data(30, true, 1),
+            "chunk offsets point at sample data"
+        );
         assert!(find_child(&stbl, b"stsd").unwrap().unwrap().whole.windows(4).any(|w| w == b"avc1"));
         let moov_start = bytes.len() - outcome.moov_bytes as usize;
         let moov = &bytes[moov_start + 8..];

@@ -15,6 +15,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+/// Work done on the sync thread after each successful sync, given the file length the sync
+/// covered: every byte before it is on disk (the MP4 header's durations, see
+/// [`crate::fmp4::LiveDurations`]).
+pub type AfterSync = Box<dyn FnMut(u64) + Send>;
+
 /// Shortest time between two syncs of one file.
 pub const MIN_SYNC_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -62,10 +67,16 @@ impl FragmentSyncer {
     /// Starts a syncer for the file at `path` (opened once more, read-only: `fdatasync` acts on
     /// the file, whichever descriptor asks).
     pub fn start(path: &Path) -> io::Result<Self> {
+        Self::start_with(path, None)
+    }
+
+    /// [`start`](Self::start), running `after_sync` on the sync thread after each sync.
+    pub fn start_with(path: &Path, after_sync: Option<AfterSync>) -> io::Result<Self> {
         let file = File::open(path)?;
         let shared = Arc::new(Shared::default());
         let worker = Arc::clone(&shared);
-        let thread = std::thread::Builder::new().name("fsync".into()).spawn(move || sync_loop(&file, &worker))?;
+        let thread =
+            std::thread::Builder::new().name("fsync".into()).spawn(move || sync_loop(&file, &worker, after_sync))?;
         Ok(Self { shared, thread: Some(thread) })
     }
 
@@ -96,7 +107,7 @@ impl Drop for FragmentSyncer {
     }
 }
 
-fn sync_loop(file: &File, shared: &Shared) {
+fn sync_loop(file: &File, shared: &Shared, mut after_sync: Option<AfterSync>) {
     let mut last_sync: Option<Instant> = None;
     loop {
         let mut state = shared.lock();
@@ -111,10 +122,15 @@ fn sync_loop(file: &File, shared: &Shared) {
             {
                 std::thread::sleep(wait);
             }
+            // Whatever was written before the sync starts is on disk once it returns.
+            let covered = file.metadata().map(|m| m.len());
             let started = Instant::now();
             let result = file.sync_data();
             let took = started.elapsed();
             last_sync = Some(Instant::now());
+            if let (Ok(()), Ok(covered), Some(after_sync)) = (&result, covered, after_sync.as_mut()) {
+                after_sync(covered);
+            }
             let mut state = shared.lock();
             match result {
                 Ok(()) => {
@@ -133,6 +149,8 @@ fn sync_loop(file: &File, shared: &Shared) {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
     fn temp_file(name: &str) -> std::path::PathBuf {
@@ -164,6 +182,20 @@ mod tests {
             std::thread::sleep(MIN_SYNC_INTERVAL + Duration::from_millis(50));
         }
         assert_eq!(syncer.finish().syncs, 3);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn after_sync_learns_what_each_sync_covered() {
+        let path = temp_file("covered");
+        let (sender, covered) = std::sync::mpsc::channel();
+        let syncer = FragmentSyncer::start_with(&path, Some(Box::new(move |len| sender.send(len).unwrap()))).unwrap();
+        syncer.fragment_written();
+        std::thread::sleep(MIN_SYNC_INTERVAL + Duration::from_millis(50));
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b" and more").unwrap();
+        syncer.fragment_written();
+        syncer.finish();
+        assert_eq!(covered.try_iter().collect::<Vec<_>>(), [8, 17]);
         std::fs::remove_file(&path).unwrap();
     }
 
