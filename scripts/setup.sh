@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the recorder needs on Debian 12, and nothing twice:
 #   - Debian packages: FFmpeg's development headers (ffmpeg-next links against them), ffprobe/ffmpeg
-#     (tests check files with them), clang (bindgen), pkg-config, Python's venv, Chromium (browser
-#     playback tests), procps and util-linux (tests signal processes and mount a tmpfs);
+#     (tests check files with them), clang (bindgen), pkg-config, Python's venv, Chromium and
+#     GStreamer (playback tests), procps and util-linux (tests signal processes and mount a tmpfs);
 #   - the Rust toolchain through rustup, if cargo is missing;
 #   - the dora CLI (dora-rs-cli 1.1.0 from PyPI) into the project's .venv/.
 # Safe to run again. Usage: scripts/setup.sh   (other scripts source it)
@@ -14,6 +14,8 @@ APT_PACKAGES=(
   pkg-config clang gcc libc6-dev git curl ca-certificates ffmpeg chromium procps util-linux
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev
   python3 python3-venv python3-pip
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-base-apps gstreamer1.0-plugins-good
+  gstreamer1.0-libav
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }

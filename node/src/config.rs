@@ -203,6 +203,7 @@ impl Config {
                     "seconds >= 1, e.g. 60 or 300",
                 )?,
                 max_bytes: raw.parse("segment_bytes", parse_bytes, BYTES_ALLOWED)?,
+                last_frame_secs: 1.0 / fps.as_f64(),
             },
             max_total_bytes: raw.parse("max_total_bytes", parse_bytes, BYTES_ALLOWED)?,
             min_free_bytes: raw.parse("min_free_bytes", parse_bytes, BYTES_ALLOWED)?,
@@ -428,7 +429,8 @@ mod tests {
     fn segment_and_retention_limits_take_sizes_with_units() {
         let c =
             config(&[("SEGMENT_SECONDS", "60"), ("SEGMENT_BYTES", "500M"), ("MAX_TOTAL_BYTES", "2GiB")], "").unwrap();
-        assert_eq!(c.segments, SegmentLimits { max_secs: Some(60.0), max_bytes: Some(500_000_000) });
+        assert_eq!((c.segments.max_secs, c.segments.max_bytes), (Some(60.0), Some(500_000_000)));
+        assert!((c.segments.last_frame_secs - 1.0 / 15.0).abs() < 1e-12, "a segment's last frame shows for 1 / FPS");
         assert_eq!(c.max_total_bytes, Some(2 * 1024 * 1024 * 1024));
         assert_eq!(config(&[], "min_free_bytes: 1000").unwrap().min_free_bytes, Some(1000));
         assert!(config(&[], "").unwrap().max_total_bytes.is_none(), "no retention by default");

@@ -21,6 +21,7 @@ pub mod browser;
 pub use boxes::{decode_errors, format_tag, top_level_boxes};
 pub use browser::{Playback, play_in_chromium};
 pub mod frames;
+pub mod gstreamer;
 pub use frames::{SentFrame, frame_indices, read_send_log, recorder_pids, signal};
 pub mod logs;
 pub use logs::{csv_column, files_ending, frame_times, read_csv, read_json, read_jsonl};

@@ -52,6 +52,16 @@ impl Container {
         !matches!(self, Self::Avi)
     }
 
+    /// Whether the stream may state the nominal frame rate, given whether the file's timestamps
+    /// count frames at that rate (`frame_timestamps`). Matroska writes it as the track's
+    /// DefaultDuration, which players (mediainfo, OpenCV's frame count, seeks by time) trust over
+    /// the blocks' own times: a camera sending every 66.0 ms under `FPS=15` then looked like 148
+    /// of its 150 frames. So an MKV of source timestamps states no rate; MP4 and AVI always do
+    /// (AVI is constant-rate by design; MP4 players read each sample's own duration).
+    pub fn states_frame_rate(self, frame_timestamps: bool) -> bool {
+        self != Self::Mkv || frame_timestamps
+    }
+
     /// Whether codec headers go into the container header (the encoder needs GLOBAL_HEADER).
     pub fn global_header(self) -> bool {
         !matches!(self, Self::Avi)
@@ -86,6 +96,15 @@ mod tests {
         assert!(options.iter().any(|(k, v)| *k == "movflags" && v.starts_with(FRAGMENTED_MOVFLAGS)));
         assert!(options.contains(&("flush_packets", "1".into())));
         assert!(!Container::Mkv.header_options().iter().any(|(k, _)| *k == "movflags"));
+    }
+
+    #[test]
+    fn only_an_mkv_of_source_timestamps_keeps_the_nominal_rate_to_itself() {
+        assert!(!Container::Mkv.states_frame_rate(false));
+        assert!(Container::Mkv.states_frame_rate(true));
+        for container in [Container::Mp4, Container::Avi] {
+            assert!(container.states_frame_rate(false) && container.states_frame_rate(true), "{container:?}");
+        }
     }
 
     #[test]

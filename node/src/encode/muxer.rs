@@ -72,9 +72,12 @@ impl PacketMuxer {
             let mut out_stream = output.add_stream(stream.codec()).map_err(output_error)?;
             out_stream.set_parameters(stream.context());
             out_stream.set_time_base(encoder_time_base);
-            let rate = Rational::new(settings.fps.num as i32, settings.fps.den as i32);
-            out_stream.set_avg_frame_rate(rate);
-            out_stream.set_rate(rate);
+            let frame_timestamps = settings.time_base == settings.fps.frame_time_base();
+            if settings.container.states_frame_rate(frame_timestamps) {
+                let rate = Rational::new(settings.fps.num as i32, settings.fps.den as i32);
+                out_stream.set_avg_frame_rate(rate);
+                out_stream.set_rate(rate);
+            }
             out_stream.index()
         };
         output.set_metadata(tags.iter().map(|(key, value)| ((*key).to_owned(), c_string_safe(value))).collect());
@@ -231,5 +234,75 @@ fn salvage(path: &Path, indexable: bool, error: EncodeError) -> EncodeError {
         EncodeError::Output { path, reason } => EncodeError::Output { path, reason: format!("{reason}; {kept}") },
         EncodeError::Encode { path, reason } => EncodeError::Encode { path, reason: format!("{reason}; {kept}") },
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{
+        encode::{Container, Quality, RateControl, init_ffmpeg},
+        frame::{Frame, FrameFormat, PixelEncoding},
+        timing::{FrameRate, PtsClock, TimestampMode},
+    };
+
+    /// Matroska's element ids: a track's DefaultDuration, and the first Cluster (the media).
+    const DEFAULT_DURATION_ID: [u8; 3] = [0x23, 0xE3, 0x83];
+    const CLUSTER_ID: [u8; 4] = [0x1F, 0x43, 0xB6, 0x75];
+
+    /// Records ten frames sent every 66.0 ms under FPS=15 into an MKV and returns the bytes of
+    /// its header (everything before the first Cluster).
+    fn mkv_header(name: &str, timestamps: TimestampMode) -> Vec<u8> {
+        init_ffmpeg().unwrap();
+        let fps = FrameRate { num: 15, den: 1 };
+        let mut clock = PtsClock::new(timestamps, fps, Container::Mkv.variable_rate());
+        let settings = EncoderSettings {
+            container: Container::Mkv,
+            quality: Quality::new("ultrafast", RateControl::Crf(30), 30, fps.as_f64()),
+            fps,
+            time_base: clock.time_base(),
+            fsync: false,
+        };
+        let format = FrameFormat { encoding: PixelEncoding::Mono8, width: 64, height: 48 };
+        let (mut stream, _) =
+            StreamEncoder::open(format, &[EncoderKind::Libx264], &settings, clock.frame_duration()).unwrap();
+        let path = std::env::temp_dir().join(format!("muxer-{name}-{}.mkv", std::process::id()));
+        let mut muxer = PacketMuxer::create(&path, &stream, &settings, &[]).unwrap();
+        let mut packets = Vec::new();
+        for n in 0..10_u64 {
+            let sent_nanos = 1_000_000_000 + n * 66_000_000;
+            let data = arrow::buffer::Buffer::from_vec(vec![(n * 20) as u8; format.byte_len()]);
+            let frame = Frame { format, sent_nanos, data, ids: Arc::default() };
+            stream.encode(&frame, clock.next_pts(sent_nanos), &mut packets).unwrap();
+        }
+        stream.flush(&mut packets).unwrap();
+        packets.iter().for_each(|packet| muxer.write(packet).unwrap());
+        let written = muxer.finish(None, EncoderKind::Libx264, 0).unwrap();
+        assert_eq!(written.packets, 10);
+        let bytes = std::fs::read(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let header_end = bytes.windows(4).position(|w| w == CLUSTER_ID).unwrap();
+        bytes[..header_end].to_vec()
+    }
+
+    fn has_default_duration(header: &[u8]) -> bool {
+        header.windows(3).any(|w| w == DEFAULT_DURATION_ID)
+    }
+
+    #[test]
+    fn an_mkv_of_source_timestamps_claims_no_frame_rate() {
+        assert!(!has_default_duration(&mkv_header("source", TimestampMode::Source)));
+    }
+
+    #[test]
+    fn an_mkv_of_frame_counted_timestamps_states_its_nominal_rate() {
+        let header = mkv_header("frame", TimestampMode::Frame);
+        let at = header.windows(3).position(|w| w == DEFAULT_DURATION_ID).unwrap();
+        // An EBML unsigned integer: one size byte (0x80 | n), then n big-endian bytes.
+        let size = usize::from(header[at + 3] & 0x7f);
+        let nanos = header[at + 4..at + 4 + size].iter().fold(0_u64, |n, b| n << 8 | u64::from(*b));
+        assert_eq!(nanos, 66_666_666, "1/15 s");
     }
 }
