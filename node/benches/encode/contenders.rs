@@ -11,7 +11,7 @@ use std::{
 use dora_video_recorder::encode::{EncoderKind, MP4_FRAGMENT_MICROS, Quality, RateControl};
 
 use crate::{
-    CHILD_ENV, CRF, DEFAULT_X264_PRESET, FRAGMENTED_MP4_FLAGS, FSYNC_ENV, ROOMKIT_PYTHON_ENV, ROOMKIT_SCRIPT_ENV,
+    CHILD_ENV, CRF, DEFAULT_X264_PRESET, FSYNC_ENV, ROOMKIT_PYTHON_ENV, ROOMKIT_SCRIPT_ENV,
     case::Case,
     measure::{Usage, measure},
     rows::{Contender, Decoded, Run},
@@ -54,7 +54,7 @@ pub fn run_ffmpeg_cli(
         .args(["-c:v", "libx264", "-preset", preset, "-crf", &CRF.to_string()])
         .args(["-g", &case.gop_frames().to_string(), "-bf", "0", "-pix_fmt", "yuv420p"])
         .args(["-x264-params", &x264_params(case, preset)])
-        .args(["-movflags", FRAGMENTED_MP4_FLAGS, "-frag_duration", &MP4_FRAGMENT_MICROS.to_string()])
+        .args(["-movflags", "-frag_duration", &MP4_FRAGMENT_MICROS.to_string()])
         .arg(&out);
     let (usage, _) = measure(contender, "ffmpeg", command)?;
     Some(finished_run(contender, preset, usage, &out, None))

@@ -63,8 +63,6 @@ const FSYNC_ENV: &str = "ENCODE_BENCH_FSYNC";
 const CRF: u8 = 23;
 /// Keyframe interval in seconds.
 const GOP_SECS: u32 = 2;
-/// The muxer flags our MP4 writer uses, for the CLI run.
-const FRAGMENTED_MP4_FLAGS: &str = "+frag_keyframe+empty_moov+default_base_moof";
 
 fn main() -> ExitCode {
     if let Some(report) = std::env::var_os(WRAP_ENV) {
