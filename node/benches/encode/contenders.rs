@@ -54,7 +54,12 @@ pub fn run_ffmpeg_cli(
         .args(["-c:v", "libx264", "-preset", preset, "-crf", &CRF.to_string()])
         .args(["-g", &case.gop_frames().to_string(), "-bf", "0", "-pix_fmt", "yuv420p"])
         .args(["-x264-params", &x264_params(case, preset)])
-        .args(["-movflags", "-frag_duration", &MP4_FRAGMENT_MICROS.to_string()])
+        .args([
+            "-movflags",
+            dora_video_recorder::fmp4::FRAGMENTED_MOVFLAGS,
+            "-frag_duration",
+            &MP4_FRAGMENT_MICROS.to_string(),
+        ])
         .arg(&out);
     let (usage, _) = measure(contender, "ffmpeg", command)?;
     Some(finished_run(contender, preset, usage, &out, None))
