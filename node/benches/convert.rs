@@ -49,8 +49,8 @@ use std::{
 
 use dcv_color_primitives as dcp;
 use dora_video_recorder::{
+    PixelEncoding,
     encode::{ColourMatrix, PlaneLayout, ffmpeg_pixel, init_ffmpeg, plane_layouts, planes_mut, rgb_to_yuv420},
-    frame::PixelEncoding,
 };
 use ffmpeg_next::{format::Pixel, frame, software::scaling};
 use yuvutils_rs::{YuvConversionMode, YuvStandardMatrix};

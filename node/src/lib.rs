@@ -1,27 +1,43 @@
 //! `dora-video-recorder`: a dora node that records Arrow camera frames into H.264/H.265 files,
 //! one file per camera per session.
 //!
-//! Data flows `node` (dora edge) -> `pipeline` (sessions, counters) -> `camera` (a worker
-//! thread per camera) -> `encode` (FFmpeg) -> `storage` (claimed files, durability, recovery,
-//! retention) and `sidecars` (frame index, detections, manifests). Everything outside `node` is
-//! plain Rust and everything FFmpeg stays inside `encode`.
+//! Frames flow through the folders in this order:
+//! - [`node`](crate::node): the dora edge, the only code that names dora types (events in,
+//!   `recording` and `stats` out);
+//! - `pipeline`: sessions ([`session`](crate::session) binds frames to them by send time),
+//!   the camera workers of the recording mode, manifests, retention and counters;
+//! - `camera`: a worker thread per camera feeding one `RecordingFile` per file;
+//! - [`encode`]: FFmpeg (codec choice, conversion, encoder, muxer), nothing else uses FFmpeg;
+//! - [`fmp4`]: MP4 boxes without FFmpeg (live header durations, repair, the hybrid index);
+//! - `storage`: what the recorder owns in STORAGE, file claims, durability, recovery, retention;
+//! - `sidecars`: what goes beside a video (frame index, detections, session manifests).
 
-pub mod camera;
-pub mod config;
-pub mod detections;
+mod camera;
+mod config;
+mod detections;
 pub mod encode;
 pub mod fmp4;
-pub mod frame;
-pub mod limiter;
-pub mod memory;
-pub mod node;
-pub mod pipeline;
-pub mod session;
-pub mod sidecars;
-pub mod stats;
-pub mod storage;
-pub mod timing;
+mod frame;
+mod limiter;
+mod memory;
+mod node;
+mod pipeline;
+mod session;
+mod sidecars;
+mod stats;
+mod storage;
+mod timing;
 
+pub use camera::{
+    CameraWorker, FileSettings,
+    queue::{Overflow, QueueLimits},
+    report::{FileReport, FileStatus},
+    session::SessionJob,
+};
 pub use config::Config;
+pub use frame::{Frame, FrameFormat, PixelEncoding};
+pub use memory::return_large_buffers_to_the_system;
 pub use node::{run, run_from_env, run_with_wiring};
 pub use pipeline::wiring::{RunSummary, Wiring};
+pub use session::SessionRef;
+pub use timing::{FrameRate, PtsClock, TimeBase, TimestampMode};

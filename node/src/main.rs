@@ -38,7 +38,7 @@ fn main() -> eyre::Result<()> {
     }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     log_subscriber(filter, std::io::stderr).init();
-    dora_video_recorder::memory::return_large_buffers_to_the_system();
+    dora_video_recorder::return_large_buffers_to_the_system();
     dora_video_recorder::run_from_env().map(drop)
 }
 

@@ -319,8 +319,8 @@ fn nvenc_opens() -> bool {
     let settings = EncoderSettings {
         container: Container::Mp4,
         quality: Quality::new("veryfast", RateControl::Crf(23), 30, 15.0),
-        fps: dora_video_recorder::timing::FrameRate::from_f64(15.0).unwrap(),
-        time_base: dora_video_recorder::timing::TimeBase::MICROS,
+        fps: dora_video_recorder::FrameRate::from_f64(15.0).unwrap(),
+        time_base: dora_video_recorder::TimeBase::MICROS,
         fsync: false,
     };
     probe_encoder(EncoderKind::H264Nvenc, &settings).is_ok()

@@ -12,13 +12,10 @@ use std::{
 };
 
 use dora_video_recorder::{
-    camera::queue::{Overflow, QueueLimits},
-    camera::{CameraWorker, FileSettings, session::SessionJob},
+    CameraWorker, FileSettings, Frame, FrameFormat, FrameRate, Overflow, PixelEncoding, QueueLimits, SessionJob,
+    SessionRef, TimestampMode,
     encode::{CodecRequest, Container, EncoderKind, Quality, RateControl},
     fmp4::FRAGMENTED_MOVFLAGS,
-    frame::{Frame, FrameFormat, PixelEncoding},
-    session::SessionRef,
-    timing::{FrameRate, TimestampMode},
 };
 use e2e::{Tmpfs, decode_errors, format_tag};
 use serde_json::json;
@@ -326,7 +323,7 @@ fn spawn_recorder(
     dir: &Path,
     queue: QueueLimits,
     preset: &str,
-) -> (CameraWorker, std::sync::mpsc::Receiver<dora_video_recorder::camera::report::FileReport>) {
+) -> (CameraWorker, std::sync::mpsc::Receiver<dora_video_recorder::FileReport>) {
     dora_video_recorder::encode::init_ffmpeg().unwrap();
     let files = FileSettings {
         storage: dir.to_owned(),

@@ -12,9 +12,8 @@ use std::{
 
 use arrow::buffer::Buffer;
 use dora_video_recorder::{
+    Frame, FrameFormat, FrameRate, PixelEncoding, PtsClock, TimestampMode,
     encode::{Container, EncoderKind, EncoderSettings, VideoWriter, init_ffmpeg},
-    frame::{Frame, FrameFormat, PixelEncoding},
-    timing::{FrameRate, PtsClock, TimestampMode},
 };
 
 use crate::{
@@ -85,7 +84,7 @@ pub fn child_main() -> ExitCode {
 /// `scripts/soak.sh`).
 fn encode_with_library(case: Case, raw: &Path, preset: &str, out: &Path) {
     // As the node's binary does at start.
-    dora_video_recorder::memory::return_large_buffers_to_the_system();
+    dora_video_recorder::return_large_buffers_to_the_system();
     init_ffmpeg().expect("initialize FFmpeg");
     let fps = FrameRate { num: case.fps, den: 1 };
     let mut clock = PtsClock::new(TimestampMode::Source, fps, true);

@@ -17,6 +17,5 @@ pub mod session;
 pub mod settings;
 pub mod worker;
 
-pub use file::LostFrames;
 pub use settings::FileSettings;
 pub use worker::{CameraWorker, DetectionMessage};
