@@ -26,7 +26,7 @@ use crate::{
     session::control::{Control, ControlPayload, parse_control},
     session::trigger::Trigger,
     session::{Timeline, UnboundFrames},
-    sidecars::live::Manifests,
+    sidecars::live_manifests::LiveManifests,
     sidecars::manifest::EndReason,
     stats::{CameraStats, StatsBook},
     storage::retention::Limits,
@@ -67,7 +67,7 @@ pub struct Pipeline {
     summary: RunSummary,
     /// Recorders of cameras that went away, taking their last frames.
     closing: ClosingCameras<(u64, String), CameraWorker>,
-    manifests: Manifests,
+    manifests: LiveManifests,
     /// Per-camera recorders with a pre-roll ring (`PRE_ROLL` > 0), instead of `recorders`.
     clips: BTreeMap<String, CameraWorker>,
     retention: Retention,
@@ -83,7 +83,7 @@ impl Pipeline {
     /// Validates what can be checked before the first frame: the storage folder and an explicit codec.
     pub fn new(config: Config, wiring: Wiring) -> eyre::Result<Self> {
         prepare_storage(&config.storage)?;
-        let manifests = Manifests::new(&config.storage);
+        let manifests = LiveManifests::new(&config.storage);
         let config_stats_interval = config.stats_interval;
         let limits = Limits { max_total_bytes: config.max_total_bytes, min_free_bytes: config.min_free_bytes };
         let retention = Retention::new(&config.storage, limits);

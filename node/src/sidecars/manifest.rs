@@ -16,6 +16,8 @@ use std::{
 use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
 
+use crate::storage::durability::sync_folder_of;
+
 /// Version of the manifest layout; bumped only when a field changes meaning or goes away.
 pub const MANIFEST_VERSION: u32 = 1;
 /// What follows the session's file stem: `SESSIONSTEM.session.json`.
@@ -265,7 +267,7 @@ fn replace_file(path: &Path, contents: &[u8]) -> io::Result<()> {
         let _ = std::fs::remove_file(&temp);
         return Err(io::Error::new(error.kind(), format!("cannot write the manifest {}: {error}", path.display())));
     }
-    sync_folder(path)
+    sync_folder_of(path)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot sync the folder of {}: {e}", path.display())))
 }
 
@@ -282,15 +284,6 @@ fn write_synced(path: &Path, contents: &[u8]) -> io::Result<()> {
     let mut file = File::create(path)?;
     file.write_all(contents)?;
     file.sync_all()
-}
-
-/// Makes the rename durable: syncs the folder that holds `path` (Unix; elsewhere a no-op).
-fn sync_folder(path: &Path) -> io::Result<()> {
-    if cfg!(unix) {
-        let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        File::open(folder)?.sync_all()?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use std::{
 
 use serde_json::Value;
 
-use crate::{detections::detections_path, sidecars::index::index_path, sidecars::manifest::MANIFEST_SUFFIX};
+use crate::sidecars::{detection_log::detections_path, index::index_path, manifest::MANIFEST_SUFFIX};
 
 /// Extensions of the videos retention manages (those the recorder writes).
 pub const VIDEO_EXTENSIONS: [&str; 3] = ["mp4", "mkv", "avi"];
