@@ -1,17 +1,11 @@
-//! Object detections from dora-yolo: parsed from its Arrow output, logged as JSON lines beside
-//! the video (`NAME.detections.jsonl`), and matched against a recording trigger.
+//! Object detections from dora-yolo: parsed from its Arrow output and matched against a
+//! recording trigger (the log beside each video is [`crate::sidecars::detection_log`]).
 //!
 //! dora-yolo sends one struct row `{bbox: list<float>, conf: list<float>, labels: list<string>}`
 //! where `bbox` is flat, 4 numbers per box, with metadata `primitive: boxes2d` and
 //! `format: xyxy|xywh`, plus the image's metadata passed through. Any float or integer list
 //! type and large or fixed-size lists are accepted too; whatever else arrives is an error that
 //! says what is wrong, never a panic.
-
-use std::{
-    fs::File,
-    io::{self, BufWriter, Write},
-    path::{Path, PathBuf},
-};
 
 use arrow::{
     array::{Array, ArrayRef, AsArray, StructArray},
@@ -20,12 +14,8 @@ use arrow::{
 };
 use serde::{Deserialize, Serialize};
 
-/// What replaces the video's extension: `a.mp4` -> `a.detections.jsonl`.
-pub const DETECTIONS_EXTENSION: &str = "detections.jsonl";
 /// Metadata key of the box format.
 pub const FORMAT_KEY: &str = "format";
-/// The `primitive` metadata value dora-yolo's boxes carry.
-pub const BOXES2D_PRIMITIVE: &str = "boxes2d";
 /// Field with the flat box coordinates.
 const BBOX_FIELD: &str = "bbox";
 /// Field with one confidence per box.
@@ -271,61 +261,6 @@ fn type_name(array: &dyn Array) -> String {
     array.data_type().to_string()
 }
 
-/// The detections log of `video`: the same folder and stem, extension `detections.jsonl`.
-pub fn detections_path(video: &Path) -> PathBuf {
-    video.with_extension(DETECTIONS_EXTENSION)
-}
-
-/// One line of the log.
-#[derive(Serialize)]
-struct LogLine<'a> {
-    frame: Option<u64>,
-    time_ns: u64,
-    #[serde(flatten)]
-    detections: &'a Detections,
-}
-
-/// A detections log being written: one JSON object per line,
-/// `{"frame":12,"time_ns":...,"labels":[...],"conf":[...],"bbox":[[x1,y1,x2,y2],...],"format":"xyxy"}`.
-#[derive(Debug)]
-pub struct DetectionLog {
-    out: BufWriter<File>,
-    path: PathBuf,
-    lines: u64,
-}
-
-impl DetectionLog {
-    /// Creates (or truncates) the log at `path`.
-    pub fn create(path: &Path) -> io::Result<Self> {
-        let file = File::create(path).map_err(|e| with_path(e, "cannot create the detections log", path))?;
-        Ok(Self { out: BufWriter::new(file), path: path.to_owned(), lines: 0 })
-    }
-
-    /// Buffers one line: `detections` of the image with dora timestamp `time_ns`, which is frame
-    /// `frame` of the video (`None`, written as `null`, when no video frame matches). A
-    /// non-finite number is written as `null`.
-    pub fn append(&mut self, frame: Option<u64>, time_ns: u64, detections: &Detections) -> io::Result<()> {
-        let line = LogLine { frame, time_ns, detections };
-        let mut json = serde_json::to_vec(&line).map_err(io::Error::other)?;
-        json.push(b'\n');
-        self.out.write_all(&json).map_err(|e| with_path(e, "cannot write the detections log", &self.path))?;
-        self.lines += 1;
-        Ok(())
-    }
-
-    /// Hands buffered lines to the OS.
-    pub fn flush(&mut self) -> io::Result<()> {
-        self.out.flush().map_err(|e| with_path(e, "cannot write the detections log", &self.path))
-    }
-
-    /// Flushes, syncs the log to disk and returns how many lines it holds.
-    pub fn finish(mut self) -> io::Result<u64> {
-        self.flush()?;
-        self.out.get_ref().sync_all().map_err(|e| with_path(e, "cannot sync the detections log", &self.path))?;
-        Ok(self.lines)
-    }
-}
-
 /// The label of the first detection (in the order sent) with confidence at least
 /// `min_confidence` and a label in `labels` (compared trimmed, ASCII case-insensitively; empty
 /// `labels` accepts any), or `None`.
@@ -340,11 +275,6 @@ pub fn matches_trigger(detections: &Detections, labels: &[String], min_confidenc
 
 fn is_wanted(label: &str, wanted: &[String]) -> bool {
     wanted.is_empty() || wanted.iter().any(|w| w.trim().eq_ignore_ascii_case(label.trim()))
-}
-
-/// An I/O error that names what failed and the file.
-fn with_path(error: io::Error, what: &str, path: &Path) -> io::Error {
-    io::Error::new(error.kind(), format!("{what} {}: {error}", path.display()))
 }
 
 #[cfg(test)]
@@ -536,47 +466,6 @@ mod tests {
             Arc::new(ListArray::new(field, OffsetBuffer::from_lengths([0]), floats(&[]), Some(vec![false].into())));
         let array = row(vec![("bbox", null_list), ("conf", list(floats(&[]))), ("labels", list(texts(&[])))]);
         assert_eq!(parse_detections(&array, None), Err(DetectionsError::Null { field: "bbox" }));
-    }
-
-    #[test]
-    fn detections_log_sits_beside_the_video() {
-        assert_eq!(
-            detections_path(Path::new("/rec/a_20240102T030405.mp4")),
-            Path::new("/rec/a_20240102T030405.detections.jsonl")
-        );
-    }
-
-    #[test]
-    fn log_lines_are_json_objects_in_the_documented_shape() {
-        let path = std::env::temp_dir().join(format!("detections-log-{}.detections.jsonl", std::process::id()));
-        let mut log = DetectionLog::create(&path).unwrap();
-        log.append(Some(12), 1_704_164_645_000_000_000, &two_people()).unwrap();
-        let mut nothing = two_people();
-        (nothing.labels, nothing.conf, nothing.bbox, nothing.format) = (vec![], vec![], vec![], BoxFormat::Xywh);
-        log.append(None, 7, &nothing).unwrap();
-        log.flush().unwrap();
-        assert_eq!(log.finish().unwrap(), 2);
-        let text = std::fs::read_to_string(&path).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(
-            lines[0],
-            r#"{"frame":12,"time_ns":1704164645000000000,"labels":["person","dog"],"conf":[0.9,0.4],"bbox":[[1.0,2.0,3.0,4.0],[5.0,6.0,7.0,8.0]],"format":"xyxy"}"#
-        );
-        assert_eq!(lines[1], r#"{"frame":null,"time_ns":7,"labels":[],"conf":[],"bbox":[],"format":"xywh"}"#);
-        std::fs::remove_file(&path).unwrap();
-    }
-
-    #[test]
-    fn non_finite_numbers_are_logged_as_null() {
-        let path = std::env::temp_dir().join(format!("detections-nan-{}.jsonl", std::process::id()));
-        let mut log = DetectionLog::create(&path).unwrap();
-        let mut detections = two_people();
-        detections.conf[0] = f32::NAN;
-        log.append(Some(0), 0, &detections).unwrap();
-        log.finish().unwrap();
-        let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        assert!(value["conf"][0].is_null());
-        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

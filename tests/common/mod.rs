@@ -20,10 +20,13 @@ pub mod boxes;
 pub mod browser;
 pub use boxes::{decode_errors, format_tag, top_level_boxes};
 pub use browser::{Playback, play_in_chromium};
+pub mod crashfs;
+pub use crashfs::CrashFs;
 pub mod frames;
 pub mod gstreamer;
 pub use frames::{SentFrame, frame_indices, read_send_log, recorder_pids, signal};
 pub mod logs;
+pub mod powercut;
 pub use logs::{csv_column, files_ending, frame_times, read_csv, read_json, read_jsonl};
 pub mod tmpfs;
 pub use tmpfs::Tmpfs;
@@ -78,10 +81,20 @@ pub fn try_probe(path: &Path) -> Result<Probe, String> {
     })
 }
 
-/// Decodes every frame of `path` to raw pixels in `pix_fmt` (`gray`, `rgb24`), one Vec per frame.
+/// Decodes every frame of `path` to raw pixels in `pix_fmt` (`gray`, `rgb24`), one Vec per frame:
+/// each decoded frame once (`-fps_mode passthrough`: FFmpeg's constant-rate default would repeat
+/// a frame to fill a gap in the timestamps).
 pub fn decode_frames(path: &Path, pix_fmt: &str, bytes_per_frame: usize) -> Vec<Vec<u8>> {
     let stdout = run_on_file(
-        Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(path).args(["-f", "rawvideo", "-pix_fmt", pix_fmt, "-"]),
+        Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(path).args([
+            "-fps_mode",
+            "passthrough",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            pix_fmt,
+            "-",
+        ]),
         path,
     );
     assert_eq!(stdout.len() % bytes_per_frame, 0, "decoded size is a whole number of frames");

@@ -143,7 +143,7 @@ impl RecordingFile {
             // Nothing was recorded into the claimed name: leave no empty file behind.
             let _ = std::fs::remove_file(&claimed.path);
         })?;
-        let sidecars = Sidecars::open(&claimed.path, &info.ids);
+        let sidecars = Sidecars::open(&claimed.path, &info.ids, muxer.side_files());
         Ok(Self {
             session: owner.session.clone(),
             camera: owner.camera.to_owned(),
@@ -195,9 +195,11 @@ impl RecordingFile {
 
     /// Writes one encoded frame and its index row; returns its size in bytes.
     pub fn write(&mut self, (packet, info): &EncodedFrame) -> Result<u64, EncodeError> {
-        self.muxer.write(packet)?;
+        // The row goes first: no sync can then make the frame durable before its row (an MKV
+        // holds the packet as soon as it is written).
         let pts_secs = self.muxer.file_secs(packet.pts());
         self.sidecars.frame_written(self.frames, pts_secs, info.time_ns, &info.ids);
+        self.muxer.write(packet)?;
         self.frames += 1;
         self.last_time_ns = info.time_ns;
         self.last_pts = Some(packet.pts());
@@ -223,14 +225,14 @@ impl RecordingFile {
         report.last_time_ns = (self.frames > 0).then_some(self.last_time_ns);
         lost.take_into(&mut report);
         let path = self.muxer.path().to_owned();
-        let finished = self.muxer.finish(failure, self.encoder, encoder_delay_frames);
-        // The side files keep their rows whatever happened to the video; their own errors are
-        // logged by `Sidecars` and do not fail the video.
+        // The side files keep their rows whatever happens to the video, and are on disk before
+        // its last fragment is; their own errors are logged by `Sidecars` and do not fail it.
         let _ = self.sidecars.finish();
+        let finished = self.muxer.finish(failure, self.encoder, encoder_delay_frames);
         match finished {
             Ok(written) => {
                 report.bytes = written.bytes;
-                tracing::debug!(path = %path.display(), encoder_delay_frames, syncs = written.sync.syncs, sync_busy_ms = written.sync.busy.as_millis() as u64, indexed = written.indexed, "file details");
+                tracing::debug!(path = %path.display(), encoder_delay_frames, syncs = written.sync.syncs, sync_busy_ms = written.sync.busy.as_millis() as u64, side_syncs = written.sync.side_syncs, side_sync_busy_ms = written.sync.side_busy.as_millis() as u64, indexed = written.indexed, "file details");
             }
             Err(error) => {
                 report.status = FileStatus::Failed;

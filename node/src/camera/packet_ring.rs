@@ -58,11 +58,13 @@ impl<T> PacketRing<T> {
     }
 
     /// Packets held.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
     /// Whether the ring holds nothing.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

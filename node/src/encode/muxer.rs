@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     fmp4,
-    storage::durability::{AfterSync, FragmentSyncer},
+    storage::durability::{AfterSync, FragmentSyncer, SideFiles},
 };
 
 /// An open output file taking the packets of one [`StreamEncoder`].
@@ -122,6 +122,12 @@ impl PacketMuxer {
     pub fn file_secs(&self, pts: i64) -> f64 {
         let shifted = pts - self.first_pts.unwrap_or(pts);
         shifted as f64 * f64::from(self.encoder_time_base.numerator()) / f64::from(self.encoder_time_base.denominator())
+    }
+
+    /// The side files synced with this file, before it, after each fragment; `None` when
+    /// fragments are not synced (`FSYNC=false`).
+    pub fn side_files(&self) -> Option<SideFiles> {
+        self.durability.as_ref().map(|d| d.syncer.side_files())
     }
 
     /// The file's size on disk now (what the muxer has flushed).

@@ -8,14 +8,14 @@ use crate::{
     camera::report::{FileReport, FileStatus},
     config::Config,
     session::SessionRef,
-    sidecars::{live::Manifests, manifest::EndReason},
+    sidecars::{live_manifests::LiveManifests, manifest::EndReason},
     storage::{Retention, retention::Limits},
     timing::Now,
 };
 
 /// Manifests, retention and counters.
 pub struct Books {
-    manifests: Manifests,
+    manifests: LiveManifests,
     retention: Retention,
     /// The run's counters so far.
     pub summary: RunSummary,
@@ -28,7 +28,7 @@ impl Books {
     pub fn new(config: &Config) -> Self {
         let limits = Limits { max_total_bytes: config.max_total_bytes, min_free_bytes: config.min_free_bytes };
         Self {
-            manifests: Manifests::new(&config.storage),
+            manifests: LiveManifests::new(&config.storage),
             retention: Retention::new(&config.storage, limits),
             summary: RunSummary::default(),
             own_reports: Vec::new(),

@@ -15,6 +15,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use super::with_path;
+
 /// What replaces the video's extension: `a.mp4` -> `a.frames.csv`.
 pub const INDEX_EXTENSION: &str = "frames.csv";
 /// The columns every index starts with, in order.
@@ -58,7 +60,8 @@ fn is_identifying(key: &str) -> bool {
         && !DORA_KEYS.contains(&key)
 }
 
-/// A frame index being written: buffered rows, flushed on demand, synced on [`finish`](Self::finish).
+/// A frame index being written: buffered rows, flushed on demand, synced on [`finish`](Self::finish)
+/// (and with the video's fragments once added to its [`SideFiles`](crate::storage::durability::SideFiles)).
 #[derive(Debug)]
 pub struct FrameIndex {
     out: BufWriter<File>,
@@ -119,8 +122,19 @@ impl FrameIndex {
     }
 
     /// Frame rows pushed so far.
+    #[cfg(test)]
     pub fn rows(&self) -> u64 {
         self.rows
+    }
+
+    /// The open file, to sync it with the video.
+    pub fn file(&self) -> &File {
+        self.out.get_ref()
+    }
+
+    /// The index's path.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     fn write_header(&mut self) -> io::Result<()> {
@@ -177,11 +191,6 @@ fn push_field(line: &mut String, value: &str) {
 fn needs_quotes(value: &str) -> bool {
     let edge_space = value.starts_with(char::is_whitespace) || value.ends_with(char::is_whitespace);
     edge_space || value.contains([',', '"', '\n', '\r', '\0'])
-}
-
-/// An I/O error that names what failed and the file.
-fn with_path(error: io::Error, what: &str, path: &Path) -> io::Error {
-    io::Error::new(error.kind(), format!("{what} {}: {error}", path.display()))
 }
 
 #[cfg(test)]

@@ -16,6 +16,8 @@ use std::{
 use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
 
+use crate::storage::durability::sync_folder_of;
+
 /// Version of the manifest layout; bumped only when a field changes meaning or goes away.
 pub const MANIFEST_VERSION: u32 = 1;
 /// What follows the session's file stem: `SESSIONSTEM.session.json`.
@@ -27,6 +29,7 @@ NAME.frames.csv (columns frame, pts, time_ns), not on frame numbers or pts: a fi
 first frame, and offset_secs is that first frame's time_ns minus started_time_ns, in seconds.";
 
 /// The manifest's file in `storage` for the session whose files start with `stem`.
+#[cfg(test)]
 pub fn manifest_path(storage: &Path, stem: &str) -> PathBuf {
     storage.join(format!("{stem}{MANIFEST_SUFFIX}"))
 }
@@ -265,7 +268,7 @@ fn replace_file(path: &Path, contents: &[u8]) -> io::Result<()> {
         let _ = std::fs::remove_file(&temp);
         return Err(io::Error::new(error.kind(), format!("cannot write the manifest {}: {error}", path.display())));
     }
-    sync_folder(path)
+    sync_folder_of(path)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot sync the folder of {}: {e}", path.display())))
 }
 
@@ -282,15 +285,6 @@ fn write_synced(path: &Path, contents: &[u8]) -> io::Result<()> {
     let mut file = File::create(path)?;
     file.write_all(contents)?;
     file.sync_all()
-}
-
-/// Makes the rename durable: syncs the folder that holds `path` (Unix; elsewhere a no-op).
-fn sync_folder(path: &Path) -> io::Result<()> {
-    if cfg!(unix) {
-        let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        File::open(folder)?.sync_all()?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use std::{
 
 use serde_json::Value;
 
-use crate::{detections::detections_path, sidecars::index::index_path, sidecars::manifest::MANIFEST_SUFFIX};
+use crate::sidecars::{detection_log::detections_path, index::index_path, manifest::MANIFEST_SUFFIX};
 
 /// Extensions of the videos retention manages (those the recorder writes).
 pub const VIDEO_EXTENSIONS: [&str; 3] = ["mp4", "mkv", "avi"];
@@ -90,6 +90,7 @@ struct Planned {
 /// `free_bytes` plus what the plan frees is at least `min_free_bytes`. When the limits cannot be
 /// met, every unprotected recording is planned. `free_bytes: None` (unknown) never asks for a
 /// deletion on its own.
+#[cfg(test)]
 pub fn plan_deletions(recordings: &[Recording], free_bytes: Option<u64>, limits: &Limits) -> Vec<usize> {
     plan(recordings, free_bytes, limits).into_iter().map(|step| step.index).collect()
 }

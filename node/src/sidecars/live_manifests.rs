@@ -36,12 +36,12 @@ const RETIRE_AFTER: Duration = Duration::from_secs(5);
 
 /// The manifests of the sessions that have files in progress.
 #[derive(Debug)]
-pub struct Manifests {
+pub struct LiveManifests {
     storage: PathBuf,
     open: BTreeMap<u64, OpenManifest>,
 }
 
-impl Manifests {
+impl LiveManifests {
     /// Manifests written into `storage`.
     pub fn new(storage: &Path) -> Self {
         Self { storage: storage.to_owned(), open: BTreeMap::new() }
@@ -167,7 +167,7 @@ mod tests {
     #[test]
     fn a_manifest_follows_its_session_from_start_to_its_last_file() {
         let dir = temp_dir("follow");
-        let mut manifests = Manifests::new(&dir);
+        let mut manifests = LiveManifests::new(&dir);
         let session = SessionRef { serial: 1, id: "run".into(), start_nanos: 1_000_000_000 };
         manifests.session_started(&session);
         let path = dir.join("run_19700101T000001.session.json");
@@ -194,7 +194,7 @@ mod tests {
     #[test]
     fn reports_of_unknown_sessions_are_ignored() {
         let dir = temp_dir("unknown");
-        let mut manifests = Manifests::new(&dir);
+        let mut manifests = LiveManifests::new(&dir);
         manifests.on_report(&report(FileStatus::Started, &dir.join("x.mp4")));
         manifests.session_ended(9, EndReason::EndOfRun, 0);
         assert!(std::fs::read_dir(&dir).unwrap().next().is_none());

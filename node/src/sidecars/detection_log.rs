@@ -1,0 +1,139 @@
+//! The detections log beside each video: `NAME.detections.jsonl` next to `NAME.mp4`, one JSON
+//! object per detector message, naming the video frame it belongs to (see
+//! [`super::matching`]). Lines are handed to the OS as they are written and synced with the
+//! video's fragments (see [`crate::storage::durability`]).
+
+use std::{
+    fs::File,
+    io::{self, BufWriter, Write},
+    path::{Path, PathBuf},
+};
+
+use serde::Serialize;
+
+use super::with_path;
+use crate::detections::Detections;
+
+/// What replaces the video's extension: `a.mp4` -> `a.detections.jsonl`.
+pub const DETECTIONS_EXTENSION: &str = "detections.jsonl";
+
+/// The detections log of `video`: the same folder and stem, extension `detections.jsonl`.
+pub fn detections_path(video: &Path) -> PathBuf {
+    video.with_extension(DETECTIONS_EXTENSION)
+}
+
+/// One line of the log.
+#[derive(Serialize)]
+struct LogLine<'a> {
+    frame: Option<u64>,
+    time_ns: u64,
+    #[serde(flatten)]
+    detections: &'a Detections,
+}
+
+/// A detections log being written: one JSON object per line,
+/// `{"frame":12,"time_ns":...,"labels":[...],"conf":[...],"bbox":[[x1,y1,x2,y2],...],"format":"xyxy"}`.
+#[derive(Debug)]
+pub struct DetectionLog {
+    out: BufWriter<File>,
+    path: PathBuf,
+    lines: u64,
+}
+
+impl DetectionLog {
+    /// Creates (or truncates) the log at `path`.
+    pub fn create(path: &Path) -> io::Result<Self> {
+        let file = File::create(path).map_err(|e| with_path(e, "cannot create the detections log", path))?;
+        Ok(Self { out: BufWriter::new(file), path: path.to_owned(), lines: 0 })
+    }
+
+    /// Buffers one line: `detections` of the image with dora timestamp `time_ns`, which is frame
+    /// `frame` of the video (`None`, written as `null`, when no video frame matches). A
+    /// non-finite number is written as `null`.
+    pub fn append(&mut self, frame: Option<u64>, time_ns: u64, detections: &Detections) -> io::Result<()> {
+        let line = LogLine { frame, time_ns, detections };
+        let mut json = serde_json::to_vec(&line).map_err(io::Error::other)?;
+        json.push(b'\n');
+        self.out.write_all(&json).map_err(|e| with_path(e, "cannot write the detections log", &self.path))?;
+        self.lines += 1;
+        Ok(())
+    }
+
+    /// The open file, to sync it with the video.
+    pub fn file(&self) -> &File {
+        self.out.get_ref()
+    }
+
+    /// The log's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Hands buffered lines to the OS.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush().map_err(|e| with_path(e, "cannot write the detections log", &self.path))
+    }
+
+    /// Flushes, syncs the log to disk and returns how many lines it holds.
+    pub fn finish(mut self) -> io::Result<u64> {
+        self.flush()?;
+        self.out.get_ref().sync_all().map_err(|e| with_path(e, "cannot sync the detections log", &self.path))?;
+        Ok(self.lines)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detections::BoxFormat;
+
+    fn two_boxes() -> Detections {
+        Detections {
+            labels: vec!["person".into(), "dog".into()],
+            conf: vec![0.9, 0.4],
+            bbox: vec![[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]],
+            format: BoxFormat::Xyxy,
+        }
+    }
+
+    #[test]
+    fn detections_log_sits_beside_the_video() {
+        assert_eq!(
+            detections_path(Path::new("/rec/a_20240102T030405.mp4")),
+            Path::new("/rec/a_20240102T030405.detections.jsonl")
+        );
+    }
+
+    #[test]
+    fn log_lines_are_json_objects_in_the_documented_shape() {
+        let path = std::env::temp_dir().join(format!("detections-log-{}.detections.jsonl", std::process::id()));
+        let mut log = DetectionLog::create(&path).unwrap();
+        log.append(Some(12), 1_704_164_645_000_000_000, &two_boxes()).unwrap();
+        let mut nothing = two_boxes();
+        (nothing.labels, nothing.conf, nothing.bbox, nothing.format) = (vec![], vec![], vec![], BoxFormat::Xywh);
+        log.append(None, 7, &nothing).unwrap();
+        log.flush().unwrap();
+        assert_eq!(log.finish().unwrap(), 2);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            r#"{"frame":12,"time_ns":1704164645000000000,"labels":["person","dog"],"conf":[0.9,0.4],"bbox":[[1.0,2.0,3.0,4.0],[5.0,6.0,7.0,8.0]],"format":"xyxy"}"#
+        );
+        assert_eq!(lines[1], r#"{"frame":null,"time_ns":7,"labels":[],"conf":[],"bbox":[],"format":"xywh"}"#);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn non_finite_numbers_are_logged_as_null() {
+        let path = std::env::temp_dir().join(format!("detections-nan-{}.jsonl", std::process::id()));
+        let mut log = DetectionLog::create(&path).unwrap();
+        let mut detections = two_boxes();
+        detections.conf[0] = f32::NAN;
+        log.append(Some(0), 0, &detections).unwrap();
+        log.finish().unwrap();
+        let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert!(value["conf"][0].is_null());
+        std::fs::remove_file(&path).unwrap();
+    }
+}
