@@ -17,7 +17,7 @@ use std::{
 };
 
 use e2e::{
-    Background, Playback, csv_column, dora_run, files_ending, gstreamer, play_in_chromium, probe, read_csv,
+    Background, Playback, csv_column, dora_run, files_ending, gstreamer, play_in_chromium, probe, read_csv, read_json,
     recorder_pids, serial, signal, temp_dir, text, videos_in, workspace_root,
 };
 
@@ -265,7 +265,14 @@ fn segments_are_at_most_segment_seconds_long_in_every_player_and_hold_every_fram
             "segment {n} was cut early: its next frame would have ended at {next_would_end:.4} s"
         );
     }
-    let steps: Vec<u64> = frame_indices.windows(2).map(|w| w[1] - w[0]).collect();
-    assert!(steps.iter().all(|s| *s == 1), "every frame once, in order, across the cuts: {frame_indices:?}");
-    assert_eq!(files_ending(&storage, ".session.json").len(), 1, "one session");
+    // Every frame once, in order, across the cuts. A machine too busy for the encoder makes the
+    // recorder drop frames from its queue (counted, reported in the manifest): those, and only
+    // those, may be missing.
+    let manifests = files_ending(&storage, ".session.json");
+    assert_eq!(manifests.len(), 1, "one session");
+    let dropped = read_json(&manifests[0])["cameras"]["image"]["dropped"].as_u64().unwrap();
+    assert!(frame_indices.windows(2).all(|w| w[0] < w[1]), "no frame repeated, in order: {frame_indices:?}");
+    let span = frame_indices.last().unwrap() - frame_indices[0] + 1;
+    let missing = span - frame_indices.len() as u64;
+    assert_eq!(missing, dropped, "frames missing across the cuts are the ones dropped: {frame_indices:?}");
 }
