@@ -18,7 +18,7 @@ use std::{
 
 use e2e::{
     Background, Playback, csv_column, dora_run, files_ending, gstreamer, play_in_chromium, probe, read_csv, read_json,
-    recorder_pids, serial, signal, temp_dir, text, videos_in, workspace_root,
+    recorder_pids, serial, signal, temp_dir, text, videos_in,
 };
 
 /// The camera sends every 66 ms; the recorder's nominal rate is 15 fps.
@@ -180,16 +180,6 @@ fn only_video(storage: &Path, log: &str) -> (PathBuf, Truth) {
     (videos[0].clone(), truth)
 }
 
-/// The recorders this workspace's dataflow runs: other checkouts on the machine may be
-/// recording too, and are not this test's to kill.
-fn own_recorder_pids() -> Vec<u32> {
-    let binary = workspace_root().join("target/release/dora-video-recorder");
-    recorder_pids()
-        .into_iter()
-        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == binary))
-        .collect()
-}
-
 #[test]
 fn a_cleanly_stopped_mp4_shows_its_length_and_every_frame_in_gstreamer_and_chromium() {
     let _serial = serial();
@@ -224,7 +214,7 @@ fn an_mp4_whose_recorder_was_killed_shows_its_length_within_a_fragment_in_gstrea
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(5300));
-    let pids = own_recorder_pids();
+    let pids = recorder_pids();
     assert!(!pids.is_empty(), "the recorder runs");
     pids.into_iter().for_each(|pid| signal(pid, "KILL"));
     let (_, log) = run.wait(Duration::from_secs(2));
