@@ -80,8 +80,19 @@ pub fn try_probe(path: &Path) -> Result<Probe, String> {
 
 /// Decodes every frame of `path` to raw pixels in `pix_fmt` (`gray`, `rgb24`), one Vec per frame.
 pub fn decode_frames(path: &Path, pix_fmt: &str, bytes_per_frame: usize) -> Vec<Vec<u8>> {
+    // `passthrough`: one output frame per decoded frame. Without it the CLI resamples to the rate
+    // libavformat guesses from the timestamps, and frames sent with jitter (a busy machine) made
+    // it guess 30 fps for a 15 fps file and write every frame twice.
     let stdout = run_on_file(
-        Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(path).args(["-f", "rawvideo", "-pix_fmt", pix_fmt, "-"]),
+        Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(path).args([
+            "-fps_mode",
+            "passthrough",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            pix_fmt,
+            "-",
+        ]),
         path,
     );
     assert_eq!(stdout.len() % bytes_per_frame, 0, "decoded size is a whole number of frames");
