@@ -17,8 +17,8 @@ use std::{
 };
 
 use e2e::{
-    Background, Playback, csv_column, dora_run, files_ending, gstreamer, play_in_chromium, probe, read_csv,
-    recorder_pids, serial, signal, temp_dir, text, videos_in, workspace_root,
+    Background, Playback, csv_column, dora_run, files_ending, gstreamer, play_in_chromium, probe, read_csv, read_json,
+    recorder_pids, serial, signal, temp_dir, text, videos_in,
 };
 
 /// The camera sends every 66 ms; the recorder's nominal rate is 15 fps.
@@ -180,16 +180,6 @@ fn only_video(storage: &Path, log: &str) -> (PathBuf, Truth) {
     (videos[0].clone(), truth)
 }
 
-/// The recorders this workspace's dataflow runs: other checkouts on the machine may be
-/// recording too, and are not this test's to kill.
-fn own_recorder_pids() -> Vec<u32> {
-    let binary = workspace_root().join("target/release/dora-video-recorder");
-    recorder_pids()
-        .into_iter()
-        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == binary))
-        .collect()
-}
-
 #[test]
 fn a_cleanly_stopped_mp4_shows_its_length_and_every_frame_in_gstreamer_and_chromium() {
     let _serial = serial();
@@ -224,7 +214,7 @@ fn an_mp4_whose_recorder_was_killed_shows_its_length_within_a_fragment_in_gstrea
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(5300));
-    let pids = own_recorder_pids();
+    let pids = recorder_pids();
     assert!(!pids.is_empty(), "the recorder runs");
     pids.into_iter().for_each(|pid| signal(pid, "KILL"));
     let (_, log) = run.wait(Duration::from_secs(2));
@@ -265,7 +255,14 @@ fn segments_are_at_most_segment_seconds_long_in_every_player_and_hold_every_fram
             "segment {n} was cut early: its next frame would have ended at {next_would_end:.4} s"
         );
     }
-    let steps: Vec<u64> = frame_indices.windows(2).map(|w| w[1] - w[0]).collect();
-    assert!(steps.iter().all(|s| *s == 1), "every frame once, in order, across the cuts: {frame_indices:?}");
-    assert_eq!(files_ending(&storage, ".session.json").len(), 1, "one session");
+    // Every frame once, in order, across the cuts. A machine too busy for the encoder makes the
+    // recorder drop frames from its queue (counted, reported in the manifest): those, and only
+    // those, may be missing.
+    let manifests = files_ending(&storage, ".session.json");
+    assert_eq!(manifests.len(), 1, "one session");
+    let dropped = read_json(&manifests[0])["cameras"]["image"]["dropped"].as_u64().unwrap();
+    assert!(frame_indices.windows(2).all(|w| w[0] < w[1]), "no frame repeated, in order: {frame_indices:?}");
+    let span = frame_indices.last().unwrap() - frame_indices[0] + 1;
+    let missing = span - frame_indices.len() as u64;
+    assert_eq!(missing, dropped, "frames missing across the cuts are the ones dropped: {frame_indices:?}");
 }

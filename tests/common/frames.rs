@@ -40,14 +40,19 @@ pub fn read_send_log(path: &Path) -> Vec<SentFrame> {
         .collect()
 }
 
-/// The process ids of running `dora-video-recorder` binaries.
+/// The process ids of running `dora-video-recorder` binaries of this workspace
+/// (`target/release/`): other checkouts on the machine may be testing at the same time, and a
+/// test that kills "the recorder" must not kill theirs.
 pub fn recorder_pids() -> Vec<u32> {
+    let binary = crate::workspace_root().join("target/release/dora-video-recorder");
+    // A binary rebuilt while it runs shows as `PATH (deleted)`.
+    let deleted = format!("{} (deleted)", binary.display());
     let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
     entries
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
             std::fs::read_link(format!("/proc/{pid}/exe"))
-                .is_ok_and(|exe| exe.file_name().is_some_and(|name| name == "dora-video-recorder"))
+                .is_ok_and(|exe| exe == binary || exe.as_os_str() == deleted.as_str())
         })
         .collect()
 }

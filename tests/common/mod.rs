@@ -85,6 +85,9 @@ pub fn try_probe(path: &Path) -> Result<Probe, String> {
 /// each decoded frame once (`-fps_mode passthrough`: FFmpeg's constant-rate default would repeat
 /// a frame to fill a gap in the timestamps).
 pub fn decode_frames(path: &Path, pix_fmt: &str, bytes_per_frame: usize) -> Vec<Vec<u8>> {
+    // `passthrough`: one output frame per decoded frame. Without it the CLI resamples to the rate
+    // libavformat guesses from the timestamps, and frames sent with jitter (a busy machine) made
+    // it guess 30 fps for a 15 fps file and write every frame twice.
     let stdout = run_on_file(
         Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(path).args([
             "-fps_mode",
