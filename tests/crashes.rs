@@ -6,40 +6,16 @@
 
 use std::{
     path::{Path, PathBuf},
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, SystemTime},
 };
 
 use e2e::{
-    Background, csv_column, decode_errors, file_name, frame_indices, play_in_chromium, probe, read_csv, read_send_log,
-    recorder_pids, serial, signal, temp_dir, top_level_boxes, videos_in,
+    Background, csv_column, decode_errors, file_name, frame_indices, play_in_chromium, probe, random_between, read_csv,
+    read_send_log, recorder_pids, serial, signal, temp_dir, top_level_boxes, videos_in, wait_for,
 };
 
 /// What a kill may cost at default settings: the frames sent in the last second.
 const MAX_LOSS: Duration = Duration::from_secs(1);
-
-/// `dora run FLOW` in the background with `--env` pairs, stopping itself after 120 s at most.
-fn start(flow: &str, env: &[(&str, String)]) -> Background {
-    let pairs: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let mut args = vec!["run", flow, "--stop-after", "120s"];
-    for pair in &pairs {
-        args.extend(["--env", pair.as_str()]);
-    }
-    Background::start(&args)
-}
-
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A pseudo-random duration in `[low, low + span)`, different in every run.
-fn random_between(low: Duration, span: Duration) -> Duration {
-    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().subsec_nanos();
-    low + span.mul_f64(f64::from(nanos % 1000) / 1000.0)
-}
 
 /// Asserts the file decodes without errors and holds exactly the camera frames 0..n in order.
 fn assert_clean_prefix(path: &Path, source: (u32, u32)) -> u32 {
@@ -56,7 +32,7 @@ fn kill_at_random_instant(flow: &str, fps: u32, kills: u32) {
         let dir = temp_dir(&format!("kill-{fps}-{round}"));
         let send_log = dir.join("sent.log");
         let storage = dir.join("recordings");
-        let run = start(
+        let run = Background::dora_run(
             flow,
             &[
                 ("STORAGE", storage.display().to_string()),
@@ -133,7 +109,7 @@ fn ctrl_c_on_dora_run_finalizes_a_complete_file_with_every_frame_sent() {
     let dir = temp_dir("ctrl-c");
     let send_log = dir.join("sent.log");
     let storage = dir.join("recordings");
-    let run = start(
+    let run = Background::dora_run(
         "dataflows/record.yml",
         &[
             ("STORAGE", storage.display().to_string()),
@@ -161,7 +137,7 @@ fn a_camera_that_closes_its_output_leaves_mp4_and_mkv_with_every_frame_and_the_r
     for format in ["mp4", "mkv"] {
         let dir = temp_dir(&format!("closed-{format}"));
         let storage = dir.join("recordings");
-        let run = start(
+        let run = Background::dora_run(
             "dataflows/record.yml",
             &[
                 ("STORAGE", storage.display().to_string()),
@@ -198,7 +174,7 @@ fn a_restarted_recorder_and_a_camera_that_comes_back_never_lose_or_overwrite_fil
     let _serial = serial();
     let dir = temp_dir("restart");
     let storage = dir.join("recordings");
-    let run = start("tests/flows/restart.yml", &[("STORAGE", storage.display().to_string())]);
+    let run = Background::dora_run("tests/flows/restart.yml", &[("STORAGE", storage.display().to_string())]);
     // The wrist camera exits after 30 frames (2 s) and dora starts it again: each life is a
     // file. By its third life, the first one's file is finalized.
     wait_for("the wrist camera's third file", Duration::from_secs(300), || {

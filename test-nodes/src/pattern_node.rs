@@ -167,8 +167,10 @@ pub fn run(mut node: DoraNode, mut events: EventStream, settings: &PatternSettin
                 }
             }
             Event::Error(message) => eprintln!("dora-test-pattern: dora error: {message}"),
-            // After a stop, dora still delivers queued inputs and then ends the stream.
-            Event::Stop(_) => {}
+            // A camera told to stop stops capturing, as node-hub's cameras do. Sending the ticks
+            // dora still delivers after a stop would race the daemon closing the recorder's
+            // input: such a frame counts as sent but may never reach anyone.
+            Event::Stop(_) => break,
             _ => {}
         }
     }

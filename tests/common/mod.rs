@@ -219,6 +219,16 @@ impl Background {
         Self { child, log }
     }
 
+    /// `dora run FLOW` with `--env KEY=VALUE` pairs, stopping itself after 120 s at most.
+    pub fn dora_run<K: std::fmt::Display, V: std::fmt::Display>(flow: &str, env: &[(K, V)]) -> Self {
+        let pairs: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut args = vec!["run", flow, "--stop-after", "120s"];
+        for pair in &pairs {
+            args.extend(["--env", pair.as_str()]);
+        }
+        Self::start(&args)
+    }
+
     /// The `dora` process id (to signal it as a user's Ctrl-C would).
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -296,4 +306,19 @@ impl Drop for DoraDaemon {
     fn drop(&mut self) {
         let _ = dora(&["down"], Duration::from_secs(60));
     }
+}
+
+/// Polls `done` every 50 ms; panics naming `what` after `timeout`.
+pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A pseudo-random duration in `[low, low + span)`, different in every run (kill instants).
+pub fn random_between(low: Duration, span: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    low + span.mul_f64(f64::from(nanos % 1000) / 1000.0)
 }

@@ -13,8 +13,8 @@ use std::{
 use crate::{
     Background, CrashFs,
     crashfs::{Op, OpKind},
-    csv_column, decode_errors, files_ending, frame_indices, read_csv, read_jsonl, read_send_log, recorder_pids, signal,
-    temp_dir, videos_in,
+    csv_column, decode_errors, files_ending, frame_indices, random_between, read_csv, read_jsonl, read_send_log,
+    recorder_pids, signal, temp_dir, videos_in, wait_for,
 };
 
 /// What a power cut may cost: every frame sent more than this before the cut is kept.
@@ -217,31 +217,12 @@ pub fn summarize(outcomes: &[Outcome]) -> String {
 
 /// `dora run FLOW` with STORAGE, the camera's send log and `extra` settings, stopping itself after 120 s at most.
 fn start(flow: &str, storage: &Path, send_log: &Path, extra: &[(String, String)]) -> Background {
-    let env: [(&str, String); 4] = [
-        ("STORAGE", storage.display().to_string()),
-        ("SEND_LOG", send_log.display().to_string()),
-        ("WIDTH", SIZE.0.to_string()),
-        ("HEIGHT", SIZE.1.to_string()),
+    let mut env: Vec<(String, String)> = vec![
+        ("STORAGE".into(), storage.display().to_string()),
+        ("SEND_LOG".into(), send_log.display().to_string()),
+        ("WIDTH".into(), SIZE.0.to_string()),
+        ("HEIGHT".into(), SIZE.1.to_string()),
     ];
-    let pairs: Vec<String> =
-        env.iter().map(|(k, v)| format!("{k}={v}")).chain(extra.iter().map(|(k, v)| format!("{k}={v}"))).collect();
-    let mut args = vec!["run", flow, "--stop-after", "120s"];
-    for pair in &pairs {
-        args.extend(["--env", pair.as_str()]);
-    }
-    Background::start(&args)
-}
-
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A pseudo-random duration in `[low, low + span)`, different in every run.
-fn random_between(low: Duration, span: Duration) -> Duration {
-    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    low + span.mul_f64(f64::from(nanos % 1000) / 1000.0)
+    env.extend(extra.iter().cloned());
+    Background::dora_run(flow, &env)
 }

@@ -139,12 +139,13 @@ impl PreRollJob {
             }
         };
         let pre_roll_bytes: usize = past.iter().map(|(packet, _)| packet.size()).sum();
+        let started = file.started_report();
         tracing::info!(
             session = %session.id, camera = %self.camera, path = %file.path().display(),
-            encoder = file.started_report().encoder.unwrap_or_default(), pre_roll_frames = past.len(),
+            encoder = started.encoder.unwrap_or_default(), pre_roll_frames = past.len(),
             pre_roll_bytes, ring_bytes = self.ring.bytes(), "recording started"
         );
-        let _ = self.links.reports.send(file.started_report());
+        let _ = self.links.reports.send(started);
         self.current = Some(SessionFile { file, ending_at: None });
         for encoded in &past {
             self.write(encoded);
