@@ -122,29 +122,7 @@ mod tests {
     use std::io::Cursor as Reader;
 
     use super::*;
-
-    fn boxed(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
-        let size = u32::try_from(body.len() + 8).unwrap();
-        [size.to_be_bytes().as_slice(), kind, body].concat()
-    }
-
-    /// A `udta` as FFmpeg writes it for `tags`.
-    fn udta(tags: &[(&str, &str)]) -> Vec<u8> {
-        let count = u32::try_from(tags.len()).unwrap();
-        let mut keys = [0u32.to_be_bytes(), count.to_be_bytes()].concat();
-        let mut ilst = Vec::new();
-        for (i, (name, value)) in tags.iter().enumerate() {
-            keys.extend(u32::try_from(name.len() + 8).unwrap().to_be_bytes());
-            keys.extend(b"mdta");
-            keys.extend(name.as_bytes());
-            let data = boxed(b"data", &[1u32.to_be_bytes().as_slice(), &[0; 4], value.as_bytes()].concat());
-            ilst.extend(boxed(&u32::try_from(i + 1).unwrap().to_be_bytes(), &data));
-        }
-        let hdlr = boxed(b"hdlr", &[[0u8; 8].as_slice(), b"mdta", &[0; 13]].concat());
-        let meta =
-            boxed(b"meta", &[[0u8; 4].as_slice(), &hdlr, &boxed(b"keys", &keys), &boxed(b"ilst", &ilst)].concat());
-        boxed(b"udta", &meta)
-    }
+    use crate::storage::testing::{boxed, udta};
 
     fn tags_of(file: &[u8]) -> Vec<(String, String)> {
         header_tags(&mut Reader::new(file), file.len() as u64).unwrap()

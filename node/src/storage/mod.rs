@@ -12,7 +12,7 @@ pub mod recovery;
 pub mod retention;
 pub mod tags;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 use std::{
     collections::HashSet,

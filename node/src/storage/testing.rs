@@ -83,14 +83,14 @@ pub fn own_video(name: &str, len: usize) -> Vec<u8> {
     file
 }
 
-fn boxed(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+/// An ISO-BMFF box with a 32-bit size.
+pub fn boxed(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
     let size = u32::try_from(body.len() + 8).unwrap();
     [size.to_be_bytes().as_slice(), kind, body].concat()
 }
 
-/// An MP4 as FFmpeg writes it with `use_metadata_tags`: `ftyp`, a `moov` whose `udta/meta` holds
-/// `tags` as `mdta` items, then `rest` (fragments or sample data).
-pub fn mp4(tags: &[(&str, &str)], rest: &[u8]) -> Vec<u8> {
+/// A `udta` as FFmpeg writes it with `use_metadata_tags`: a `meta` holding `tags` as `mdta` items.
+pub fn udta(tags: &[(&str, &str)]) -> Vec<u8> {
     let count = u32::try_from(tags.len()).unwrap();
     let mut keys = [0u32.to_be_bytes(), count.to_be_bytes()].concat();
     let mut ilst = Vec::new();
@@ -103,7 +103,13 @@ pub fn mp4(tags: &[(&str, &str)], rest: &[u8]) -> Vec<u8> {
     }
     let hdlr = boxed(b"hdlr", &[[0u8; 8].as_slice(), b"mdta", &[0; 13]].concat());
     let meta = boxed(b"meta", &[[0u8; 4].as_slice(), &hdlr, &boxed(b"keys", &keys), &boxed(b"ilst", &ilst)].concat());
-    let moov = boxed(b"moov", &[boxed(b"mvhd", &[0; 100]), boxed(b"udta", &meta)].concat());
+    boxed(b"udta", &meta)
+}
+
+/// An MP4 as FFmpeg writes it with `use_metadata_tags`: `ftyp`, a `moov` whose `udta` holds
+/// `tags`, then `rest` (fragments or sample data).
+pub fn mp4(tags: &[(&str, &str)], rest: &[u8]) -> Vec<u8> {
+    let moov = boxed(b"moov", &[boxed(b"mvhd", &[0; 100]), udta(tags)].concat());
     [boxed(b"ftyp", b"isom\0\0\0\0"), moov, rest.to_vec()].concat()
 }
 
