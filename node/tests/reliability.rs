@@ -219,12 +219,14 @@ fn a_restart_repairs_the_files_a_crash_left_behind() {
     result.unwrap();
     let whole = videos_in(&dir)[0].clone();
     // What a crash leaves: a fragmented file cut in the middle of its last fragment, as the
-    // recorder's muxer settings write it, and a file whose recorder died before any frame.
+    // recorder's muxer settings write it (its header carrying the recorder's owner tag), and a
+    // file whose recorder died before any frame (its header alone).
     let fragmented = dir.join("crashed.mp4");
     let made = std::process::Command::new("ffmpeg")
         .args(["-v", "error", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=15", "-t", "3"])
-        .args(["-c:v", "libx264", "-bf", "0", "-g", "30", "-movflags", FRAGMENTED_MOVFLAGS])
-        .args(["-frag_duration", "400000"])
+        .args(["-c:v", "libx264", "-bf", "0", "-g", "30", "-movflags"])
+        .arg(format!("{FRAGMENTED_MOVFLAGS}+use_metadata_tags"))
+        .args(["-metadata", "recorder=dora-video-recorder", "-frag_duration", "400000"])
         .arg(&fragmented)
         .status()
         .unwrap();
@@ -234,7 +236,8 @@ fn a_restart_repairs_the_files_a_crash_left_behind() {
     let cut = e2e::top_level_boxes(&fragmented);
     assert!(cut.last().is_some_and(|b| b.ends_with('!')), "the file ends in a cut box: {cut:?}");
     let empty = dir.join("never-started.mp4");
-    std::fs::write(&empty, &bytes[..40]).unwrap();
+    let first_fragment = bytes.windows(4).position(|w| w == b"moof").unwrap() - 4;
+    std::fs::write(&empty, &bytes[..first_fragment]).unwrap();
     for path in [&fragmented, &empty] {
         let old = std::time::SystemTime::now() - Duration::from_secs(60);
         std::fs::File::options().write(true).open(path).unwrap().set_modified(old).unwrap();

@@ -21,7 +21,7 @@ use crate::{
     encode::{EncodeError, EncoderKind, PacketMuxer},
     session::SessionRef,
     sidecars::Sidecars,
-    storage::naming,
+    storage::{claim, naming},
 };
 
 /// Frames of a camera lost before they reached a file, counted by the event loop and the worker
@@ -135,7 +135,7 @@ impl RecordingFile {
         let (_, info) = first;
         let files = owner.files;
         let stem = naming::file_stem(&owner.session.id, files.name_camera.then_some(owner.camera), info.time_ns);
-        let claimed = naming::claim_file(&files.storage, &stem, files.container.extension())
+        let claimed = claim::claim_file(&files.storage, &stem, files.container.extension())
             .map_err(|e| EncodeError::Output { path: files.storage.join(&stem), reason: e.to_string() })?;
         let tags = naming::file_tags(&owner.session.id, owner.camera, info.time_ns, owner.session.start_nanos);
         let (stream, settings) = encoding.stream();

@@ -1,7 +1,7 @@
 //! Pure-Rust knowledge of the ISO-BMFF box structure of the fragmented MP4 files the recorder
 //! writes (FFmpeg movenc with `movflags` [`FRAGMENTED_MOVFLAGS`]).
 //!
-//! Three jobs:
+//! Three jobs, and one reading:
 //!
 //! - [`LiveDurations`]: while the file is written, keep the durations its header states (`mvhd`,
 //!   `tkhd`, `mdhd`) up to date in place, covering only fragments already synced to disk, so a
@@ -9,12 +9,16 @@
 //! - [`trim_to_last_fragment`]: after a failed write (disk full) or a crash, cut the file after
 //!   its last complete fragment whose samples are intact, so it plays without errors.
 //! - [`finalize_hybrid`]: at a clean stop, append a `moov` that indexes every sample and retire
-//!   the fragment boxes, so players that only trust the `moov` see the whole recording. Every
-//!   intermediate state on disk plays in FFmpeg, so a crash in the middle loses nothing.
+//!   the fragment boxes, so players that only trust the `moov` (Chromium reports the first
+//!   fragment's length as the duration otherwise) see the whole recording. Every intermediate
+//!   state on disk plays in FFmpeg, so a crash in the middle loses nothing.
+//! - [`header_tags`]: the metadata tags of the header `moov`, which tell the recorder's own
+//!   files from others' (see `crate::storage::ownership`).
 //!
 //! The files: `boxes` (box plumbing), `moov` (the header as plain data) and `moov_writer` (the
-//! stateless writer of a complete `moov`), `fragments` (the samples the fragments describe), `tables` (their `stbl` index), `samples`
-//! (are a fragment's samples intact?), and one file per job: `live`, `trim`, `hybrid`.
+//! stateless writer of a complete `moov`), `fragments` (the samples the fragments describe),
+//! `tables` (their `stbl` index), `samples` (are a fragment's samples intact?), and one file per
+//! job: `live`, `trim`, `hybrid`, `tags`.
 //!
 //! Nothing here trusts the bytes it reads: a corrupt file gives an error, never a panic.
 
@@ -26,6 +30,7 @@ mod moov;
 mod moov_writer;
 mod samples;
 mod tables;
+mod tags;
 #[cfg(test)]
 mod test_files;
 mod trim;
@@ -34,6 +39,7 @@ use std::io;
 
 pub use hybrid::{CommitStep, HybridOutcome, finalize_hybrid, finalize_hybrid_with};
 pub use live::LiveDurations;
+pub use tags::header_tags;
 pub use trim::{FragmentsEnd, TrimOutcome, complete_fragments_end, trim_to_last_fragment};
 
 /// The `movflags` that make FFmpeg's MP4 muxer write the fragmented MP4 this module handles: a

@@ -13,7 +13,7 @@ use crate::{
     session::SessionRef,
     sidecars::index::index_path,
     sidecars::manifest::{EndReason, SessionManifest},
-    storage::naming,
+    storage::{claim, naming},
 };
 
 /// Extension of the manifest files, after the session stem.
@@ -50,7 +50,7 @@ impl LiveManifests {
     /// A session started: claims its manifest's name and writes the first version.
     pub fn session_started(&mut self, session: &SessionRef) {
         let stem = naming::file_stem(&session.id, None, session.start_nanos);
-        let path = match naming::claim_path(&self.storage, &stem, MANIFEST_EXTENSION) {
+        let path = match claim::claim_path(&self.storage, &stem, MANIFEST_EXTENSION) {
             Ok(path) => path,
             Err(error) => {
                 tracing::warn!(session = %session.id, "cannot create the session manifest in {}: {error}", self.storage.display());

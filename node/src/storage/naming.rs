@@ -1,5 +1,6 @@
 //! File names: `{session}_{YYYYMMDDTHHMMSS}.{ext}` (UTC), `{session}_{camera}_{...}` with several
-//! cameras, never overwriting an existing file.
+//! cameras (claimed without overwriting anything by [`super::claim`]), and the metadata every
+//! video carries.
 //!
 //! Session ids and camera names come from other nodes and may hold anything: NUL bytes, `/`,
 //! `..`, 100 kB of text. A name part keeps only `[A-Za-z0-9_-]` and at most
@@ -7,14 +8,8 @@
 //! ids that share a prefix never share a file name. The full id lives in the `recording` event and
 //! the file's metadata.
 
-use std::{
-    fs::{File, OpenOptions},
-    io,
-    path::{Path, PathBuf},
-};
+use super::ownership::{OWNER_COMMENT_TAG, OWNER_MARK, OWNER_TAG};
 
-/// How many `-N` suffixes to try before giving up on a name.
-const MAX_COLLISION_SUFFIX: u32 = 10_000;
 /// Longest name part (session id or camera) kept in a file name, hash suffix included. Two parts,
 /// the timestamp, a collision suffix and the extension stay well inside the usual 255-byte limit.
 pub const MAX_NAME_PART_BYTES: usize = 100;
@@ -63,19 +58,10 @@ pub fn file_stem(session_id: &str, camera: Option<&str>, started_unix_nanos: u64
     }
 }
 
-/// A new file this process is writing: its path, and an open handle holding an exclusive
-/// advisory lock for as long as it is kept, so [`crate::storage::recovery`] (in this or another
-/// recorder) never repairs a file that is still being written.
-#[derive(Debug)]
-pub struct ClaimedFile {
-    /// Where it is.
-    pub path: PathBuf,
-    /// Holds the lock; drop it once the file is final.
-    pub lock: File,
-}
-
-/// Metadata written into each file: when its first frame was sent, and the full session id and
-/// camera (file names only carry a shortened, sanitized form).
+/// Metadata written into each file's header, before its first frame: when its first frame was
+/// sent, the full session id and camera (file names only carry a shortened, sanitized form), and
+/// the mark that shows the file is the recorder's own (`recorder`, and `comment` for AVI, whose
+/// header keeps only standard fields; see [`super::ownership`]).
 /// `session_offset` is where the file's time 0 lies on the session's timeline, in seconds: the
 /// rule that lines up the cameras of a session (see the README).
 pub fn file_tags(
@@ -91,6 +77,8 @@ pub fn file_tags(
         ("camera", camera.to_owned()),
         ("session_start", utc(session_start_unix_nanos)),
         ("session_offset", format!("{:.9}", offset_nanos as f64 / 1e9)),
+        (OWNER_TAG, OWNER_MARK.to_owned()),
+        (OWNER_COMMENT_TAG, OWNER_MARK.to_owned()),
     ]
 }
 
@@ -100,36 +88,6 @@ fn utc(unix_nanos: u64) -> String {
     let nanos = (unix_nanos % 1_000_000_000) as u32;
     let at = chrono::DateTime::from_timestamp(seconds, nanos).unwrap_or_default();
     at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
-}
-
-/// Creates and locks `dir/stem.ext`, or `dir/stem-1.ext`, `-2`, ... if taken.
-/// Creating the file claims the name atomically, so two recorders never share one.
-pub fn claim_file(dir: &Path, stem: &str, extension: &str) -> io::Result<ClaimedFile> {
-    let (path, lock) = claim(dir, stem, extension)?;
-    // Until this lock is held the file is empty, which recovery leaves alone while it is new.
-    lock.lock()?;
-    Ok(ClaimedFile { path, lock })
-}
-
-/// Creates `dir/stem.ext`, or `dir/stem-1.ext`, `-2`, ... if taken, and returns the path.
-pub fn claim_path(dir: &Path, stem: &str, extension: &str) -> io::Result<PathBuf> {
-    claim(dir, stem, extension).map(|(path, _)| path)
-}
-
-fn claim(dir: &Path, stem: &str, extension: &str) -> io::Result<(PathBuf, File)> {
-    for suffix in 0..=MAX_COLLISION_SUFFIX {
-        let name = match suffix {
-            0 => format!("{stem}.{extension}"),
-            n => format!("{stem}-{n}.{extension}"),
-        };
-        let path = dir.join(name);
-        match OpenOptions::new().write(true).create_new(true).open(&path) {
-            Ok(file) => return Ok((path, file)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{MAX_COLLISION_SUFFIX} files named {stem}-N exist")))
 }
 
 #[cfg(test)]
@@ -166,13 +124,15 @@ mod tests {
     }
 
     #[test]
-    fn file_tags_carry_utc_creation_time_and_the_full_ids() {
+    fn file_tags_carry_utc_creation_time_the_full_ids_and_the_owner_mark() {
         let tags = file_tags("run\0/ä", "front", 1_704_164_645_123_456_789, 1_704_164_644_000_000_000);
         assert_eq!(tags[0], ("creation_time", "2024-01-02T03:04:05.123456Z".to_owned()));
         assert_eq!(tags[1], ("session_id", "run\0/ä".to_owned()));
         assert_eq!(tags[2], ("camera", "front".to_owned()));
         assert_eq!(tags[3], ("session_start", "2024-01-02T03:04:04.000000Z".to_owned()));
         assert_eq!(tags[4], ("session_offset", "1.123456789".to_owned()));
+        assert_eq!(tags[5], ("recorder", "dora-video-recorder".to_owned()));
+        assert_eq!(tags[6], ("comment", "dora-video-recorder".to_owned()));
     }
 
     #[test]
@@ -181,19 +141,6 @@ mod tests {
         let nanos = 1_704_164_645_000_000_000 + 999_999_999;
         assert_eq!(file_stem("run:1", None, nanos), "run_1_20240102T030405");
         assert_eq!(file_stem("s", Some("cam/left"), nanos), "s_cam_left_20240102T030405");
-    }
-
-    #[test]
-    fn collisions_get_numbered_suffixes() {
-        let dir = std::env::temp_dir().join(format!("naming-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let first = claim_path(&dir, "s_20240102T030405", "mp4").unwrap();
-        let second = claim_path(&dir, "s_20240102T030405", "mp4").unwrap();
-        let third = claim_path(&dir, "s_20240102T030405", "mp4").unwrap();
-        assert_eq!(first.file_name().unwrap(), "s_20240102T030405.mp4");
-        assert_eq!(second.file_name().unwrap(), "s_20240102T030405-1.mp4");
-        assert_eq!(third.file_name().unwrap(), "s_20240102T030405-2.mp4");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
 
@@ -227,7 +174,7 @@ mod properties {
             prop_assert!(stem.len() <= 2 * MAX_NAME_PART_BYTES + 20);
             let dir = std::env::temp_dir().join(format!("naming-props-{}", std::process::id()));
             std::fs::create_dir_all(&dir).unwrap();
-            let path = claim_path(&dir, &stem, "mp4").unwrap();
+            let path = crate::storage::claim::claim_path(&dir, &stem, "mp4").unwrap();
             prop_assert_eq!(path.parent(), Some(dir.as_path()));
             std::fs::remove_file(&path).unwrap();
             prop_assert!(std::ffi::CString::new(thread_name(&session)).is_ok());

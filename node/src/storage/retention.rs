@@ -1,11 +1,13 @@
-//! Retention: keeps STORAGE within `MAX_TOTAL_BYTES` of recordings and at least `MIN_FREE_BYTES`
-//! free on its filesystem, by deleting the oldest finished recordings first.
+//! Retention: keeps the recorder's own recordings in STORAGE within `MAX_TOTAL_BYTES` and at
+//! least `MIN_FREE_BYTES` free on its filesystem, by deleting the oldest finished recordings first.
 //!
-//! A recording is a video directly in STORAGE (`*.mp4`, `*.mkv`, `*.avi`) with its sidecars
-//! (`NAME.frames.csv`, `NAME.detections.jsonl`); they go together. A session manifest
-//! (`STEM.session.json`) goes once none of the videos it lists exists any more. Files of an active
-//! session are never deleted: those the caller lists, those another recorder holds locked (see
-//! [`crate::storage::naming::ClaimedFile`]) and empty ones just created, not locked yet.
+//! A recording is one of the recorder's own videos directly in STORAGE (see
+//! [`super::ownership`]) with its side files (`NAME.frames.csv`, `NAME.detections.jsonl`); they go
+//! together. One of the recorder's own session manifests goes once none of the videos it lists
+//! exists any more. Foreign files are never counted, modified or deleted: `MAX_TOTAL_BYTES` is a
+//! limit on the recorder's own recordings, and when only foreign files could free space,
+//! [`Enforced::unmet`] says so. Files of an active session are never deleted: those the caller
+//! lists and those another recorder holds or has just claimed (see [`super::claim`]).
 //!
 //! [`plan_deletions`] decides without touching the filesystem; [`scan`] and [`enforce`] do the I/O.
 //! Only regular files directly in STORAGE are ever deleted: symlinks are neither followed nor
@@ -14,32 +16,27 @@
 use std::{
     collections::HashSet,
     ffi::{OsStr, OsString},
-    fs::{File, Metadata, TryLockError},
+    fs::Metadata,
     io,
     path::{Component, Path, PathBuf},
-    time::{Duration, SystemTime},
+    time::SystemTime,
 };
 
-use serde_json::Value;
+use super::{
+    claim::{self, Taken, remove_regular_file},
+    ownership::{self, Evidence, Survey, own_manifest, side_files},
+};
 
-use crate::sidecars::{detection_log::detections_path, index::index_path, manifest::MANIFEST_SUFFIX};
-
-/// Extensions of the videos retention manages (those the recorder writes).
-pub const VIDEO_EXTENSIONS: [&str; 3] = ["mp4", "mkv", "avi"];
 /// [`Deleted::reason`] when the recordings' total was above `MAX_TOTAL_BYTES`.
 pub const REASON_MAX_TOTAL_BYTES: &str = "max_total_bytes";
 /// [`Deleted::reason`] when the filesystem had less than `MIN_FREE_BYTES` free.
 pub const REASON_MIN_FREE_BYTES: &str = "min_free_bytes";
-/// Empty videos this recent are protected even when unlocked: a recorder creates its file and takes
-/// the lock a moment later (the same rule as [`crate::storage::recovery`]).
-const MIN_AGE_OF_EMPTY: Duration = Duration::from_secs(2);
-/// Manifests are a few kB; a larger `*.session.json` is not one of ours and is not read.
-const MAX_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
 
 /// The limits to keep; `None` turns a limit off.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Limits {
-    /// Most bytes all recordings in STORAGE (videos and sidecars) may take together.
+    /// Most bytes the recorder's own recordings in STORAGE (videos and side files) may take together;
+    /// foreign files do not count.
     pub max_total_bytes: Option<u64>,
     /// Fewest bytes that must stay free for unprivileged users on STORAGE's filesystem.
     pub min_free_bytes: Option<u64>,
@@ -63,8 +60,11 @@ pub struct Recording {
     pub bytes: u64,
     /// When the video was last modified; the oldest go first.
     pub modified: SystemTime,
-    /// Part of an active session (listed by the caller, locked, or new and empty): never deleted.
+    /// Part of an active session (listed by the caller, or held or just claimed by a recorder):
+    /// never deleted.
     pub protected: bool,
+    /// Why it is the recorder's own.
+    pub evidence: Evidence,
 }
 
 /// A recording [`enforce`] deleted.
@@ -76,6 +76,8 @@ pub struct Deleted {
     pub bytes: u64,
     /// The limit that was not held: [`REASON_MAX_TOTAL_BYTES`] or [`REASON_MIN_FREE_BYTES`].
     pub reason: &'static str,
+    /// Why it was the recorder's own.
+    pub evidence: Evidence,
 }
 
 /// One step of a plan: which recording goes and why.
@@ -132,93 +134,71 @@ fn broken_limit(total_bytes: u128, free_bytes: Option<u128>, limits: &Limits) ->
     }
 }
 
-/// The recordings directly in `storage`, sorted by video path. A video is protected when it (or a
-/// sidecar) is in `active`, another process holds its lock, or it is empty and was modified within
-/// the last 2 s. Files that vanish while scanning are left out.
+/// What [`enforce`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Enforced {
+    /// The recordings deleted, oldest first.
+    pub deleted: Vec<Deleted>,
+    /// A limit that still does not hold once every recording that may go is gone.
+    pub unmet: Option<Unmet>,
+}
+
+/// A limit retention could not meet: what is left is the active sessions' recordings, foreign
+/// files (never deleted) and whatever else fills the filesystem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unmet {
+    /// The limit: [`REASON_MAX_TOTAL_BYTES`] or [`REASON_MIN_FREE_BYTES`].
+    pub reason: &'static str,
+    /// The recorder's own recordings left, in bytes.
+    pub own_bytes: u64,
+    /// Free bytes on STORAGE's filesystem, when known.
+    pub free_bytes: Option<u64>,
+    /// Foreign files directly in STORAGE.
+    pub foreign_files: usize,
+    /// Bytes of those foreign files.
+    pub foreign_bytes: u64,
+}
+
+/// The recorder's own recordings directly in `storage`, sorted by video path. A video is
+/// protected when it (or a side file) is in `active`, or another recorder holds or has just
+/// claimed it. Files that vanish while scanning are left out.
+///
+/// # Errors
+///
+/// Listing `storage` fails.
 pub fn scan(storage: &Path, active: &HashSet<PathBuf>) -> io::Result<Vec<Recording>> {
+    Ok(recordings(storage, &ownership::survey(storage)?, active))
+}
+
+fn recordings(storage: &Path, survey: &Survey, active: &HashSet<PathBuf>) -> Vec<Recording> {
     let active = ActiveNames::new(storage, active);
-    let entries = std::fs::read_dir(storage)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot list STORAGE {}: {e}", storage.display())))?;
-    let mut recordings: Vec<Recording> = entries
-        .flatten()
-        .filter(|entry| is_video_name(&entry.file_name()) && is_regular(entry))
-        .filter_map(|entry| inspect(&entry.path(), &active))
-        .collect();
-    recordings.sort_by(|a, b| a.video.cmp(&b.video));
-    Ok(recordings)
+    survey.videos.iter().filter_map(|(video, evidence)| inspect(video, *evidence, &active)).collect()
 }
 
 /// The recording of `video`, or `None` if it vanished.
-fn inspect(video: &Path, active: &ActiveNames) -> Option<Recording> {
+fn inspect(video: &Path, evidence: Evidence, active: &ActiveNames) -> Option<Recording> {
     let metadata = std::fs::symlink_metadata(video).ok().filter(Metadata::is_file)?;
-    let sidecars: Vec<(PathBuf, u64)> = [index_path(video), detections_path(video)]
-        .into_iter()
-        .filter_map(|path| regular_file_len(&path).map(|len| (path, len)))
-        .collect();
+    let sidecars: Vec<(PathBuf, u64)> =
+        side_files(video).into_iter().filter_map(|path| regular_file_len(&path).map(|len| (path, len))).collect();
     let bytes = sidecars.iter().map(|(_, len)| *len).fold(metadata.len(), u64::saturating_add);
     // An unknown time counts as new: such a file is deleted last, not first.
     let modified = metadata.modified().unwrap_or_else(|_| SystemTime::now());
     let sidecars: Vec<PathBuf> = sidecars.into_iter().map(|(path, _)| path).collect();
-    let protected = active.contains(video)
-        || sidecars.iter().any(|path| active.contains(path))
-        || is_new_and_empty(&metadata)
-        || is_locked(video);
-    Some(Recording { video: video.to_path_buf(), sidecars, bytes, modified, protected })
+    let protected = active.contains(video) || sidecars.iter().any(|path| active.contains(path)) || is_in_use(video);
+    Some(Recording { video: video.to_path_buf(), sidecars, bytes, modified, protected, evidence })
 }
 
-fn is_new_and_empty(metadata: &Metadata) -> bool {
-    let age = metadata.modified().ok().and_then(|modified| SystemTime::now().duration_since(modified).ok());
-    // A time in the future (clock set back) counts as new.
-    metadata.len() == 0 && age.is_none_or(|age| age < MIN_AGE_OF_EMPTY)
-}
-
-/// Whether another recorder holds `video`'s lock; a file whose lock cannot be tested counts as
-/// locked, since deleting a file being written loses a recording.
-fn is_locked(video: &Path) -> bool {
-    match lock(video) {
-        Ok(Lock::Held(_) | Lock::Missing) => false,
-        Ok(Lock::Busy) => true,
+/// Whether another recorder holds `video` or has just claimed it; a file whose lock cannot be
+/// tested counts as in use, since deleting a file being written loses a recording.
+fn is_in_use(video: &Path) -> bool {
+    match claim::take(video) {
+        Ok(Taken::Free(_) | Taken::Gone) => false,
+        Ok(Taken::InUse) => true,
         Err(error) => {
             tracing::warn!(path = %video.display(), "retention keeps a file whose lock it cannot test: {error}");
             true
         }
     }
-}
-
-/// The outcome of trying to take a video's exclusive lock.
-enum Lock {
-    /// Taken; released when the file is dropped.
-    Held(#[allow(dead_code, reason = "held only for its lock, never read")] File),
-    /// Another open file (a recorder, or recovery) holds it.
-    Busy,
-    /// The file is gone.
-    Missing,
-}
-
-fn lock(path: &Path) -> io::Result<Lock> {
-    let file = match open_no_follow(path) {
-        Ok(file) => file,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Lock::Missing),
-        Err(error) => return Err(error),
-    };
-    match file.try_lock() {
-        Ok(()) => Ok(Lock::Held(file)),
-        Err(TryLockError::WouldBlock) => Ok(Lock::Busy),
-        Err(TryLockError::Error(error)) => Err(error),
-    }
-}
-
-/// Opens `path` for reading without following a symlink put there since it was listed, and
-/// without blocking should it have become a FIFO.
-fn open_no_follow(path: &Path) -> io::Result<File> {
-    let mut options = File::options();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
-    }
-    options.open(path)
 }
 
 /// Bytes available to unprivileged users on the filesystem that holds `storage`
@@ -255,21 +235,34 @@ pub fn free_bytes(storage: &Path) -> io::Result<u64> {
 }
 
 /// Deletes the oldest unprotected recordings in `storage` until `limits` hold (see
-/// [`plan_deletions`]), then every session manifest none of whose listed videos exists any more,
-/// unless it is in `active`. Returns what was deleted, oldest first.
+/// [`plan_deletions`]), then every one of the recorder's own session manifests none of whose
+/// listed videos exists any more, unless it is in `active`.
 ///
 /// Does nothing when [`Limits::is_off`]. Only listing `storage` fails the call; a file that cannot
 /// be deleted is logged and kept, and the next oldest goes in its place. When the free space
 /// cannot be read, only `max_total_bytes` is enforced.
-pub fn enforce(storage: &Path, active: &HashSet<PathBuf>, limits: &Limits) -> io::Result<Vec<Deleted>> {
+///
+/// # Errors
+///
+/// Listing `storage` fails.
+pub fn enforce(storage: &Path, active: &HashSet<PathBuf>, limits: &Limits) -> io::Result<Enforced> {
     if limits.is_off() {
-        return Ok(Vec::new());
+        return Ok(Enforced::default());
     }
-    let mut recordings = scan(storage, active)?;
+    let survey = ownership::survey(storage)?;
+    let mut recordings = recordings(storage, &survey, active);
+    let own_bytes: u64 = recordings.iter().map(|r| r.bytes).fold(0, u64::saturating_add);
     let free = limits.min_free_bytes.and_then(|_| known_free_bytes(storage));
     let deleted = delete_oldest(&mut recordings, free, limits);
-    remove_orphan_manifests(storage, &ActiveNames::new(storage, active));
-    Ok(deleted)
+    let freed: u64 = deleted.iter().map(|d| d.bytes).fold(0, u64::saturating_add);
+    let (own_bytes, free_bytes) = (own_bytes.saturating_sub(freed), free.map(|free| free.saturating_add(freed)));
+    let unmet = broken_limit(u128::from(own_bytes), free_bytes.map(u128::from), limits).map(|reason| {
+        let foreign_bytes =
+            survey.foreign.iter().filter_map(|path| regular_file_len(path)).fold(0, u64::saturating_add);
+        Unmet { reason, own_bytes, free_bytes, foreign_files: survey.foreign.len(), foreign_bytes }
+    });
+    remove_orphan_manifests(storage, &survey.manifests, &ActiveNames::new(storage, active));
+    Ok(Enforced { deleted, unmet })
 }
 
 /// The free space, or `None` (logged) when it cannot be read, so the total limit still works.
@@ -292,7 +285,8 @@ fn delete_oldest(recordings: &mut Vec<Recording>, mut free: Option<u64>, limits:
                 break;
             }
             free = free.map(|free| free.saturating_add(recording.bytes));
-            deleted.push(Deleted { video: recording.video.clone(), bytes: recording.bytes, reason: step.reason });
+            let (video, bytes, evidence) = (recording.video.clone(), recording.bytes, recording.evidence);
+            deleted.push(Deleted { video, bytes, reason: step.reason, evidence });
             removed.insert(step.index);
         }
         let Some(kept) = kept else { return deleted };
@@ -305,13 +299,13 @@ fn delete_oldest(recordings: &mut Vec<Recording>, mut free: Option<u64>, limits:
     }
 }
 
-/// Deletes a recording's sidecars, then its video, holding the video's lock meanwhile so a
-/// recorder's startup recovery never repairs a file as it goes. Sidecars go first: a sidecar whose
-/// video is gone would never be found again. Returns whether it is gone.
+/// Deletes a recording's side files, then its video, holding the video's lock meanwhile so a
+/// recorder's startup repair never repairs a file as it goes. Side files go first: a side file
+/// whose video is gone would never be found again. Returns whether it is gone.
 fn delete_recording(recording: &Recording) -> bool {
-    let _lock = match lock(&recording.video) {
-        Ok(Lock::Busy) => return false,
-        Ok(lock) => lock,
+    let _lock = match claim::take(&recording.video) {
+        Ok(Taken::InUse) => return false,
+        Ok(taken) => taken,
         Err(error) => {
             tracing::warn!(path = %recording.video.display(), "retention keeps a file it cannot lock: {error}");
             return false;
@@ -325,38 +319,12 @@ fn delete_recording(recording: &Recording) -> bool {
     all_removed.is_ok()
 }
 
-/// Removes `path` if it is a regular file; a file already gone is fine, and anything else (a
-/// symlink put there since, a folder) is left alone.
-fn remove_regular_file(path: &Path) -> io::Result<()> {
-    if regular_file_len(path).is_none() {
-        return Ok(());
-    }
-    match std::fs::remove_file(path) {
-        Err(error) if error.kind() != io::ErrorKind::NotFound => {
-            Err(io::Error::new(error.kind(), format!("cannot delete {}: {error}", path.display())))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Removes every `*.session.json` in `storage` that lists videos, none of which exists, unless it
-/// is active. Problems are logged: the recordings are already deleted, and a manifest left over is
-/// harmless and tried again next time.
-fn remove_orphan_manifests(storage: &Path, active: &ActiveNames) {
-    let entries = match std::fs::read_dir(storage) {
-        Ok(entries) => entries,
-        Err(error) => {
-            tracing::warn!(path = %storage.display(), "retention cannot list STORAGE for manifests: {error}");
-            return;
-        }
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let is_manifest = entry.file_name().to_string_lossy().ends_with(MANIFEST_SUFFIX) && is_regular(&entry);
-        if !is_manifest || active.contains(&path) || !is_orphan(storage, &path) {
-            continue;
-        }
-        match remove_regular_file(&path) {
+/// Removes every one of the recorder's own `manifests` that lists videos, none of which exists,
+/// unless it is active. Problems are logged: the recordings are already deleted, and a manifest
+/// left over is harmless and tried again next time.
+fn remove_orphan_manifests(storage: &Path, manifests: &[PathBuf], active: &ActiveNames) {
+    for path in manifests.iter().filter(|path| !active.contains(path) && is_orphan(storage, path)) {
+        match remove_regular_file(path) {
             Ok(()) => tracing::debug!(path = %path.display(), "retention removed a manifest whose files are all gone"),
             Err(error) => tracing::warn!("retention keeps a manifest: {error}"),
         }
@@ -365,31 +333,12 @@ fn remove_orphan_manifests(storage: &Path, active: &ActiveNames) {
 
 /// Whether the manifest at `path` lists at least one video and none of them exists. A manifest
 /// that lists none is kept: its session just started or never recorded, so no deletion orphaned it.
-/// A manifest that cannot be read or parsed is kept too.
+/// A manifest that cannot be read any more is kept too.
 fn is_orphan(storage: &Path, path: &Path) -> bool {
-    let Some(manifest) = read_manifest(path) else { return false };
-    let listed = listed_videos(&manifest);
-    !listed.is_empty() && listed.iter().all(|name| !exists_in(storage, name))
-}
-
-fn read_manifest(path: &Path) -> Option<Value> {
-    let len = std::fs::symlink_metadata(path).ok()?.len();
-    if len > MAX_MANIFEST_BYTES {
-        return None;
-    }
-    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
-}
-
-/// `cameras.*.files[].path` of a manifest (see [`crate::sidecars::manifest::FileEntry`]).
-fn listed_videos(manifest: &Value) -> Vec<&str> {
-    let cameras = manifest.get("cameras").and_then(Value::as_object);
-    cameras
-        .into_iter()
-        .flat_map(|cameras| cameras.values())
-        .filter_map(|camera| camera.get("files").and_then(Value::as_array))
-        .flatten()
-        .filter_map(|file| file.get("path").and_then(Value::as_str))
-        .collect()
+    let Some(manifest) = own_manifest(path) else { return false };
+    let mut listed =
+        manifest.cameras.values().flat_map(|camera| &camera.files).map(|file| file.path.as_str()).peekable();
+    listed.peek().is_some() && listed.all(|name| !exists_in(storage, name))
 }
 
 /// Whether the file `name` (relative to `storage`) exists. A name that is not a plain file name,
@@ -409,15 +358,6 @@ fn exists_in(storage: &Path, name: &str) -> bool {
 /// The size of `path` if it is a regular file (not a symlink, not a folder).
 fn regular_file_len(path: &Path) -> Option<u64> {
     std::fs::symlink_metadata(path).ok().filter(Metadata::is_file).map(|metadata| metadata.len())
-}
-
-/// Whether a directory entry is a regular file itself (a symlink is not, whatever it points to).
-fn is_regular(entry: &std::fs::DirEntry) -> bool {
-    entry.file_type().is_ok_and(|kind| kind.is_file())
-}
-
-fn is_video_name(name: &OsStr) -> bool {
-    Path::new(name).extension().is_some_and(|ext| VIDEO_EXTENSIONS.iter().any(|video| ext == *video))
 }
 
 /// The file names in STORAGE the caller marked active. The caller may name them as
@@ -450,8 +390,13 @@ fn is_in_folder(path: &Path, folder: &Path, canonical_folder: Option<&Path>) -> 
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
-    use crate::sidecars::manifest::{SessionManifest, manifest_path};
+    use crate::{
+        sidecars::manifest::{SessionManifest, manifest_path},
+        storage::testing::{age, own_video, temp_dir, write_aged},
+    };
 
     const HOUR: Duration = Duration::from_secs(3600);
 
@@ -462,6 +407,7 @@ mod tests {
             bytes,
             modified: SystemTime::UNIX_EPOCH + HOUR * (1000 - hours_ago),
             protected,
+            evidence: Evidence::OwnerTag,
         }
     }
 
@@ -533,19 +479,12 @@ mod tests {
         assert_eq!(plan_deletions(&recordings, Some(u64::MAX), &limits(None, Some(u64::MAX))), Vec::<usize>::new());
     }
 
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("retention-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
-    /// Writes `bytes` bytes to `dir/name`, last modified `hours_ago`.
+    /// Writes `bytes` bytes to `dir/name`, last modified `hours_ago`: one of the recorder's own
+    /// videos (its header carries the owner tag) when the name is a video's, else plain bytes.
     fn write(dir: &Path, name: &str, bytes: usize, hours_ago: u32) -> PathBuf {
-        let path = dir.join(name);
-        std::fs::write(&path, vec![7u8; bytes]).unwrap();
-        File::options().write(true).open(&path).unwrap().set_modified(SystemTime::now() - HOUR * hours_ago).unwrap();
-        path
+        let contents =
+            if ownership::is_video_name(Path::new(name)) { own_video(name, bytes) } else { vec![7u8; bytes] };
+        write_aged(dir, name, &contents, u64::from(hours_ago) * 3600)
     }
 
     fn names(dir: &Path) -> Vec<String> {
@@ -556,56 +495,79 @@ mod tests {
     }
 
     #[test]
-    fn sidecars_are_deleted_with_their_video_and_other_files_are_untouched() {
-        let dir = temp_dir("sidecars");
-        let old = write(&dir, "old.mp4", 100, 3);
+    fn sidecars_are_deleted_with_their_video_and_foreign_files_are_untouched_and_uncounted() {
+        let dir = temp_dir("retention-sidecars");
+        let old = write(&dir, "old.mp4", 1000, 3);
         write(&dir, "old.frames.csv", 10, 3);
         write(&dir, "old.detections.jsonl", 10, 3);
-        write(&dir, "new.mkv", 100, 1);
+        write(&dir, "new.mkv", 1000, 1);
         write(&dir, "new.frames.csv", 10, 1);
-        write(&dir, "notes.txt", 1000, 9);
+        write(&dir, "notes.txt", 100_000, 9);
+        write_aged(&dir, "film.mp4", &vec![7u8; 100_000], 9 * 3600);
 
-        let deleted = enforce(&dir, &HashSet::new(), &limits(Some(110), None)).unwrap();
-        assert_eq!(deleted, [Deleted { video: old, bytes: 120, reason: REASON_MAX_TOTAL_BYTES }]);
-        assert_eq!(names(&dir), ["new.frames.csv", "new.mkv", "notes.txt"]);
+        let enforced = enforce(&dir, &HashSet::new(), &limits(Some(1010), None)).unwrap();
+        let expected =
+            Deleted { video: old, bytes: 1020, reason: REASON_MAX_TOTAL_BYTES, evidence: Evidence::OwnerTag };
+        assert_eq!(enforced.deleted, [expected]);
+        assert_eq!(enforced.unmet, None, "foreign bytes do not count against MAX_TOTAL_BYTES");
+        assert_eq!(names(&dir), ["film.mp4", "new.frames.csv", "new.mkv", "notes.txt"]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
-    fn locked_active_and_fresh_empty_videos_survive() {
-        let dir = temp_dir("protected");
-        let locked = write(&dir, "locked.mp4", 100, 5);
-        let holder = File::open(&locked).unwrap();
-        holder.lock().unwrap();
-        let listed = write(&dir, "listed.avi", 100, 4);
-        std::fs::write(dir.join("fresh.mp4"), b"").unwrap();
-        write(&dir, "plain.mp4", 100, 3);
+    fn held_active_and_fresh_empty_videos_survive() {
+        let dir = temp_dir("retention-protected");
+        let held = claim::claim_file(&dir, "held", "mp4").unwrap();
+        std::fs::write(&held.path, own_video("held.mp4", 1000)).unwrap();
+        age(&held.path, 5 * 3600);
+        let listed = write(&dir, "listed.avi", 1000, 4);
+        write_aged(&dir, "fresh.mp4", b"", 0);
+        write_aged(&dir, "fresh.frames.csv", b"frame,pts,time_ns\n", 0);
+        write(&dir, "plain.mp4", 1000, 3);
 
         let active = HashSet::from([listed]);
-        let deleted = enforce(&dir, &active, &limits(Some(0), None)).unwrap();
-        assert_eq!(deleted.len(), 1, "{deleted:?}");
-        assert_eq!(names(&dir), ["fresh.mp4", "listed.avi", "locked.mp4"]);
+        let enforced = enforce(&dir, &active, &limits(Some(0), None)).unwrap();
+        assert_eq!(enforced.deleted.len(), 1, "{enforced:?}");
+        assert_eq!(enforced.unmet.map(|unmet| unmet.reason), Some(REASON_MAX_TOTAL_BYTES));
+        assert_eq!(names(&dir), ["fresh.frames.csv", "fresh.mp4", "held.mp4", "listed.avi"]);
 
         let recordings = scan(&dir, &active).unwrap();
+        assert_eq!(recordings.len(), 3, "{recordings:?}");
         assert!(recordings.iter().all(|r| r.protected), "{recordings:?}");
-        drop(holder);
-        assert!(scan(&dir, &active).unwrap().iter().any(|r| r.video == locked && !r.protected));
+        let path = held.path.clone();
+        drop(held);
+        assert!(scan(&dir, &active).unwrap().iter().any(|r| r.video == path && !r.protected));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn when_only_foreign_files_could_free_space_nothing_of_theirs_goes_and_the_limit_is_reported_unmet() {
+        let dir = temp_dir("retention-free");
+        write(&dir, "own.mp4", 1000, 5);
+        write_aged(&dir, "film.mkv", &vec![7u8; 5000], 9 * 3600);
+        let enforced = enforce(&dir, &HashSet::new(), &limits(None, Some(u64::MAX))).unwrap();
+        assert_eq!(enforced.deleted.len(), 1, "the recorder's own recording goes: {enforced:?}");
+        let unmet = enforced.unmet.unwrap();
+        assert_eq!((unmet.reason, unmet.own_bytes), (REASON_MIN_FREE_BYTES, 0));
+        assert_eq!((unmet.foreign_files, unmet.foreign_bytes), (1, 5000));
+        assert!(unmet.free_bytes.is_some_and(|free| free > 0));
+        assert_eq!(names(&dir), ["film.mkv"]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[cfg(unix)]
     #[test]
     fn symlinks_are_neither_followed_nor_deleted() {
-        let dir = temp_dir("symlink");
-        let outside = temp_dir("symlink-outside");
-        let target = write(&outside, "precious.mp4", 100, 9);
+        let dir = temp_dir("retention-symlink");
+        let outside = temp_dir("retention-symlink-outside");
+        let target = write(&outside, "precious.mp4", 1000, 9);
         std::os::unix::fs::symlink(&target, dir.join("link.mp4")).unwrap();
         std::os::unix::fs::symlink(&target, dir.join("real.frames.csv")).unwrap();
-        write(&dir, "real.mp4", 100, 8);
+        write(&dir, "real.mp4", 1000, 8);
 
-        let deleted = enforce(&dir, &HashSet::new(), &limits(Some(0), None)).unwrap();
-        assert_eq!(deleted.len(), 1, "{deleted:?}");
-        assert_eq!(deleted[0].bytes, 100, "a symlinked sidecar is not counted");
+        let enforced = enforce(&dir, &HashSet::new(), &limits(Some(0), None)).unwrap();
+        assert_eq!(enforced.deleted.len(), 1, "{enforced:?}");
+        assert_eq!(enforced.deleted[0].bytes, 1000, "a symlinked sidecar is not counted");
         assert_eq!(names(&dir), ["link.mp4", "real.frames.csv"]);
         assert!(target.exists());
         std::fs::remove_dir_all(&dir).unwrap();
@@ -617,7 +579,7 @@ mod tests {
         let mut manifest = SessionManifest::new(stem, 0);
         for video in videos {
             let video = Path::new(video);
-            manifest.file_started("cam", video, &index_path(video), 0);
+            manifest.file_started("cam", video, &crate::sidecars::index::index_path(video), 0);
         }
         let path = manifest_path(dir, stem);
         manifest.write_atomically(&path).unwrap();
@@ -626,15 +588,15 @@ mod tests {
 
     #[test]
     fn a_manifest_whose_videos_are_all_gone_is_removed_unless_active() {
-        let dir = temp_dir("orphan");
-        write(&dir, "a_1.mp4", 100, 5);
-        write(&dir, "a_2.mp4", 100, 4);
-        write(&dir, "b_1.mp4", 100, 3);
+        let dir = temp_dir("retention-orphan");
+        write(&dir, "a_1.mp4", 1000, 5);
+        write(&dir, "a_2.mp4", 1000, 4);
+        write(&dir, "b_1.mp4", 1000, 3);
         let orphan = manifest(&dir, "a", &["a_1.mp4", "a_2.mp4"]);
         let active = manifest(&dir, "b", &["b_1.mp4", "gone.mp4"]);
 
-        let deleted = enforce(&dir, &HashSet::from([active.clone()]), &limits(Some(0), None)).unwrap();
-        assert_eq!(deleted.len(), 3, "{deleted:?}");
+        let enforced = enforce(&dir, &HashSet::from([active.clone()]), &limits(Some(0), None)).unwrap();
+        assert_eq!(enforced.deleted.len(), 3, "{enforced:?}");
         assert!(!orphan.exists());
         assert_eq!(names(&dir), ["b.session.json"]);
         std::fs::remove_dir_all(&dir).unwrap();
@@ -642,27 +604,38 @@ mod tests {
 
     #[test]
     fn a_manifest_still_listing_a_kept_video_stays_and_so_do_empty_or_foreign_ones() {
-        let dir = temp_dir("kept");
-        write(&dir, "s_1.mp4", 100, 5);
-        write(&dir, "s_2.mp4", 100, 1);
+        let dir = temp_dir("retention-kept");
+        write(&dir, "s_1.mp4", 1000, 5);
+        write(&dir, "s_2.mp4", 1000, 1);
         manifest(&dir, "s", &["s_1.mp4", "s_2.mp4"]);
         manifest(&dir, "empty", &[]);
         std::fs::write(dir.join("foreign.session.json"), b"not json").unwrap();
         // Not written by the recorder: a path outside STORAGE is never taken for a deleted file.
         std::fs::write(dir.join("escape.session.json"), br#"{"cameras": {"c": {"files": [{"path": "../s_1.mp4"}]}}}"#)
             .unwrap();
+        // Shaped like one of ours, but of another version: foreign, though it lists only gone files.
+        let mut other_version: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(manifest(&dir, "v2", &["gone.mp4"])).unwrap()).unwrap();
+        other_version["version"] = 2.into();
+        std::fs::write(dir.join("v2.session.json"), other_version.to_string()).unwrap();
 
-        let deleted = enforce(&dir, &HashSet::new(), &limits(Some(100), None)).unwrap();
-        assert_eq!(deleted.iter().map(|d| d.video.clone()).collect::<Vec<_>>(), [dir.join("s_1.mp4")]);
-        let expected =
-            ["empty.session.json", "escape.session.json", "foreign.session.json", "s.session.json", "s_2.mp4"];
+        let enforced = enforce(&dir, &HashSet::new(), &limits(Some(1000), None)).unwrap();
+        assert_eq!(enforced.deleted.iter().map(|d| d.video.clone()).collect::<Vec<_>>(), [dir.join("s_1.mp4")]);
+        let expected = [
+            "empty.session.json",
+            "escape.session.json",
+            "foreign.session.json",
+            "s.session.json",
+            "s_2.mp4",
+            "v2.session.json",
+        ];
         assert_eq!(names(&dir), expected);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn free_space_of_the_temp_dir_is_positive_and_a_missing_folder_is_an_error() {
-        let dir = temp_dir("free");
+        let dir = temp_dir("retention-free-space");
         assert!(free_bytes(&dir).unwrap() > 0);
         assert!(free_bytes(&dir.join("missing")).is_err());
         assert!(enforce(&dir.join("missing"), &HashSet::new(), &limits(Some(0), None)).is_err());
@@ -671,17 +644,17 @@ mod tests {
 
     #[test]
     fn enforcing_with_no_limit_touches_nothing() {
-        let dir = temp_dir("off");
-        write(&dir, "a.mp4", 100, 5);
+        let dir = temp_dir("retention-off");
+        write(&dir, "a.mp4", 1000, 5);
         manifest(&dir, "x", &["gone.mp4"]);
-        assert!(enforce(&dir, &HashSet::new(), &Limits::default()).unwrap().is_empty());
+        assert_eq!(enforce(&dir, &HashSet::new(), &Limits::default()).unwrap(), Enforced::default());
         assert_eq!(names(&dir), ["a.mp4", "x.session.json"]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn active_files_match_by_name_in_storage_however_storage_is_spelled() {
-        let dir = temp_dir("active");
+        let dir = temp_dir("retention-active");
         let spelled = dir.join(".").join("a.mp4");
         let names = ActiveNames::new(
             &dir,
