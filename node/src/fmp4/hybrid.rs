@@ -53,7 +53,7 @@ pub enum CommitStep {
 }
 
 /// Turns the fragmented MP4 at `path` (as FFmpeg writes it with
-/// `movflags=+frag_keyframe+empty_moov+default_base_moof`, one video track, after
+/// `movflags` [`FRAGMENTED_MOVFLAGS`](super::FRAGMENTED_MOVFLAGS), one video track, after
 /// `write_trailer`) into a regular MP4 whose `moov`, at the end, indexes every sample.
 ///
 /// Sample data does not move: the file only grows by the new `moov`. A file left half-way by an
