@@ -30,9 +30,10 @@
 //! 4. The live header and startup repair, on the recording as a kill leaves it (no `mfra`):
 //!    [`LiveDurations::update`] once per fragment, as the recorder's sync thread calls it after
 //!    each `fdatasync` (the time per call, without the sync itself), then
-//!    [`trim_to_last_fragment`] on that file (its header vouches for every fragment: only the
-//!    `moof`s are read) and on a copy whose header states no length (a file of the previous
-//!    release: every sample is read and checked). The file is in the page cache for both.
+//!    [`trim_to_last_fragment`] on that file (its header vouches for every fragment: the `moof`s
+//!    and the samples of the last 10 fragments are read) and on a copy whose header states no
+//!    length (a file of the previous release: every sample is read and checked). The file is in
+//!    the page cache for both.
 use std::{
     fs::{self, File},
     io::{Read, Seek, SeekFrom},
@@ -710,8 +711,8 @@ fn print_repair_table(recording: &Recording, repair: &RepairTimings) {
     );
     let (took, outcome) = &repair.vouched;
     println!(
-        "| `trim_to_last_fragment`, the header vouches for every fragment | {} | every `moof`; {} fragments kept, \
-         {} cut as damaged |",
+        "| `trim_to_last_fragment`, the header vouches for every fragment | {} | every `moof`, the samples of the \
+         last 10 fragments; {} fragments kept, {} cut as damaged |",
         format_duration(*took),
         outcome.fragments,
         outcome.damaged_fragments,

@@ -7,8 +7,9 @@
 //! [`super::samples`]): after a power cut, a disk that persists blocks out of order can leave a
 //! fragment whose sizes are all there but whose data holds a block of zeros. Fragments the
 //! header's duration covers are not read again: the recorder writes that duration only once an
-//! `fdatasync` covered them (see [`super::LiveDurations`]); every later fragment is read, and the
-//! file is cut before the first damaged one.
+//! `fdatasync` covered them (see [`super::LiveDurations`]). Every later fragment is read, and
+//! the last [`ALWAYS_CHECKED`] whatever the header says (a disk that acknowledges a sync it has
+//! not done), and the file is cut before the first damaged one.
 
 use std::{
     fs::OpenOptions,
@@ -30,6 +31,9 @@ const MAX_MOOV_BYTES: u64 = 16 << 20;
 const MAX_MOOF_BYTES: u64 = 64 << 20;
 /// Largest `mdat` payload read to check its samples; a larger fragment is kept unchecked.
 const MAX_MDAT_BYTES: u64 = 1 << 30;
+/// Fragments at the end of a file whose samples are checked even when the header vouches for
+/// them: 3 s of the recorder's 0.3 s fragments, a few MB at most.
+const ALWAYS_CHECKED: usize = 10;
 
 /// What [`trim_to_last_fragment`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,13 +185,16 @@ impl SampleCheck {
         Ok(Some(Self { defaults, length_size, vouched: parsed.track.mdhd.duration }))
     }
 
-    /// Index of the first fragment whose `moof` does not parse or whose samples are not intact.
+    /// Index of the first fragment whose `moof` does not parse or whose samples are not intact
+    /// (samples are read for the fragments the header does not vouch for and the last
+    /// [`ALWAYS_CHECKED`]).
     fn first_damaged<R: Read + Seek>(
         &self,
         reader: &mut R,
         fragments: &[(BoxHeader, BoxHeader)],
     ) -> io::Result<Option<usize>> {
         let (mut first, mut end) = (None, 0);
+        let always_from = fragments.len().saturating_sub(ALWAYS_CHECKED);
         for (index, (moof, mdat)) in fragments.iter().enumerate() {
             let timeline = match self.read_moof(reader, moof, end) {
                 Ok(timeline) => timeline,
@@ -196,7 +203,7 @@ impl SampleCheck {
             };
             end = timeline.end();
             let start = *first.get_or_insert(timeline.start());
-            if end.saturating_sub(start) <= self.vouched {
+            if end.saturating_sub(start) <= self.vouched && index < always_from {
                 continue;
             }
             if !self.samples_intact(reader, mdat, &timeline)? {
@@ -347,11 +354,11 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    /// Four fragments of a 900-byte keyframe and two 300-byte frames, without `mfra`.
-    fn recording() -> Vec<u8> {
-        let fragments: Vec<Fragment> = (0..4)
+    /// `count` fragments of a 900-byte keyframe and two 300-byte frames, without `mfra`.
+    fn recording(count: usize) -> Vec<u8> {
+        let fragments: Vec<Fragment> = (0..count)
             .map(|f| Fragment {
-                decode_time: f * 3 * u64::from(SAMPLE_TICKS),
+                decode_time: f as u64 * 3 * u64::from(SAMPLE_TICKS),
                 sizes: vec![900, 300, 300],
                 composition_offsets: None,
             })
@@ -376,7 +383,7 @@ mod tests {
 
     #[test]
     fn a_block_of_zeros_anywhere_in_a_fragment_cuts_it_and_every_later_one() {
-        let bytes = recording();
+        let bytes = recording(4);
         let spans = fragment_spans(&bytes);
         let intact = temp_file("damage", "intact.mp4", &bytes);
         assert_eq!(trim_to_last_fragment(&intact).unwrap().removed_bytes, 0, "an intact file is kept whole");
@@ -396,23 +403,27 @@ mod tests {
     }
 
     #[test]
-    fn fragments_the_header_vouches_for_are_not_read_again() {
-        let bytes = recording();
+    fn fragments_the_header_vouches_for_are_not_read_again_but_the_last_ones_are() {
+        let fragments = ALWAYS_CHECKED + 4;
+        let bytes = recording(fragments);
         let spans = fragment_spans(&bytes);
         let path = temp_file("damage", "vouched.mp4", &bytes);
         let file = OpenOptions::new().read(true).write(true).open(&path).unwrap();
-        // The header states the first two fragments, as after a sync that covered them.
-        LiveDurations::new().update(&file, spans[1].2).unwrap();
+        // The header states all but the last fragment, as after a sync that covered them.
+        LiveDurations::new().update(&file, spans[fragments - 2].2).unwrap();
         let stated = std::fs::read(&path).unwrap();
+        let zeros_in = |fragment: usize| {
+            std::fs::write(&path, zeroed(&stated, spans[fragment].1 + 100, 512)).unwrap();
+            trim_to_last_fragment(&path).unwrap()
+        };
         // Zeros in a vouched fragment (beyond what a crash can do) are not looked for...
-        let (_, data, _) = spans[1];
-        std::fs::write(&path, zeroed(&stated, data + 100, 512)).unwrap();
-        assert_eq!(trim_to_last_fragment(&path).unwrap().damaged_fragments, 0);
-        // ...zeros in a later one are.
-        let (moof, data, _) = spans[3];
-        std::fs::write(&path, zeroed(&stated, data + 100, 512)).unwrap();
-        let outcome = trim_to_last_fragment(&path).unwrap();
-        assert_eq!((outcome.kept_bytes, outcome.fragments, outcome.damaged_fragments), (moof, 3, 1));
+        assert_eq!(zeros_in(1).damaged_fragments, 0);
+        // ...unless it is one of the last ones; zeros in a fragment not vouched for are found.
+        for fragment in [fragments - ALWAYS_CHECKED, fragments - 1] {
+            let outcome = zeros_in(fragment);
+            let expected = (spans[fragment].0, fragment as u64, (fragments - fragment) as u64);
+            assert_eq!((outcome.kept_bytes, outcome.fragments, outcome.damaged_fragments), expected);
+        }
     }
 
     #[test]
