@@ -72,6 +72,7 @@ fn the_crash_file_system_keeps_only_what_a_sync_covered() {
     let out = dir.join("image");
     image.write_to(&out).unwrap();
     assert_eq!(std::fs::read(out.join("kept/video")).unwrap(), b"fragment 1;");
+    drop((video, unnamed));
     drop(fs);
 }
 
