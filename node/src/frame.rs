@@ -36,6 +36,10 @@ pub enum PixelEncoding {
 }
 
 impl PixelEncoding {
+    /// Every layout, in the order of the enum.
+    pub const ALL: [Self; 7] =
+        [Self::Bgr8, Self::Rgb8, Self::Rgba8, Self::Bgra8, Self::Mono8, Self::Yuv420, Self::Nv12];
+
     /// The canonical metadata spelling.
     pub fn name(self) -> &'static str {
         match self {
@@ -224,19 +228,8 @@ mod tests {
 
     #[test]
     fn rgb_layouts_are_the_packed_colour_ones() {
-        let rgb: Vec<_> = [
-            PixelEncoding::Bgr8,
-            PixelEncoding::Rgb8,
-            PixelEncoding::Rgba8,
-            PixelEncoding::Bgra8,
-            PixelEncoding::Mono8,
-            PixelEncoding::Yuv420,
-            PixelEncoding::Nv12,
-        ]
-        .into_iter()
-        .filter(|encoding| encoding.is_rgb())
-        .map(PixelEncoding::name)
-        .collect();
+        let rgb: Vec<_> =
+            PixelEncoding::ALL.into_iter().filter(|encoding| encoding.is_rgb()).map(PixelEncoding::name).collect();
         assert_eq!(rgb, ["bgr8", "rgb8", "rgba8", "bgra8"]);
     }
 

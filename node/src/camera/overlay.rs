@@ -383,15 +383,7 @@ fn glyph(c: char) -> [u8; 7] {
 mod tests {
     use super::*;
 
-    const ENCODINGS: [PixelEncoding; 7] = [
-        PixelEncoding::Bgr8,
-        PixelEncoding::Rgb8,
-        PixelEncoding::Rgba8,
-        PixelEncoding::Bgra8,
-        PixelEncoding::Mono8,
-        PixelEncoding::Yuv420,
-        PixelEncoding::Nv12,
-    ];
+    const ENCODINGS: [PixelEncoding; 7] = PixelEncoding::ALL;
     /// Background byte of every test frame (mid grey; alpha 100 too, to see it is kept).
     const GREY: u8 = 100;
     const GREEN: [u8; 3] = [0, 255, 0];

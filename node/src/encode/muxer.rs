@@ -44,7 +44,7 @@ impl Durability {
     /// Starts syncing `path`; an MP4 (`indexable`) also gets its header durations kept up to date.
     fn start(path: &Path, indexable: bool) -> std::io::Result<Self> {
         let after_sync = if indexable { Some(header_durations(path)?) } else { None };
-        Ok(Self { syncer: FragmentSyncer::start_with(path, after_sync)?, file: File::open(path)?, synced_len: 0 })
+        Ok(Self { syncer: FragmentSyncer::start(path, after_sync)?, file: File::open(path)?, synced_len: 0 })
     }
 
     /// Signals the syncer when the file grew since the last signal.

@@ -2,6 +2,7 @@
 //! ([`inputs`]) and sends file events and stats on the optional outputs ([`outputs`]). The only
 //! module that names dora types.
 
+mod detections;
 mod inputs;
 mod outputs;
 
@@ -13,10 +14,12 @@ use dora_node_api::{
 };
 use eyre::WrapErr;
 
-use self::inputs::{control_payload, frame_bytes, frame_metadata, identifying_values};
+use self::{
+    detections::{FORMAT_KEY as DETECTIONS_FORMAT_KEY, parse_detections},
+    inputs::{control_payload, frame_bytes, frame_metadata, identifying_values},
+};
 use crate::{
     config::Config,
-    detections::{FORMAT_KEY as DETECTIONS_FORMAT_KEY, parse_detections},
     pipeline::{
         Pipeline,
         wiring::{CONTROL_INPUT, RunSummary, Wiring, is_camera_input},

@@ -87,15 +87,6 @@ mod tests {
     use super::*;
     use crate::detections::BoxFormat;
 
-    fn two_boxes() -> Detections {
-        Detections {
-            labels: vec!["person".into(), "dog".into()],
-            conf: vec![0.9, 0.4],
-            bbox: vec![[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]],
-            format: BoxFormat::Xyxy,
-        }
-    }
-
     #[test]
     fn detections_log_sits_beside_the_video() {
         assert_eq!(
@@ -108,8 +99,8 @@ mod tests {
     fn log_lines_are_json_objects_in_the_documented_shape() {
         let path = std::env::temp_dir().join(format!("detections-log-{}.detections.jsonl", std::process::id()));
         let mut log = DetectionLog::create(&path).unwrap();
-        log.append(Some(12), 1_704_164_645_000_000_000, &two_boxes()).unwrap();
-        let mut nothing = two_boxes();
+        log.append(Some(12), 1_704_164_645_000_000_000, &Detections::person_and_dog()).unwrap();
+        let mut nothing = Detections::person_and_dog();
         (nothing.labels, nothing.conf, nothing.bbox, nothing.format) = (vec![], vec![], vec![], BoxFormat::Xywh);
         log.append(None, 7, &nothing).unwrap();
         log.flush().unwrap();
@@ -128,7 +119,7 @@ mod tests {
     fn non_finite_numbers_are_logged_as_null() {
         let path = std::env::temp_dir().join(format!("detections-nan-{}.jsonl", std::process::id()));
         let mut log = DetectionLog::create(&path).unwrap();
-        let mut detections = two_boxes();
+        let mut detections = Detections::person_and_dog();
         detections.conf[0] = f32::NAN;
         log.append(Some(0), 0, &detections).unwrap();
         log.finish().unwrap();

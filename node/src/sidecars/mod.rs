@@ -214,7 +214,7 @@ mod tests {
     fn side_files_join_the_video_syncer_and_sync_with_its_fragments() {
         let video = temp_video("sync");
         std::fs::write(&video, b"header").unwrap();
-        let syncer = FragmentSyncer::start(&video).unwrap();
+        let syncer = FragmentSyncer::start(&video, None).unwrap();
         let mut sidecars = Sidecars::open(&video, &BTreeMap::new(), Some(syncer.side_files()));
         sidecars.frame_written(0, 0.0, 100, &frame(0));
         sidecars.detections(100, &ids(&[("frame_index", "0")]), &one_box());

@@ -149,14 +149,9 @@ pub struct FragmentSyncer {
 
 impl FragmentSyncer {
     /// Starts a syncer for the file at `path` (opened once more, read-only: `fdatasync` acts on
-    /// the file, whichever descriptor asks).
-    #[cfg(test)]
-    pub fn start(path: &Path) -> io::Result<Self> {
-        Self::start_with(path, None)
-    }
-
-    /// [`start`](Self::start), running `after_sync` on the sync thread after each sync.
-    pub fn start_with(path: &Path, after_sync: Option<AfterSync>) -> io::Result<Self> {
+    /// the file, whichever descriptor asks), running `after_sync` on the sync thread after each
+    /// sync.
+    pub fn start(path: &Path, after_sync: Option<AfterSync>) -> io::Result<Self> {
         let file = File::open(path)?;
         let shared = Arc::new(Shared::default());
         let side_files = SideFiles::default();
@@ -288,7 +283,7 @@ mod tests {
     #[test]
     fn each_signal_leads_to_a_sync_and_bursts_coalesce() {
         let path = temp_file("burst");
-        let syncer = FragmentSyncer::start(&path).unwrap();
+        let syncer = FragmentSyncer::start(&path, None).unwrap();
         for _ in 0..50 {
             syncer.fragment_written();
         }
@@ -302,7 +297,7 @@ mod tests {
     #[test]
     fn signals_spaced_out_each_get_their_sync() {
         let path = temp_file("spaced");
-        let syncer = FragmentSyncer::start(&path).unwrap();
+        let syncer = FragmentSyncer::start(&path, None).unwrap();
         for _ in 0..3 {
             syncer.fragment_written();
             std::thread::sleep(MIN_SYNC_INTERVAL + Duration::from_millis(50));
@@ -315,7 +310,7 @@ mod tests {
     fn after_sync_learns_what_each_sync_covered() {
         let path = temp_file("covered");
         let (sender, covered) = std::sync::mpsc::channel();
-        let syncer = FragmentSyncer::start_with(&path, Some(Box::new(move |len| sender.send(len).unwrap()))).unwrap();
+        let syncer = FragmentSyncer::start(&path, Some(Box::new(move |len| sender.send(len).unwrap()))).unwrap();
         syncer.fragment_written();
         std::thread::sleep(MIN_SYNC_INTERVAL + Duration::from_millis(50));
         std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b" and more").unwrap();
@@ -328,7 +323,7 @@ mod tests {
     #[test]
     fn finishing_without_signals_syncs_nothing() {
         let path = temp_file("idle");
-        assert_eq!(FragmentSyncer::start(&path).unwrap().finish(), SyncStats::default());
+        assert_eq!(FragmentSyncer::start(&path, None).unwrap().finish(), SyncStats::default());
         std::fs::remove_file(&path).unwrap();
     }
 
@@ -336,7 +331,7 @@ mod tests {
     fn side_files_are_synced_in_the_rounds_where_they_grew() {
         let path = temp_file("video");
         let side_path = temp_file("index");
-        let syncer = FragmentSyncer::start(&path).unwrap();
+        let syncer = FragmentSyncer::start(&path, None).unwrap();
         let mut index = std::fs::OpenOptions::new().append(true).open(&side_path).unwrap();
         syncer.side_files().add(&index, &side_path).unwrap();
         // A round with a new row, then one without.

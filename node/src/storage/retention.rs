@@ -166,6 +166,7 @@ pub struct Unmet {
 /// # Errors
 ///
 /// Listing `storage` fails.
+#[cfg(test)]
 pub fn scan(storage: &Path, active: &HashSet<PathBuf>) -> io::Result<Vec<Recording>> {
     Ok(recordings(storage, &ownership::survey(storage)?, active))
 }
