@@ -4,14 +4,13 @@
 //! video's fragments (see [`crate::storage::durability`]).
 
 use std::{
-    fs::File,
-    io::{self, BufWriter, Write},
+    io,
     path::{Path, PathBuf},
 };
 
 use serde::Serialize;
 
-use super::with_path;
+use super::line_file::LineFile;
 use crate::detections::Detections;
 
 /// What replaces the video's extension: `a.mp4` -> `a.detections.jsonl`.
@@ -35,49 +34,36 @@ struct LogLine<'a> {
 /// `{"frame":12,"time_ns":...,"labels":[...],"conf":[...],"bbox":[[x1,y1,x2,y2],...],"format":"xyxy"}`.
 #[derive(Debug)]
 pub struct DetectionLog {
-    out: BufWriter<File>,
-    path: PathBuf,
+    out: LineFile,
     lines: u64,
 }
 
 impl DetectionLog {
     /// Creates (or truncates) the log at `path`.
     pub fn create(path: &Path) -> io::Result<Self> {
-        let file = File::create(path).map_err(|e| with_path(e, "cannot create the detections log", path))?;
-        Ok(Self { out: BufWriter::new(file), path: path.to_owned(), lines: 0 })
+        Ok(Self { out: LineFile::create(path, "detections log")?, lines: 0 })
     }
 
-    /// Buffers one line: `detections` of the image with dora timestamp `time_ns`, which is frame
+    /// Writes one line: `detections` of the image with dora timestamp `time_ns`, which is frame
     /// `frame` of the video (`None`, written as `null`, when no video frame matches). A
     /// non-finite number is written as `null`.
     pub fn append(&mut self, frame: Option<u64>, time_ns: u64, detections: &Detections) -> io::Result<()> {
         let line = LogLine { frame, time_ns, detections };
         let mut json = serde_json::to_vec(&line).map_err(io::Error::other)?;
         json.push(b'\n');
-        self.out.write_all(&json).map_err(|e| with_path(e, "cannot write the detections log", &self.path))?;
+        self.out.write_line(&json)?;
         self.lines += 1;
         Ok(())
     }
 
-    /// The open file, to sync it with the video.
-    pub fn file(&self) -> &File {
-        self.out.get_ref()
+    /// The file, to sync it with the video.
+    pub fn side_file(&self) -> &LineFile {
+        &self.out
     }
 
-    /// The log's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Hands buffered lines to the OS.
-    pub fn flush(&mut self) -> io::Result<()> {
-        self.out.flush().map_err(|e| with_path(e, "cannot write the detections log", &self.path))
-    }
-
-    /// Flushes, syncs the log to disk and returns how many lines it holds.
-    pub fn finish(mut self) -> io::Result<u64> {
-        self.flush()?;
-        self.out.get_ref().sync_all().map_err(|e| with_path(e, "cannot sync the detections log", &self.path))?;
+    /// Syncs the log to disk and returns how many lines it holds.
+    pub fn finish(self) -> io::Result<u64> {
+        self.out.finish()?;
         Ok(self.lines)
     }
 }
@@ -103,7 +89,6 @@ mod tests {
         let mut nothing = Detections::person_and_dog();
         (nothing.labels, nothing.conf, nothing.bbox, nothing.format) = (vec![], vec![], vec![], BoxFormat::Xywh);
         log.append(None, 7, &nothing).unwrap();
-        log.flush().unwrap();
         assert_eq!(log.finish().unwrap(), 2);
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();

@@ -10,12 +10,11 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     fmt::Write as _,
-    fs::File,
-    io::{self, BufWriter, Write},
+    io,
     path::{Path, PathBuf},
 };
 
-use super::with_path;
+use super::line_file::LineFile;
 
 /// What replaces the video's extension: `a.mp4` -> `a.frames.csv`.
 pub const INDEX_EXTENSION: &str = "frames.csv";
@@ -60,12 +59,11 @@ fn is_identifying(key: &str) -> bool {
         && !DORA_KEYS.contains(&key)
 }
 
-/// A frame index being written: buffered rows, flushed on demand, synced on [`finish`](Self::finish)
+/// A frame index being written: each row handed to the OS as it is pushed, synced on [`finish`](Self::finish)
 /// (and with the video's fragments once added to its [`SideFiles`](crate::storage::durability::SideFiles)).
 #[derive(Debug)]
 pub struct FrameIndex {
-    out: BufWriter<File>,
-    path: PathBuf,
+    out: LineFile,
     /// Metadata keys of the extra columns, in header order.
     keys: Vec<String>,
     rows: u64,
@@ -74,23 +72,21 @@ pub struct FrameIndex {
 }
 
 impl FrameIndex {
-    /// Creates (or truncates) the index at `path` and writes its header, flushed so the file is
-    /// readable at once.
+    /// Creates (or truncates) the index at `path` and writes its header, so the file is readable
+    /// at once.
     ///
     /// `extra_columns`: metadata keys taken from the first frame, in a stable order (such as
     /// [`identifying_keys`]'s). Later frames fill what they have (an empty cell when a key is
     /// missing); keys not in the header are ignored. A repeated key is kept once; a key whose
     /// name is taken (`frame`, `pts`, `time_ns`) is headed `metadata.KEY`.
     pub fn create(path: &Path, extra_columns: Vec<String>) -> io::Result<Self> {
-        let file = File::create(path).map_err(|e| with_path(e, "cannot create the frame index", path))?;
-        let keys = unique_keys(extra_columns);
-        let mut index = Self { out: BufWriter::new(file), path: path.to_owned(), keys, rows: 0, line: String::new() };
+        let out = LineFile::create(path, "frame index")?;
+        let mut index = Self { out, keys: unique_keys(extra_columns), rows: 0, line: String::new() };
         index.write_header()?;
-        index.flush()?;
         Ok(index)
     }
 
-    /// Buffers the row of the next frame: its `pts_secs` in the file (a non-finite value leaves
+    /// Writes the row of the next frame: its `pts_secs` in the file (a non-finite value leaves
     /// the cell empty), its dora timestamp `time_ns`, and its metadata values `extra`.
     pub fn push(&mut self, pts_secs: f64, time_ns: u64, extra: &BTreeMap<String, String>) -> io::Result<()> {
         self.line.clear();
@@ -109,15 +105,9 @@ impl FrameIndex {
         Ok(())
     }
 
-    /// Hands buffered rows to the OS: call at least once per video fragment, and at the end.
-    pub fn flush(&mut self) -> io::Result<()> {
-        self.out.flush().map_err(|e| with_path(e, "cannot write the frame index", &self.path))
-    }
-
-    /// Flushes, syncs the index to disk and returns how many frame rows it holds.
-    pub fn finish(mut self) -> io::Result<u64> {
-        self.flush()?;
-        self.out.get_ref().sync_all().map_err(|e| with_path(e, "cannot sync the frame index", &self.path))?;
+    /// Syncs the index to disk and returns how many frame rows it holds.
+    pub fn finish(self) -> io::Result<u64> {
+        self.out.finish()?;
         Ok(self.rows)
     }
 
@@ -127,14 +117,9 @@ impl FrameIndex {
         self.rows
     }
 
-    /// The open file, to sync it with the video.
-    pub fn file(&self) -> &File {
-        self.out.get_ref()
-    }
-
-    /// The index's path.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The file, to sync it with the video.
+    pub fn side_file(&self) -> &LineFile {
+        &self.out
     }
 
     fn write_header(&mut self) -> io::Result<()> {
@@ -152,7 +137,7 @@ impl FrameIndex {
     }
 
     fn write_line(&mut self) -> io::Result<()> {
-        self.out.write_all(self.line.as_bytes()).map_err(|e| with_path(e, "cannot write the frame index", &self.path))
+        self.out.write_line(self.line.as_bytes())
     }
 }
 
@@ -325,11 +310,10 @@ mod tests {
     }
 
     #[test]
-    fn rows_reach_the_file_on_flush() {
-        let path = temp_path("flush");
+    fn each_row_reaches_the_file_when_pushed() {
+        let path = temp_path("pushed");
         let mut index = FrameIndex::create(&path, Vec::new()).unwrap();
         index.push(0.5, 9, &BTreeMap::new()).unwrap();
-        index.flush().unwrap();
         assert_eq!(read_back(&path).len(), 2);
         drop(index);
         std::fs::remove_file(&path).unwrap();

@@ -10,6 +10,7 @@
 
 pub mod detection_log;
 pub mod index;
+mod line_file;
 pub mod live_manifests;
 pub mod manifest;
 pub mod matching;
@@ -26,6 +27,7 @@ use crate::{
     sidecars::{
         detection_log::{DetectionLog, detections_path},
         index::{FrameIndex, index_path},
+        line_file::LineFile,
         matching::{FrameMatcher, Matched},
     },
     storage::durability::SideFiles,
@@ -59,7 +61,7 @@ impl Sidecars {
         };
         let columns = first_frame_ids.keys().cloned().collect();
         let index = FrameIndex::create(&index_path(video), columns)
-            .and_then(|index| sidecars.sync_with_video(index.file(), index.path()).map(|()| index));
+            .and_then(|index| sidecars.sync_with_video(index.side_file()).map(|()| index));
         sidecars.index = sidecars.keep(index);
         sidecars
     }
@@ -68,7 +70,7 @@ impl Sidecars {
     /// into the video, so its row never reaches the disk after the frame does.
     pub fn frame_written(&mut self, number: u64, pts_secs: f64, time_ns: u64, ids: &Arc<BTreeMap<String, String>>) {
         if let Some(index) = &mut self.index {
-            let written = index.push(pts_secs, time_ns, ids).and_then(|()| index.flush());
+            let written = index.push(pts_secs, time_ns, ids);
             if let Err(error) = written {
                 self.index = None;
                 self.note_error(&error);
@@ -114,11 +116,11 @@ impl Sidecars {
     fn write_detection(&mut self, matched: &Matched<Detections>) {
         if self.detections.is_none() && self.error.is_none() {
             let log = DetectionLog::create(&detections_path(&self.video))
-                .and_then(|log| self.sync_with_video(log.file(), log.path()).map(|()| log));
+                .and_then(|log| self.sync_with_video(log.side_file()).map(|()| log));
             self.detections = self.keep(log);
         }
         if let Some(log) = &mut self.detections {
-            let written = log.append(matched.frame, matched.time_ns, &matched.detection).and_then(|()| log.flush());
+            let written = log.append(matched.frame, matched.time_ns, &matched.detection);
             if let Err(error) = written {
                 self.detections = None;
                 self.note_error(&error);
@@ -127,9 +129,10 @@ impl Sidecars {
     }
 
     /// Makes a new side file durable (and its folder entry) and adds it to the video's syncer.
-    fn sync_with_video(&self, file: &std::fs::File, path: &Path) -> io::Result<()> {
+    fn sync_with_video(&self, side_file: &LineFile) -> io::Result<()> {
+        let path = side_file.path();
         match &self.sync {
-            Some(sync) => sync.add(file, path).map_err(|e| with_path(e, "cannot sync", path)),
+            Some(sync) => sync.add(side_file.file(), path).map_err(|e| with_path(e, "cannot sync", path)),
             None => Ok(()),
         }
     }
