@@ -394,9 +394,11 @@ mod tests {
 
     #[test]
     fn loop_mode_repeats_the_pictures_while_the_index_counts_on() -> eyre::Result<()> {
-        // Ticks from before the loop was drawn are skipped: these come well after it (drawing
-        // three tiny pictures takes milliseconds, but a loaded machine may start the node late).
-        let events = (0..4).map(|i| tick(1.0 + f64::from(i) * 0.01)).collect();
+        // Ticks from before the loop was drawn are skipped. Drawing three tiny pictures takes
+        // milliseconds, but a loaded machine (the whole suite on two cores) may start the node
+        // seconds late: eight ticks over three seconds leave four after it however late it is
+        // ready, within reason, and the camera exits at the fourth frame.
+        let events = (0..8).map(|i| tick(1.0 + f64::from(i) * 0.4)).collect();
         let input = TestingInput::Input(IntegrationTestInput::new("camera".parse()?, events));
         let (sender, mut receiver) = output_channel();
         let (node, events) =
