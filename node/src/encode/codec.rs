@@ -77,6 +77,9 @@ pub enum EncoderKind {
     H264Nvenc,
     /// NVIDIA NVENC H.265.
     HevcNvenc,
+    /// FFV1, lossless 16-bit grey: depth cameras, whatever `CODEC` says (H.264 and H.265 as
+    /// configured here hold 8 bits and lose detail).
+    Ffv1,
 }
 
 impl EncoderKind {
@@ -87,7 +90,13 @@ impl EncoderKind {
             Self::Libx265 => "libx265",
             Self::H264Nvenc => "h264_nvenc",
             Self::HevcNvenc => "hevc_nvenc",
+            Self::Ffv1 => "ffv1",
         }
+    }
+
+    /// Whether this encoder keeps every sample exactly (depth).
+    pub fn is_lossless(self) -> bool {
+        self == Self::Ffv1
     }
 
     /// Whether this needs an NVIDIA GPU.
@@ -104,6 +113,7 @@ impl EncoderKind {
             Self::H264Nvenc | Self::HevcNvenc => {
                 "needs an NVIDIA GPU with NVENC, its driver (libcuda.so.1, libnvidia-encode.so.1) and a free encoder session; use CODEC=auto to fall back to software"
             }
+            Self::Ffv1 => "FFV1 is part of libavcodec itself; install an FFmpeg build that is not stripped of it"
         }
     }
 
@@ -153,10 +163,21 @@ impl EncoderKind {
                     options.push(("delay", "0".to_owned()));
                 }
             }
+            Self::Ffv1 => {
+                // Version 3 codes slices in parallel and checks each with a CRC; the range coder
+                // with its default table is the one FFmpeg takes for 16-bit samples anyway.
+                options.push(("level", "3".to_owned()));
+                options.push(("slices", FFV1_SLICES.to_string()));
+                options.push(("slicecrc", "1".to_owned()));
+                options.push(("threads", quality.threads.to_string()));
+            }
         }
         options
     }
 }
+
+/// Slices per FFV1 frame: work for up to four threads, about 1 % larger than one slice.
+const FFV1_SLICES: u32 = 4;
 
 /// The NVENC preset (`p1` fastest .. `p7` best) nearest to an x264 preset name.
 pub fn nvenc_preset(x264_preset: &str) -> &'static str {

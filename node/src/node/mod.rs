@@ -13,7 +13,7 @@ use dora_node_api::{
 };
 use eyre::WrapErr;
 
-use self::inputs::{control_payload, frame_bytes, frame_metadata, identifying_values};
+use self::inputs::{control_payload, frame_payload, frame_metadata, identifying_values};
 use crate::{
     config::Config,
     detections::{FORMAT_KEY as DETECTIONS_FORMAT_KEY, parse_detections},
@@ -140,7 +140,7 @@ fn on_input(pipeline: &mut Pipeline, id: &str, metadata: &Metadata, data: DoraAr
             let parsed = parse_detections(&data.into_inner(), format).map_err(|e| e.to_string());
             pipeline.on_detections(input, parsed, identifying_values(parameters), sent_nanos, now)
         }
-        camera => pipeline.on_frame(camera, &frame_metadata(parameters), sent_nanos, frame_bytes(data), now),
+        camera => pipeline.on_frame(camera, &frame_metadata(parameters), sent_nanos, frame_payload(data), now),
     }
 }
 
