@@ -26,17 +26,18 @@ fn frames_sent(log: &str) -> Vec<u64> {
 
 /// Records `MAX_FRAMES` frames of `encoding` through `record.yml` with the default `FORMAT`
 /// (mp4); returns the folder, the one video and the log.
-fn record(encoding: DepthEncoding, test: &str) -> (PathBuf, PathBuf, String) {
+fn record(encoding: DepthEncoding, test: &str, extra: &[(&str, &str)]) -> (PathBuf, PathBuf, String) {
     let dir = temp_dir(test);
     let (width, height, frames) = (WIDTH.to_string(), HEIGHT.to_string(), FRAMES.to_string());
     let storage = dir.display().to_string();
-    let env = [
+    let mut env = vec![
         ("STORAGE", storage.as_str()),
         ("ENCODING", encoding.name()),
         ("WIDTH", &width),
         ("HEIGHT", &height),
         ("MAX_FRAMES", &frames),
     ];
+    env.extend_from_slice(extra);
     let log = text(&dora_run("dataflows/record.yml", 60, &env));
     assert_eq!(frames_sent(&log), [FRAMES], "{log}");
     let videos = videos_in(&dir);
@@ -44,14 +45,14 @@ fn record(encoding: DepthEncoding, test: &str) -> (PathBuf, PathBuf, String) {
     (dir, videos[0].clone(), log)
 }
 
-/// Asserts `video` is FFV1 gray16le Matroska of the test size, and returns its frames as
+/// Asserts `video` is `codec` gray16le Matroska of the test size, and returns its frames as
 /// millimetres.
-fn decoded_millimetres(video: &Path) -> Vec<Vec<u16>> {
+fn decoded_millimetres(video: &Path, codec: &str) -> Vec<Vec<u16>> {
     assert_eq!(video.extension().unwrap(), "mkv", "depth is Matroska whatever FORMAT says");
     let probed = probe(video);
     assert_eq!(
         (probed.codec.as_str(), probed.pix_fmt.as_str(), probed.width, probed.height),
-        ("ffv1", "gray16le", WIDTH, HEIGHT),
+        (codec, "gray16le", WIDTH, HEIGHT),
         "{}",
         video.display()
     );
@@ -65,8 +66,8 @@ fn decoded_millimetres(video: &Path) -> Vec<Vec<u16>> {
 #[test]
 fn mono16_is_recorded_sample_for_sample() {
     let _serial = serial();
-    let (_dir, video, log) = record(DepthEncoding::Mono16, "depth-mono16");
-    let frames = decoded_millimetres(&video);
+    let (_dir, video, log) = record(DepthEncoding::Mono16, "depth-mono16", &[]);
+    let frames = decoded_millimetres(&video, "ffv1");
     assert_eq!(frames.len() as u64, FRAMES, "every frame sent is in the file");
     for (index, frame) in frames.iter().enumerate() {
         let expected = expected_millimetres(DepthEncoding::Mono16, WIDTH, HEIGHT, index as u64);
@@ -79,8 +80,8 @@ fn mono16_is_recorded_sample_for_sample() {
 #[test]
 fn float_metres_are_recorded_as_millimetres_within_one() {
     let _serial = serial();
-    let (_dir, video, _log) = record(DepthEncoding::Float32, "depth-float");
-    let frames = decoded_millimetres(&video);
+    let (_dir, video, _log) = record(DepthEncoding::Float32, "depth-float", &[]);
+    let frames = decoded_millimetres(&video, "ffv1");
     assert_eq!(frames.len() as u64, FRAMES);
     let mut invalid_kept_as_zero = 0;
     for (index, frame) in frames.iter().enumerate() {
@@ -90,6 +91,19 @@ fn float_metres_are_recorded_as_millimetres_within_one() {
         invalid_kept_as_zero += expected.iter().zip(frame).filter(|(want, got)| **want == 0 && **got == 0).count();
     }
     assert!(invalid_kept_as_zero > 0, "NaN, infinite, negative and too far samples are recorded as 0");
+}
+
+#[test]
+fn depth_codec_ffvhuff_is_lossless_too() {
+    let _serial = serial();
+    let extra = [("DEPTH_CODEC", "ffvhuff"), ("FORMAT", "mkv")];
+    let (_dir, video, log) = record(DepthEncoding::Mono16, "depth-ffvhuff", &extra);
+    let frames = decoded_millimetres(&video, "ffvhuff");
+    assert_eq!(frames.len() as u64, FRAMES);
+    for (index, frame) in frames.iter().enumerate() {
+        assert!(*frame == expected_millimetres(DepthEncoding::Mono16, WIDTH, HEIGHT, index as u64), "frame {index}");
+    }
+    assert!(!log.contains("depth cameras are recorded losslessly"), "FORMAT=mkv needs no note: {log}");
 }
 
 #[test]

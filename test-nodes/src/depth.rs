@@ -44,7 +44,7 @@ impl fmt::Display for DepthEncoding {
 /// The depth in millimetres of pixel (`x`, `y`) in frame `frame_index`: spread over the whole
 /// uint16 range (both bytes vary), different in every frame.
 pub fn depth_millimetres(frame_index: u64, x: u32, y: u32) -> u16 {
-    let value = u64::from(x) * 37 + u64::from(y) * 101 + frame_index.wrapping_mul(997);
+    let value = u64::from(x) * 263 + u64::from(y) * 4111 + frame_index.wrapping_mul(997);
     (value % 65_536) as u16
 }
 

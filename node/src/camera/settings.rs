@@ -39,10 +39,12 @@ pub struct FileSettings {
     pub segments: SegmentLimits,
     /// Whether detector boxes are drawn into the video.
     pub overlay: bool,
+    /// The lossless encoder of depth frames (`DEPTH_CODEC`).
+    pub depth_encoder: EncoderKind,
 }
 
 impl FileSettings {
-    /// The settings for frames of `format`: depth is recorded losslessly (FFV1) in
+    /// The settings for frames of `format`: depth is recorded losslessly (`DEPTH_CODEC`) in
     /// [`Container::DEPTH`], whatever `CODEC` and `FORMAT` say; everything else as configured.
     pub fn for_format(&self, format: FrameFormat) -> FileSettings {
         if !format.encoding.is_depth() {
@@ -53,15 +55,16 @@ impl FileSettings {
                 tracing::info!(
                     format = self.container.extension(),
                     depth_format = Container::DEPTH.extension(),
-                    "depth cameras are recorded losslessly as FFV1 in Matroska: FORMAT={} cannot hold FFV1 \
-                     with per-frame timestamps",
+                    "depth cameras are recorded losslessly as {} in Matroska: FORMAT={} cannot hold it with \
+                     per-frame timestamps",
+                    self.depth_encoder.ffmpeg_name().to_uppercase(),
                     self.container.extension()
                 );
             });
         }
         FileSettings {
             container: Container::DEPTH,
-            candidates: vec![EncoderKind::Ffv1],
+            candidates: vec![self.depth_encoder],
             ..self.clone()
         }
     }

@@ -359,6 +359,7 @@ fn file_settings(config: &Config, wiring: &Wiring) -> FileSettings {
         fsync: config.fsync,
         segments: config.segments,
         overlay: config.overlay,
+        depth_encoder: config.depth_encoder,
     }
 }
 
