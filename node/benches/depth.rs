@@ -39,11 +39,14 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("depth-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     println!("\n{WIDTH}x{HEIGHT} mono16 at {FPS} fps, {frames} frames, {} threads\n", threads());
-    println!("| image | stored as | bytes/frame | of raw | MB/s at {FPS} fps | recorder CPU ms/frame | wall ms/frame | exact |");
+    println!(
+        "| image | stored as | bytes/frame | of raw | MB/s at {FPS} fps | recorder CPU ms/frame | wall ms/frame | exact |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     let per_second = |bytes: f64| bytes * f64::from(FPS) / 1e6;
     for (name, draw) in [("pattern", pattern as fn(u64) -> Vec<u16>), ("scene", scene)] {
-        let images: Vec<Vec<u8>> = (0..frames).map(|i| draw(i).iter().flat_map(|s| s.to_le_bytes()).collect()).collect();
+        let images: Vec<Vec<u8>> =
+            (0..frames).map(|i| draw(i).iter().flat_map(|s| s.to_le_bytes()).collect()).collect();
         let raw = f64::from(WIDTH * HEIGHT * 2);
         println!("| {name} | raw | {raw:.0} | 1.00 | {:.1} | | | |", per_second(raw));
         for encoder in [EncoderKind::Ffv1, EncoderKind::Ffvhuff] {
@@ -85,7 +88,8 @@ fn record(images: &[Vec<u8>], path: &Path, encoder: EncoderKind) -> (Duration, D
         latency: Latency::Zero,
         threads: threads(),
     };
-    let settings = EncoderSettings { container: Container::DEPTH, quality, fps, time_base: clock.time_base(), fsync: false };
+    let settings =
+        EncoderSettings { container: Container::DEPTH, quality, fps, time_base: clock.time_base(), fsync: false };
     let format = FrameFormat { encoding: PixelEncoding::Mono16, width: WIDTH, height: HEIGHT };
     let (cpu_start, wall_start) = (process_cpu(), Instant::now());
     let (mut writer, _) =

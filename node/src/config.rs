@@ -6,7 +6,9 @@ use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 use crate::{
     camera::queue::{Overflow, QueueLimits},
     camera::segments::SegmentLimits,
-    encode::{CodecRequest, Container, EncoderKind, Latency, MAX_THREADS, PRESETS, Quality, RateControl, default_threads},
+    encode::{
+        CodecRequest, Container, EncoderKind, Latency, MAX_THREADS, PRESETS, Quality, RateControl, default_threads,
+    },
     session::trigger::{DEFAULT_MIN_CONFIDENCE, DEFAULT_POST_ROLL_SECS, TriggerSettings},
     stats::DEFAULT_STATS_INTERVAL_SECS,
     timing::{FrameRate, TimestampMode},

@@ -434,7 +434,9 @@ mod properties {
     use super::*;
 
     fn any_encoding() -> impl Strategy<Value = Option<String>> {
-        let known = prop::sample::select(vec!["bgr8", "rgb8", "rgba8", "bgra8", "mono8", "yuv420", "nv12", "mono16", "32FC1", "jpeg", ""]);
+        let known = prop::sample::select(vec![
+            "bgr8", "rgb8", "rgba8", "bgra8", "mono8", "yuv420", "nv12", "mono16", "32FC1", "jpeg", "",
+        ]);
         prop_oneof![Just(None), known.prop_map(|s| Some(s.to_owned())), any::<String>().prop_map(Some)]
     }
 

@@ -145,8 +145,9 @@ impl fmt::Display for PatternSettings {
 fn read_encoding(lookup: &impl Fn(&str) -> Option<String>) -> eyre::Result<Encoding> {
     match env::value(lookup, ENCODING_KEY) {
         None => Ok(DEFAULT_ENCODING),
-        Some(raw) => Encoding::parse(&raw)
-            .ok_or_else(|| env::invalid(ENCODING_KEY, &raw, &format!("one of {}, mono16, 32FC1", Encoding::allowed_names()))),
+        Some(raw) => Encoding::parse(&raw).ok_or_else(|| {
+            env::invalid(ENCODING_KEY, &raw, &format!("one of {}, mono16, 32FC1", Encoding::allowed_names()))
+        }),
     }
 }
 
@@ -263,7 +264,12 @@ impl Camera {
     }
 
     /// Sends depth frame `frames_sent` in `encoding`.
-    fn send_depth(&self, node: &mut DoraNode, output: DataId, encoding: DepthEncoding) -> dora_node_api::NodeResult<()> {
+    fn send_depth(
+        &self,
+        node: &mut DoraNode,
+        output: DataId,
+        encoding: DepthEncoding,
+    ) -> dora_node_api::NodeResult<()> {
         let (width, height, index) = (self.format.width(), self.format.height(), self.frames_sent);
         let parameters = depth_parameters(&self.format, encoding, index);
         match encoding {

@@ -62,11 +62,7 @@ impl FileSettings {
                 );
             });
         }
-        FileSettings {
-            container: Container::DEPTH,
-            candidates: vec![self.depth_encoder],
-            ..self.clone()
-        }
+        FileSettings { container: Container::DEPTH, candidates: vec![self.depth_encoder], ..self.clone() }
     }
 
     /// A fresh PTS clock and the encoder settings for one encoder.

@@ -193,7 +193,8 @@ impl EncoderKind {
     }
 }
 
-/// Slices per FFV1 frame: work for up to four threads, about 1 % larger than one slice.
+/// Slices per FFV1 frame: work for up to four threads (FFV1 version 3 takes no fewer than 4;
+/// 16 slices were 0.3 % smaller on a depth scene, docs/benchmarks.md).
 const FFV1_SLICES: u32 = 4;
 
 /// The NVENC preset (`p1` fastest .. `p7` best) nearest to an x264 preset name.

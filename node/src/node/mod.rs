@@ -13,7 +13,7 @@ use dora_node_api::{
 };
 use eyre::WrapErr;
 
-use self::inputs::{control_payload, frame_payload, frame_metadata, identifying_values};
+use self::inputs::{control_payload, frame_metadata, frame_payload, identifying_values};
 use crate::{
     config::Config,
     detections::{FORMAT_KEY as DETECTIONS_FORMAT_KEY, parse_detections},
