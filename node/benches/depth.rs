@@ -172,7 +172,7 @@ fn scene(index: u64) -> Vec<u16> {
             let depth = if inside { 1500.0 + 0.8 * (fx - left) } else { wall.min(floor) };
             let sigma = 1.0 + depth * depth / 2.0e6;
             let value = depth + sigma * noise.gaussian();
-            let hole = edge || noise.next() % 100 == 0;
+            let hole = edge || noise.next().is_multiple_of(100);
             samples.push(if hole { 0 } else { value.round().clamp(0.0, 65535.0) as u16 });
         }
     }

@@ -12,8 +12,8 @@ pub const MAX_MILLIMETRES: u16 = u16::MAX;
 /// negative or beyond [`MAX_MILLIMETRES`].
 pub fn metres_to_millimetres(metres: f64) -> u16 {
     let millimetres = (metres * 1000.0).round();
-    // `!(x >= 0)` is also true for NaN; infinities fail the upper bound.
-    if !(millimetres >= 0.0) || millimetres > f64::from(MAX_MILLIMETRES) {
+    // NaN is in no range; infinities and negatives fall outside this one.
+    if !(0.0..=f64::from(MAX_MILLIMETRES)).contains(&millimetres) {
         return 0;
     }
     // Within 0..=65535 after the checks, so the cast is exact.
@@ -33,7 +33,7 @@ pub fn f64_metres_to_mono16(metres: &[f64]) -> Vec<u8> {
 /// Little-endian float32 metres given as bytes (a `32FC1` payload sent as UInt8) as
 /// little-endian uint16 millimetres; `None` when the length is not a whole number of floats.
 pub fn f32_le_bytes_to_mono16(bytes: &[u8]) -> Option<Vec<u8>> {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return None;
     }
     let samples = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));

@@ -52,7 +52,7 @@ pub fn depth_millimetres(frame_index: u64, x: u32, y: u32) -> u16 {
 /// if anything: one sample in 23 is a value that means "no measurement".
 pub fn invalid_metres(frame_index: u64, x: u32, y: u32) -> Option<f32> {
     let key = u64::from(x) + 3 * u64::from(y) + frame_index;
-    if key % 23 != 0 {
+    if !key.is_multiple_of(23) {
         return None;
     }
     Some([f32::NAN, f32::INFINITY, -1.0, 70.0][(key / 23 % 4) as usize])
