@@ -48,7 +48,7 @@ fn storage(dir: &Path) -> String {
 #[test]
 fn every_dataflow_validates() {
     let _serial = serial();
-    for dataflow in ["dataflows/record.yml", "dataflows/sessions.yml", "dataflows/webcam.yml"] {
+    for dataflow in ["dataflows/record.yml", "dataflows/sessions.yml", "dataflows/webcam.yml", "dataflows/rgbd.yml"] {
         let output = dora(&["validate", dataflow], Duration::from_secs(60));
         assert!(output.status.success(), "{dataflow}: {}", text(&output));
     }

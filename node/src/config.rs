@@ -6,7 +6,9 @@ use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 use crate::{
     camera::queue::{Overflow, QueueLimits},
     camera::segments::SegmentLimits,
-    encode::{CodecRequest, Container, Latency, MAX_THREADS, PRESETS, Quality, RateControl, default_threads},
+    encode::{
+        CodecRequest, Container, EncoderKind, Latency, MAX_THREADS, PRESETS, Quality, RateControl, default_threads,
+    },
     session::trigger::{DEFAULT_MIN_CONFIDENCE, DEFAULT_POST_ROLL_SECS, TriggerSettings},
     stats::DEFAULT_STATS_INTERVAL_SECS,
     timing::{FrameRate, TimestampMode},
@@ -31,7 +33,7 @@ pub const DEFAULT_QUEUE_BYTES: u64 = 64 * 1024 * 1024;
 pub const DEFAULT_STOP_GRACE_MS: u64 = 500;
 
 /// Every key the node reads, in file (lower-case) spelling; the environment uses upper case.
-pub const KEYS: [&str; 30] = [
+pub const KEYS: [&str; 31] = [
     "storage",
     "format",
     "codec",
@@ -62,6 +64,7 @@ pub const KEYS: [&str; 30] = [
     "overflow",
     "stats_interval",
     "encoder_threads",
+    "depth_codec",
 ];
 
 /// Environment variable naming the optional YAML configuration file.
@@ -109,6 +112,8 @@ pub struct Config {
     pub pre_roll_secs: f64,
     /// Whether detector boxes are drawn into the recorded video (`OVERLAY`).
     pub overlay: bool,
+    /// The lossless encoder of depth cameras (`DEPTH_CODEC`: ffv1, the default, or ffvhuff).
+    pub depth_encoder: EncoderKind,
 }
 
 /// A configuration value that cannot be used, with what would be accepted instead.
@@ -178,6 +183,9 @@ impl Config {
             storage: raw.get("storage").map_or_else(|| PathBuf::from(DEFAULT_STORAGE), |(_, v)| PathBuf::from(v)),
             container: raw.parse("format", Container::parse, "mp4, mkv or avi")?.unwrap_or(Container::Mp4),
             codec: raw.parse("codec", CodecRequest::parse, CodecRequest::ALLOWED)?.unwrap_or(CodecRequest::Auto),
+            depth_encoder: raw
+                .parse("depth_codec", EncoderKind::parse_lossless, "ffv1 or ffvhuff")?
+                .unwrap_or(EncoderKind::Ffv1),
             fps,
             quality: Quality {
                 preset,
@@ -414,6 +422,14 @@ mod tests {
         assert_eq!(c.quality.latency, Latency::Lookahead(3), "0.2 s of look-ahead at 15 fps");
         assert!(c.fsync, "fragments reach the disk by default");
         assert_eq!(c.quality.threads, default_threads(), "one encoder thread per core");
+        assert_eq!(c.depth_encoder, EncoderKind::Ffv1, "depth is FFV1 unless asked otherwise");
+    }
+
+    #[test]
+    fn depth_codec_takes_only_lossless_encoders() {
+        assert_eq!(config(&[("DEPTH_CODEC", "FFVHUFF")], "").unwrap().depth_encoder, EncoderKind::Ffvhuff);
+        let err = config(&[("DEPTH_CODEC", "libx264")], "").unwrap_err().to_string();
+        assert!(err.contains("DEPTH_CODEC") && err.contains("ffv1 or ffvhuff"), "{err}");
     }
 
     #[test]

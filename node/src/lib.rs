@@ -14,6 +14,7 @@
 
 mod camera;
 mod config;
+mod depth;
 mod detections;
 pub mod encode;
 pub mod fmp4;

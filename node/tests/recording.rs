@@ -9,7 +9,7 @@ use dora_video_recorder::encode::{
     CodecRequest, Container, EncoderKind, EncoderSettings, Quality, RateControl, probe_encoder,
 };
 use serde_json::json;
-use support::{Script, events_with_status, first_frame_rgb, probe, temp_storage, videos_in};
+use support::{Script, decode_frames, events_with_status, first_frame_rgb, probe, temp_storage, videos_in};
 
 const CAMERA: [(&str, &str); 1] = [("image", "camera/image")];
 const CAMERA_AND_CONTROL: [(&str, &str); 2] = [("image", "camera/image"), ("control", "ctl/control")];
@@ -183,7 +183,7 @@ fn bad_input_is_counted_and_never_loses_good_frames() {
         .control_text(0.0, "start", Some("s"))
         .frames("image", 0.05, 0.05, 3, 32, 32)
         .raw_input("image", 0.2, meta("bgr8", 32, 32), json!([1, 2, 3]), "UInt8") // short payload
-        .raw_input("image", 0.21, meta("z16", 32, 32), json!([0, 0, 0, 0, 0, 0, 0, 0]), "UInt8") // unknown encoding
+        .raw_input("image", 0.21, meta("yuyv", 32, 32), json!([0, 0, 0, 0, 0, 0, 0, 0]), "UInt8") // unknown encoding
         .raw_input("image", 0.22, meta("jpeg", 32, 32), json!([255, 216, 255]), "UInt8") // compressed
         .raw_input("image", 0.23, meta("bgr8", -4, 1 << 40), json!([0]), "UInt8") // absurd size
         .raw_input("image", 0.24, json!({}), json!([0]), "UInt8") // no size at all
@@ -203,6 +203,34 @@ fn bad_input_is_counted_and_never_loses_good_frames() {
     assert_eq!(summary.bad_control, 2);
     let finished = events_with_status(&events, "finished");
     assert_eq!(finished[0]["skipped"], 6, "{finished:?}");
+}
+
+#[test]
+fn depth_arrays_record_losslessly_and_shapeless_ones_are_skipped() {
+    let dir = temp_storage("depth-node");
+    let storage = storage_env(&dir);
+    let shape = json!({"width": {"Integer": 4}, "height": {"Integer": 3}});
+    let mono16 = json!({"encoding": {"String": "mono16"}, "width": {"Integer": 4}, "height": {"Integer": 3}});
+    let millimetres: Vec<u16> = (0..12).map(|i| i * 5000 + 7).collect();
+    let metres: Vec<f32> = millimetres.iter().map(|&mm| f32::from(mm) / 1000.0).collect();
+    let (result, _) = Script::new(&CAMERA_AND_CONTROL)
+        .control_text(0.0, "start", Some("s"))
+        .raw_input("image", 0.05, mono16, json!(millimetres), "UInt16")
+        .raw_input("image", 0.10, shape, json!(metres), "Float32")
+        .raw_input("image", 0.15, json!({}), json!(metres), "Float32") // no shape: skipped
+        .control_text(0.5, "stop", None)
+        .stop(0.6)
+        .run(&[("STORAGE", &storage)]);
+    assert_eq!(result.unwrap().frames_invalid, 1, "the frame without width and height");
+    let files = videos_in(&dir);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(files[0].extension().unwrap(), "mkv", "depth is Matroska under the default FORMAT=mp4");
+    let probed = probe(&files[0]);
+    assert_eq!((probed.codec.as_str(), probed.pix_fmt.as_str(), probed.frames), ("ffv1", "gray16le", 2));
+    let expected: Vec<u8> = millimetres.iter().flat_map(|mm| mm.to_le_bytes()).collect();
+    for frame in decode_frames(&files[0], "gray16le", 4 * 3 * 2) {
+        assert_eq!(frame, expected, "UInt16 millimetres and Float32 metres both come back exactly");
+    }
 }
 
 #[test]

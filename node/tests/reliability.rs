@@ -341,6 +341,7 @@ fn spawn_recorder(
         fsync: false,
         segments: Default::default(),
         overlay: false,
+        depth_encoder: EncoderKind::Ffv1,
     };
     let session = SessionRef { serial: 1, id: "bug".into(), start_nanos: 1_000_000_000 };
     let (reports_tx, reports) = std::sync::mpsc::channel();

@@ -7,7 +7,9 @@
 //!   `frame_index` (Integer), `primitive` = `"image"`, `object_visible` (Bool: the red object of
 //!   [`crate::object`] is in the frame).
 //! - Environment: `WIDTH` (default 640), `HEIGHT` (480), `ENCODING` (bgr8, rgb8, rgba8, bgra8,
-//!   mono8, yuv420, nv12; default bgr8), `MAX_FRAMES` (unset: no limit), `SEND_LOG` (a file that
+//!   mono8, yuv420, nv12; default bgr8; or a depth camera, see [`crate::depth`]: `mono16` sends a
+//!   UInt16 array of millimetres, `32FC1` a Float32 array of metres, both with `primitive` =
+//!   `"depth"`), `MAX_FRAMES` (unset: no limit), `SEND_LOG` (a file that
 //!   gets `INDEX UNIX_NANOS` per frame sent), `OBJECT_PERIOD` (frames per step of the object's
 //!   schedule, default 30; 0 never draws it), `LOOP_FRAMES` (draw only the first N frames, at
 //!   startup, and send them over and over: a camera cheap enough to feed 1080p30 on a small
@@ -15,13 +17,14 @@
 
 use std::{fmt, io::Write};
 
-use arrow::array::UInt8Array;
+use arrow::array::{Float32Array, UInt8Array, UInt16Array};
 use dora_node_api::{
     DoraNode, Event, EventStream, MetadataParameters, Parameter, dora_core::config::DataId, uhlc::NTP64,
 };
 use eyre::WrapErr;
 
 use crate::{
+    depth::{DepthEncoding, draw_metres, draw_millimetres},
     encoding::Encoding,
     env,
     object::{DEFAULT_OBJECT_PERIOD, object_visible},
@@ -70,6 +73,8 @@ pub const HEIGHT_PARAM: &str = "height";
 pub const PRIMITIVE_PARAM: &str = "primitive";
 /// Value of [`PRIMITIVE_PARAM`].
 pub const PRIMITIVE_IMAGE: &str = "image";
+/// Value of [`PRIMITIVE_PARAM`] for depth frames.
+pub const PRIMITIVE_DEPTH: &str = "depth";
 /// Metadata parameter: the 0-based index of the frame (Integer), also in the barcode.
 pub const FRAME_INDEX_PARAM: &str = "frame_index";
 /// Metadata parameter: whether the moving object is drawn in the frame (Bool).
@@ -78,8 +83,10 @@ pub const OBJECT_VISIBLE_PARAM: &str = "object_visible";
 /// The camera's settings, read once at startup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatternSettings {
-    /// Size and encoding of every frame.
+    /// Size and encoding of every frame (the size only, for a depth camera).
     pub format: FrameFormat,
+    /// Set for a depth camera: it sends [`crate::depth`] frames in this encoding.
+    pub depth: Option<DepthEncoding>,
     /// Frames to send before exiting; `None` sends until the dataflow stops.
     pub max_frames: Option<u64>,
     /// Where to log each frame sent, if anywhere.
@@ -100,7 +107,8 @@ impl PatternSettings {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> eyre::Result<Self> {
         let width = env::number_in(&lookup, WIDTH_KEY, MIN_WIDTH..=MAX_DIMENSION, DEFAULT_WIDTH)?;
         let height = env::number_in(&lookup, HEIGHT_KEY, MIN_HEIGHT..=MAX_DIMENSION, DEFAULT_HEIGHT)?;
-        let encoding = read_encoding(&lookup)?;
+        let depth = env::value(&lookup, ENCODING_KEY).and_then(|raw| DepthEncoding::parse(&raw));
+        let encoding = if depth.is_some() { DEFAULT_ENCODING } else { read_encoding(&lookup)? };
         let max_frames = read_max_frames(&lookup)?;
         let send_log = env::value(&lookup, SEND_LOG_KEY).map(std::path::PathBuf::from);
         let object_period = env::number_in(&lookup, OBJECT_PERIOD_KEY, 0..=MAX_OBJECT_PERIOD, DEFAULT_OBJECT_PERIOD)?;
@@ -109,14 +117,15 @@ impl PatternSettings {
             frames => Some(frames),
         };
         let format = FrameFormat::new(width, height, encoding)?;
-        Ok(Self { format, max_frames, send_log, object_period, loop_frames })
+        Ok(Self { format, depth, max_frames, send_log, object_period, loop_frames })
     }
 }
 
 impl fmt::Display for PatternSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let format = &self.format;
-        write!(f, "{}x{} {}, ", format.width(), format.height(), format.encoding())?;
+        let encoding = self.depth.map_or(format.encoding().name(), DepthEncoding::name);
+        write!(f, "{}x{} {encoding}, ", format.width(), format.height())?;
         match self.max_frames {
             Some(max_frames) => write!(f, "max {max_frames} frames, ")?,
             None => f.write_str("unlimited frames, ")?,
@@ -136,8 +145,9 @@ impl fmt::Display for PatternSettings {
 fn read_encoding(lookup: &impl Fn(&str) -> Option<String>) -> eyre::Result<Encoding> {
     match env::value(lookup, ENCODING_KEY) {
         None => Ok(DEFAULT_ENCODING),
-        Some(raw) => Encoding::parse(&raw)
-            .ok_or_else(|| env::invalid(ENCODING_KEY, &raw, &format!("one of {}", Encoding::allowed_names()))),
+        Some(raw) => Encoding::parse(&raw).ok_or_else(|| {
+            env::invalid(ENCODING_KEY, &raw, &format!("one of {}, mono16, 32FC1", Encoding::allowed_names()))
+        }),
     }
 }
 
@@ -181,6 +191,7 @@ pub fn run(mut node: DoraNode, mut events: EventStream, settings: &PatternSettin
 /// The camera's running state: what it sends and how far it got.
 struct Camera {
     format: FrameFormat,
+    depth: Option<DepthEncoding>,
     max_frames: Option<u64>,
     object_period: u64,
     frames_sent: u64,
@@ -208,6 +219,7 @@ impl Camera {
         };
         Ok(Self {
             format: settings.format,
+            depth: settings.depth,
             max_frames: settings.max_frames,
             object_period: settings.object_period,
             frames_sent: 0,
@@ -228,7 +240,9 @@ impl Camera {
         }
         let first_tick = *self.first_tick.get_or_insert(tick_time);
         let output = DataId::from(IMAGE_OUTPUT.to_owned());
-        let sent = if self.loop_frames.is_empty() {
+        let sent = if let Some(depth) = self.depth {
+            self.send_depth(node, output, depth)
+        } else if self.loop_frames.is_empty() {
             let elapsed_millis = millis_between(first_tick, tick_time);
             let payload = draw_frame_with_object(&self.format, self.frames_sent, elapsed_millis, self.object_period);
             let parameters = frame_parameters(&self.format, self.frames_sent, self.object_period);
@@ -247,6 +261,25 @@ impl Camera {
         }
         self.frames_sent += 1;
         Ok(())
+    }
+
+    /// Sends depth frame `frames_sent` in `encoding`.
+    fn send_depth(
+        &self,
+        node: &mut DoraNode,
+        output: DataId,
+        encoding: DepthEncoding,
+    ) -> dora_node_api::NodeResult<()> {
+        let (width, height, index) = (self.format.width(), self.format.height(), self.frames_sent);
+        let parameters = depth_parameters(&self.format, encoding, index);
+        match encoding {
+            DepthEncoding::Mono16 => {
+                node.send_output(output, parameters, UInt16Array::from(draw_millimetres(width, height, index)))
+            }
+            DepthEncoding::Float32 => {
+                node.send_output(output, parameters, Float32Array::from(draw_metres(width, height, index)))
+            }
+        }
     }
 
     /// Whether `max_frames` frames have been sent.
@@ -291,6 +324,18 @@ fn frame_parameters(format: &FrameFormat, frame_index: u64, object_period: u64) 
         (PRIMITIVE_PARAM.to_owned(), string(PRIMITIVE_IMAGE)),
         (FRAME_INDEX_PARAM.to_owned(), frame_index_parameter(frame_index)),
         (OBJECT_VISIBLE_PARAM.to_owned(), Parameter::Bool(object_visible(frame_index, object_period))),
+    ])
+}
+
+/// The metadata of depth frame `frame_index`.
+fn depth_parameters(format: &FrameFormat, encoding: DepthEncoding, frame_index: u64) -> MetadataParameters {
+    let string = |value: &str| Parameter::String(value.to_owned());
+    MetadataParameters::from([
+        (ENCODING_PARAM.to_owned(), string(encoding.name())),
+        (WIDTH_PARAM.to_owned(), Parameter::Integer(format.width().into())),
+        (HEIGHT_PARAM.to_owned(), Parameter::Integer(format.height().into())),
+        (PRIMITIVE_PARAM.to_owned(), string(PRIMITIVE_DEPTH)),
+        (FRAME_INDEX_PARAM.to_owned(), frame_index_parameter(frame_index)),
     ])
 }
 
@@ -355,7 +400,7 @@ mod tests {
         };
         assert_eq!(
             message(&[("ENCODING", "yuyv")]),
-            r#"invalid value "yuyv" for ENCODING: expected one of bgr8, rgb8, rgba8, bgra8, mono8, yuv420, nv12"#
+            r#"invalid value "yuyv" for ENCODING: expected one of bgr8, rgb8, rgba8, bgra8, mono8, yuv420, nv12, mono16, 32FC1"#
         );
         assert!(message(&[("WIDTH", "20")]).contains(r#""20" for WIDTH: expected an integer from 48"#));
         assert!(message(&[("HEIGHT", "x")]).contains(r#""x" for HEIGHT"#));
@@ -389,6 +434,32 @@ mod tests {
             let data = output["data"].as_array().expect("image data is a JSON array");
             assert_eq!(data.len(), 48 * 16 * 3);
         }
+        Ok(())
+    }
+
+    #[test]
+    fn a_depth_camera_sends_uint16_millimetres_with_depth_metadata() -> eyre::Result<()> {
+        let input = TestingInput::Input(IntegrationTestInput::new("camera".parse()?, vec![tick(0.0), tick(0.01)]));
+        let (sender, mut receiver) = output_channel();
+        let (node, events) =
+            DoraNode::init_testing(input, TestingOutput::ToChannel(sender), TestingOptions::default())?;
+        let settings = settings(&[("WIDTH", "48"), ("HEIGHT", "16"), ("MAX_FRAMES", "2"), ("ENCODING", "MONO16")])?;
+        assert_eq!(settings.depth, Some(DepthEncoding::Mono16));
+
+        assert_eq!(run(node, events, &settings)?, 2);
+
+        let outputs = drain_outputs(&mut receiver);
+        let sent: Vec<u64> = outputs[1]["data"]
+            .as_array()
+            .expect("depth data is a JSON array")
+            .iter()
+            .filter_map(dora_node_api::serde_json::Value::as_u64)
+            .collect();
+        let expected: Vec<u64> = draw_millimetres(48, 16, 1).into_iter().map(u64::from).collect();
+        assert_eq!(sent, expected);
+        let parameters = depth_parameters(&settings.format, DepthEncoding::Mono16, 1);
+        assert_eq!(parameters[PRIMITIVE_PARAM], Parameter::String("depth".into()));
+        assert_eq!(parameters[ENCODING_PARAM], Parameter::String("mono16".into()));
         Ok(())
     }
 

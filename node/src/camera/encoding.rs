@@ -41,6 +41,7 @@ impl Encoding {
     /// Opens the first candidate encoder that works for `format`; returns it and the reasons
     /// earlier candidates were passed over.
     pub fn open(format: FrameFormat, files: &FileSettings) -> Result<(Self, Vec<EncodeError>), EncodeError> {
+        let files = files.for_format(format);
         let (clock, settings) = files.encoder_settings();
         let (stream, passed_over) = StreamEncoder::open(format, &files.candidates, &settings, clock.frame_duration())?;
         Ok((Self { stream, format, clock, settings, pending: VecDeque::new() }, passed_over))

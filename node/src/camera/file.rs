@@ -135,10 +135,11 @@ impl RecordingFile {
         let (_, info) = first;
         let files = owner.files;
         let stem = naming::file_stem(&owner.session.id, files.name_camera.then_some(owner.camera), info.time_ns);
-        let claimed = claim::claim_file(&files.storage, &stem, files.container.extension())
+        let (stream, settings) = encoding.stream();
+        // The encoding's container, not FORMAT's: depth cameras have their own.
+        let claimed = claim::claim_file(&files.storage, &stem, settings.container.extension())
             .map_err(|e| EncodeError::Output { path: files.storage.join(&stem), reason: e.to_string() })?;
         let tags = naming::file_tags(&owner.session.id, owner.camera, info.time_ns, owner.session.start_nanos);
-        let (stream, settings) = encoding.stream();
         let muxer = PacketMuxer::create(&claimed.path, stream, settings, &tags).inspect_err(|_| {
             // Nothing was recorded into the claimed name: leave no empty file behind.
             let _ = std::fs::remove_file(&claimed.path);
@@ -147,7 +148,7 @@ impl RecordingFile {
         Ok(Self {
             session: owner.session.clone(),
             camera: owner.camera.to_owned(),
-            codec: files.codec.name(),
+            codec: if stream.kind().is_lossless() { stream.kind().ffmpeg_name() } else { files.codec.name() },
             encoder: stream.kind(),
             muxer,
             sidecars,

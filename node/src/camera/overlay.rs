@@ -53,11 +53,13 @@ impl Overlay {
     }
 
     /// A copy of `frame` with the latest boxes drawn in, or `None` when there are none from the
-    /// last [`BOXES_SHOWN_NANOS`] (the frame is then recorded untouched, without a copy).
+    /// last [`BOXES_SHOWN_NANOS`] or the frame is depth (the frame is then recorded untouched,
+    /// without a copy).
     pub fn draw_on(&self, frame: &Frame) -> Option<Frame> {
         let (at, detections) = self.latest.as_ref()?;
         let fresh = frame.sent_nanos.abs_diff(*at) <= BOXES_SHOWN_NANOS;
-        if !fresh || detections.is_empty() {
+        // Depth is recorded sample for sample: boxes drawn in would corrupt distances.
+        if !fresh || detections.is_empty() || frame.format.encoding.is_depth() {
             return None;
         }
         let mut pixels = frame.data.as_slice().to_vec();
@@ -429,6 +431,7 @@ mod tests {
             PixelEncoding::Mono8 => vec![luma],
             PixelEncoding::Yuv420 => vec![luma, pixels[w * h + block], pixels[w * h + cw * ch + block]],
             PixelEncoding::Nv12 => vec![luma, pixels[w * h + 2 * block], pixels[w * h + 2 * block + 1]],
+            PixelEncoding::Mono16 => pixels[(y * w + x) * 2..][..2].to_vec(),
         }
     }
 
@@ -441,6 +444,8 @@ mod tests {
             PixelEncoding::Rgb8 | PixelEncoding::Rgba8 => [s[0], s[1], s[2]],
             PixelEncoding::Bgr8 | PixelEncoding::Bgra8 => [s[2], s[1], s[0]],
             PixelEncoding::Mono8 => return (s[0] - (0.299 * r + 0.587 * g + 0.114 * b)).abs() <= 1.0,
+            // Nothing is ever drawn into depth.
+            PixelEncoding::Mono16 => return false,
             PixelEncoding::Yuv420 | PixelEncoding::Nv12 => {
                 let (y, cb, cr) = (1.164 * (s[0] - 16.0), s[1] - 128.0, s[2] - 128.0);
                 [y + 1.596 * cr, y - 0.392 * cb - 0.813 * cr, y + 2.017 * cb]

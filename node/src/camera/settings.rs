@@ -1,12 +1,16 @@
 //! How a camera's files are written, the same for the session worker and the pre-roll worker.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, sync::Once};
 
 use super::{queue::QueueLimits, segments::SegmentLimits};
 use crate::{
     encode::{CodecRequest, Container, EncoderKind, EncoderSettings, Quality},
+    frame::FrameFormat,
     timing::{FrameRate, PtsClock, TimestampMode},
 };
+
+/// The container note for depth cameras is logged once per run, not once per file.
+static DEPTH_CONTAINER_NOTED: Once = Once::new();
 
 /// Where a camera's files go, in which container, with which encoder settings.
 #[derive(Debug, Clone)]
@@ -35,9 +39,32 @@ pub struct FileSettings {
     pub segments: SegmentLimits,
     /// Whether detector boxes are drawn into the video.
     pub overlay: bool,
+    /// The lossless encoder of depth frames (`DEPTH_CODEC`).
+    pub depth_encoder: EncoderKind,
 }
 
 impl FileSettings {
+    /// The settings for frames of `format`: depth is recorded losslessly (`DEPTH_CODEC`) in
+    /// [`Container::DEPTH`], whatever `CODEC` and `FORMAT` say; everything else as configured.
+    pub fn for_format(&self, format: FrameFormat) -> FileSettings {
+        if !format.encoding.is_depth() {
+            return self.clone();
+        }
+        if self.container != Container::DEPTH {
+            DEPTH_CONTAINER_NOTED.call_once(|| {
+                tracing::info!(
+                    format = self.container.extension(),
+                    depth_format = Container::DEPTH.extension(),
+                    "depth cameras are recorded losslessly as {} in Matroska: FORMAT={} cannot hold it with \
+                     per-frame timestamps",
+                    self.depth_encoder.ffmpeg_name().to_uppercase(),
+                    self.container.extension()
+                );
+            });
+        }
+        FileSettings { container: Container::DEPTH, candidates: vec![self.depth_encoder], ..self.clone() }
+    }
+
     /// A fresh PTS clock and the encoder settings for one encoder.
     pub fn encoder_settings(&self) -> (PtsClock, EncoderSettings) {
         let clock = PtsClock::new(self.timestamps, self.fps, self.container.variable_rate());

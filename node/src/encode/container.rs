@@ -19,6 +19,10 @@ pub enum Container {
 pub const MP4_FRAGMENT_MICROS: u32 = 300_000;
 
 impl Container {
+    /// The container of depth cameras, whatever `FORMAT` says: Matroska holds FFV1 and per-frame
+    /// timestamps; FFmpeg's MP4 muxer refuses FFV1 and AVI stores a fixed frame rate.
+    pub const DEPTH: Container = Container::Mkv;
+
     /// Parses `FORMAT`.
     pub fn parse(value: &str) -> Option<Self> {
         match value.to_ascii_lowercase().as_str() {

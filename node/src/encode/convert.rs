@@ -13,6 +13,8 @@ use crate::frame::{Frame, FrameFormat, PixelEncoding};
 
 /// Pixel format every encoder gets: accepted by libx264, libx265 and NVENC alike.
 pub const ENCODER_PIXEL: Pixel = Pixel::YUV420P;
+/// Pixel format of depth (`mono16`) frames and of their lossless encoder.
+pub const DEPTH_PIXEL: Pixel = Pixel::GRAY16LE;
 
 /// The geometry of one plane of a tightly packed image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +42,7 @@ pub fn plane_layouts(encoding: PixelEncoding, width: u32, height: u32) -> Vec<Pl
         PixelEncoding::Mono8 => vec![plane(1, w, h)],
         PixelEncoding::Yuv420 => vec![plane(1, w, h), plane(1, cw, ch), plane(1, cw, ch)],
         PixelEncoding::Nv12 => vec![plane(1, w, h), plane(2, cw, ch)],
+        PixelEncoding::Mono16 => vec![plane(2, w, h)],
     }
 }
 
@@ -80,6 +83,7 @@ pub fn ffmpeg_pixel(encoding: PixelEncoding) -> Pixel {
         PixelEncoding::Mono8 => Pixel::GRAY8,
         PixelEncoding::Yuv420 => Pixel::YUV420P,
         PixelEncoding::Nv12 => Pixel::NV12,
+        PixelEncoding::Mono16 => Pixel::GRAY16LE,
     }
 }
 
@@ -91,7 +95,7 @@ enum Path {
     Grey(Box<[u8; 256]>),
     /// Copied into a staging frame (padded), then swscale into the picture (NV12).
     Swscale { staging: frame::Video, context: scaling::Context },
-    /// Copied into the picture (already I420).
+    /// Copied into the picture (already I420, or depth, which keeps its size and samples).
     Copy,
 }
 
@@ -106,7 +110,10 @@ pub struct Converter {
 impl Converter {
     /// A converter for `format`. Creates the swscale context, so call it on the thread that uses it.
     pub fn new(format: FrameFormat) -> Result<Self, ff::Error> {
-        let (width, height) = padded_size(format.width, format.height);
+        let (width, height) = match format.encoding.is_depth() {
+            true => (format.width, format.height),
+            false => padded_size(format.width, format.height),
+        };
         let matrix = match ColourMatrix::for_size(width, height) {
             ColourMatrix::Bt601 => YuvStandardMatrix::Bt601,
             ColourMatrix::Bt709 => YuvStandardMatrix::Bt709,
@@ -117,7 +124,7 @@ impl Converter {
             // yuvutils-rs 0.8 panics on odd sizes: those (rare) go through swscale below.
             _ if rgb && even => Path::Rgb(matrix),
             PixelEncoding::Mono8 => Path::Grey(Box::new(limited_range_luma())),
-            PixelEncoding::Yuv420 => Path::Copy,
+            PixelEncoding::Yuv420 | PixelEncoding::Mono16 => Path::Copy,
             _ => {
                 // Exact rounding; the matrix matters for RGB only (NV12 to I420 moves chroma).
                 let pixel = ffmpeg_pixel(format.encoding);
@@ -140,12 +147,15 @@ impl Converter {
     /// A new picture of the size and pixel format the encoder takes.
     pub fn new_picture(&self) -> frame::Video {
         let (width, height) = self.encoded_size();
-        frame::Video::new(ENCODER_PIXEL, width, height)
+        let pixel = if self.format.encoding.is_depth() { DEPTH_PIXEL } else { ENCODER_PIXEL };
+        frame::Video::new(pixel, width, height)
     }
 
-    /// The picture size the encoder must be opened with.
+    /// The picture size the encoder must be opened with: depth as it is (FFV1 takes any size),
+    /// everything else padded to even (4:2:0).
     pub fn encoded_size(&self) -> (u32, u32) {
-        padded_size(self.format.width, self.format.height)
+        let (width, height) = (self.format.width, self.format.height);
+        if self.format.encoding.is_depth() { (width, height) } else { padded_size(width, height) }
     }
 
     /// Converts `frame` (which must have this converter's format) into `picture` (from

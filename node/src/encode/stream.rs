@@ -5,7 +5,10 @@
 use ffmpeg_next::{self as ff, Codec, Dictionary, Packet, Rational, codec, encoder, frame};
 
 use super::{
-    EncodeError, EncoderKind, EncoderSettings, ahead::ConvertAhead, colour::ColourMatrix, convert::ENCODER_PIXEL,
+    EncodeError, EncoderKind, EncoderSettings,
+    ahead::ConvertAhead,
+    colour::ColourMatrix,
+    convert::{DEPTH_PIXEL, ENCODER_PIXEL},
     quality::RateControl,
 };
 use crate::{
@@ -193,15 +196,18 @@ pub(super) fn open_encoder(
     let mut video = codec::context::Context::new_with_codec(codec).encoder().video().map_err(open_error)?;
     video.set_width(width);
     video.set_height(height);
-    video.set_format(ENCODER_PIXEL);
+    video.set_format(if kind.is_lossless() { DEPTH_PIXEL } else { ENCODER_PIXEL });
     video.set_time_base(rational(settings.time_base));
     // Without a frame rate x264 derives the H.264 level from the microsecond time base (level 6.2).
     video.set_frame_rate(Some(Rational::new(settings.fps.num as i32, settings.fps.den as i32)));
     video.set_gop(settings.quality.gop_frames);
-    ColourMatrix::for_size(width, height).tag_encoder(&mut video);
+    if !kind.is_lossless() {
+        // Depth samples are distances, not colours: no matrix to tag.
+        ColourMatrix::for_size(width, height).tag_encoder(&mut video);
+    }
     // No B-frames: lower latency, less lost on a crash, and Foxglove's player refuses them.
     video.set_max_b_frames(0);
-    if let RateControl::Bitrate(bps) = settings.quality.rate {
+    if let (RateControl::Bitrate(bps), false) = (settings.quality.rate, kind.is_lossless()) {
         video.set_bit_rate(bps as usize);
         video.set_max_bit_rate(bps as usize);
     }

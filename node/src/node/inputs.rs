@@ -4,13 +4,14 @@
 use std::collections::BTreeMap;
 
 use arrow::{
-    array::{Array, UInt8Array},
+    array::{Array, Float32Array, Float64Array, UInt8Array, UInt16Array},
     buffer::Buffer,
 };
 use dora_node_api::{DoraArray, MetadataParameters, Parameter, get_integer_param, get_string_param};
 
 use crate::{
-    frame::{ENCODING_KEY, FrameMetadata, HEIGHT_KEY, WIDTH_KEY},
+    depth,
+    frame::{ENCODING_KEY, FrameMetadata, HEIGHT_KEY, PRIMITIVE_KEY, Payload, WIDTH_KEY},
     session::control::ControlPayload,
     sidecars::index::identifying_keys,
 };
@@ -21,6 +22,7 @@ pub(super) fn frame_metadata(parameters: &MetadataParameters) -> FrameMetadata {
         encoding: get_string_param(parameters, ENCODING_KEY).map(str::to_owned),
         width: get_integer_param(parameters, WIDTH_KEY),
         height: get_integer_param(parameters, HEIGHT_KEY),
+        primitive: get_string_param(parameters, PRIMITIVE_KEY).map(str::to_owned),
     }
 }
 
@@ -49,14 +51,28 @@ fn parameter_text(value: &Parameter) -> String {
     }
 }
 
-/// The frame's bytes without copying: dora's buffer is shared with the encoder thread.
-pub(super) fn frame_bytes(data: DoraArray) -> Result<Buffer, String> {
+/// The frame's payload: bytes and uint16 depth without copying (dora's buffer is shared with
+/// the encoder thread), float metres converted to uint16 millimetres (see [`depth`]).
+pub(super) fn frame_payload(data: DoraArray) -> Result<Payload, String> {
     let array = data.into_inner();
-    match array.as_any().downcast_ref::<UInt8Array>() {
-        Some(bytes) if bytes.null_count() == 0 => Ok(bytes.values().inner().clone()),
-        Some(_) => Err("a UInt8 array with nulls".to_owned()),
-        None => Err(format!("{:?}", array.data_type())),
+    if array.null_count() > 0 {
+        return Err(format!("a {:?} array with nulls", array.data_type()));
     }
+    let any = array.as_any();
+    if let Some(bytes) = any.downcast_ref::<UInt8Array>() {
+        return Ok(Payload::Bytes(bytes.values().inner().clone()));
+    }
+    // Arrow buffers are little-endian on every platform dora runs on: the samples are mono16 as is.
+    if let Some(samples) = any.downcast_ref::<UInt16Array>() {
+        return Ok(Payload::Mono16(samples.values().inner().clone()));
+    }
+    if let Some(metres) = any.downcast_ref::<Float32Array>() {
+        return Ok(Payload::DepthMetres(Buffer::from_vec(depth::f32_metres_to_mono16(metres.values()))));
+    }
+    if let Some(metres) = any.downcast_ref::<Float64Array>() {
+        return Ok(Payload::DepthMetres(Buffer::from_vec(depth::f64_metres_to_mono16(metres.values()))));
+    }
+    Err(format!("{:?}", array.data_type()))
 }
 
 pub(super) fn control_payload(data: &DoraArray) -> Result<ControlPayload, String> {

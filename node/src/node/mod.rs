@@ -16,7 +16,7 @@ use eyre::WrapErr;
 
 use self::{
     detections::{FORMAT_KEY as DETECTIONS_FORMAT_KEY, parse_detections},
-    inputs::{control_payload, frame_bytes, frame_metadata, identifying_values},
+    inputs::{control_payload, frame_metadata, frame_payload, identifying_values},
 };
 use crate::{
     config::Config,
@@ -143,7 +143,7 @@ fn on_input(pipeline: &mut Pipeline, id: &str, metadata: &Metadata, data: DoraAr
             let parsed = parse_detections(&data.into_inner(), format).map_err(|e| e.to_string());
             pipeline.on_detections(input, parsed, identifying_values(parameters), sent_nanos, now)
         }
-        camera => pipeline.on_frame(camera, &frame_metadata(parameters), sent_nanos, frame_bytes(data), now),
+        camera => pipeline.on_frame(camera, &frame_metadata(parameters), sent_nanos, frame_payload(data), now),
     }
 }
 

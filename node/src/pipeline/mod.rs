@@ -22,7 +22,6 @@ use std::{
     time::Duration,
 };
 
-use arrow::buffer::Buffer;
 use eyre::eyre;
 
 use self::{
@@ -34,7 +33,7 @@ use crate::{
     camera::{FileSettings, report::FileReport},
     config::Config,
     encode::{CodecProbe, EncoderSettings},
-    frame::{Frame, FrameMetadata, FrameRejection, check_frame},
+    frame::{Frame, FrameMetadata, FrameRejection, Payload, check_frame},
     limiter::LogLimiter,
     session::{
         Timeline, UnboundFrames,
@@ -123,7 +122,7 @@ impl Pipeline {
         camera: &str,
         metadata: &FrameMetadata,
         sent_nanos: u64,
-        data: Result<Buffer, String>,
+        data: Result<Payload, String>,
         now: Now,
     ) {
         let fallback_size = (self.config.image_width, self.config.image_height);
@@ -360,6 +359,7 @@ fn file_settings(config: &Config, wiring: &Wiring) -> FileSettings {
         fsync: config.fsync,
         segments: config.segments,
         overlay: config.overlay,
+        depth_encoder: config.depth_encoder,
     }
 }
 
