@@ -14,7 +14,6 @@
 
 mod camera;
 mod config;
-mod depth;
 mod detections;
 pub mod encode;
 pub mod fmp4;

@@ -10,8 +10,7 @@ use arrow::{
 use dora_node_api::{DoraArray, MetadataParameters, Parameter, get_integer_param, get_string_param};
 
 use crate::{
-    depth,
-    frame::{ENCODING_KEY, FrameMetadata, HEIGHT_KEY, PRIMITIVE_KEY, Payload, WIDTH_KEY},
+    frame::{ENCODING_KEY, FrameMetadata, HEIGHT_KEY, PRIMITIVE_KEY, Payload, WIDTH_KEY, depth},
     session::control::ControlPayload,
     sidecars::index::identifying_keys,
 };

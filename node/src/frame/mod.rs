@@ -1,6 +1,8 @@
 //! Camera frames: the ecosystem's `encoding`/`width`/`height` metadata and a flat byte payload,
 //! checked once at the boundary into a [`Frame`] the rest of the node can trust.
 
+pub mod depth;
+
 use std::{collections::BTreeMap, sync::Arc};
 
 use arrow::buffer::Buffer;
@@ -220,7 +222,7 @@ pub enum Payload {
     /// Little-endian uint16 samples (a UInt16 array): `mono16` depth.
     Mono16(Buffer),
     /// Float metres (a Float32 or Float64 array), already converted to little-endian uint16
-    /// millimetres by [`crate::depth`].
+    /// millimetres by [`depth`].
     DepthMetres(Buffer),
 }
 
@@ -279,7 +281,7 @@ pub fn check_frame(
     let data = match data {
         DepthData::Ready(data) => data,
         DepthData::Float32Bytes(floats) if floats.len() == expected * 2 => {
-            Buffer::from_vec(crate::depth::f32_le_bytes_to_mono16(&floats).unwrap_or_default())
+            Buffer::from_vec(depth::f32_le_bytes_to_mono16(&floats).unwrap_or_default())
         }
         DepthData::Float32Bytes(floats) => {
             return Err(FrameRejection::LengthMismatch { format, expected: expected * 2, actual: floats.len() });
