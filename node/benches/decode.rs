@@ -55,7 +55,8 @@ fn exactness(decoded: &[Frame], sources: &[Vec<u8>]) -> (f64, u8, f64) {
         assert_eq!(frame.data.len(), source.len(), "{}", frame.format);
         for (a, b) in frame.data.iter().zip(source) {
             let d = a.abs_diff(*b);
-            (sum, squares, worst, count) = (sum + u64::from(d), squares + u64::from(d) * u64::from(d), worst.max(d), count + 1);
+            (sum, squares, worst, count) =
+                (sum + u64::from(d), squares + u64::from(d) * u64::from(d), worst.max(d), count + 1);
         }
     }
     let mse = squares as f64 / count as f64;

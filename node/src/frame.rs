@@ -298,7 +298,8 @@ pub fn check_input(
     if data.is_empty() {
         return Err(FrameRejection::EmptyImage(codec.name()));
     }
-    let valid = |side: Option<i64>| side.and_then(|s| u32::try_from(s).ok()).filter(|s| (1..=MAX_DIMENSION).contains(s));
+    let valid =
+        |side: Option<i64>| side.and_then(|s| u32::try_from(s).ok()).filter(|s| (1..=MAX_DIMENSION).contains(s));
     let declared = valid(metadata.width).zip(valid(metadata.height));
     Ok(CameraFrame::Image(ImageFrame { codec, declared, sent_nanos, data, ids: Arc::new(metadata.ids.clone()) }))
 }
@@ -433,13 +434,15 @@ mod image_tests {
     #[test]
     fn an_image_needs_no_size_and_keeps_a_valid_declared_one() {
         let only_encoding = FrameMetadata { encoding: Some("jpeg".into()), ..Default::default() };
-        let Ok(CameraFrame::Image(image)) = check_input(&only_encoding, (None, None), 3, Buffer::from_vec(vec![1u8; 9]))
+        let Ok(CameraFrame::Image(image)) =
+            check_input(&only_encoding, (None, None), 3, Buffer::from_vec(vec![1u8; 9]))
         else {
             panic!("a jpeg without width/height is accepted")
         };
         assert_eq!((image.codec, image.declared, image.sent_nanos), (ImageCodec::Jpeg, None, 3));
         let declared = FrameMetadata { width: Some(64), height: Some(48), ..only_encoding.clone() };
-        let Ok(CameraFrame::Image(image)) = check_input(&declared, (None, None), 0, Buffer::from_vec(vec![1u8; 9])) else {
+        let Ok(CameraFrame::Image(image)) = check_input(&declared, (None, None), 0, Buffer::from_vec(vec![1u8; 9]))
+        else {
             panic!("accepted")
         };
         assert_eq!(image.declared, Some((64, 48)));
@@ -449,8 +452,12 @@ mod image_tests {
 
     #[test]
     fn raw_inputs_are_checked_as_before() {
-        let metadata = FrameMetadata { encoding: Some("mono8".into()), width: Some(2), height: Some(2), ..Default::default() };
-        assert!(matches!(check_input(&metadata, (None, None), 0, Buffer::from_vec(vec![0u8; 4])), Ok(CameraFrame::Raw(_))));
+        let metadata =
+            FrameMetadata { encoding: Some("mono8".into()), width: Some(2), height: Some(2), ..Default::default() };
+        assert!(matches!(
+            check_input(&metadata, (None, None), 0, Buffer::from_vec(vec![0u8; 4])),
+            Ok(CameraFrame::Raw(_))
+        ));
         assert!(check_input(&metadata, (None, None), 0, Buffer::from_vec(vec![0u8; 5])).is_err());
     }
 }

@@ -160,11 +160,17 @@ mod tests {
     }
 
     #[test]
-    fn png_and_bmp_decode_exactly() {
-        let source = pattern_rgb(65, 49, 7);
-        let png = ImageFormat::Png.compress(&source, 65, 49).unwrap();
+    fn png_and_bmp_decode_exactly_one_after_another() {
         let mut decoder = FrameDecoder::default();
-        for (codec, bytes) in [(ImageCodec::Png, png), (ImageCodec::Bmp, bmp(&source, 65, 49))] {
+        // Several images through one decoder: each stands alone (FFmpeg's PNG decoder would add
+        // an image to the previous one unless told it is a key frame).
+        for (codec, index) in [(ImageCodec::Png, 7), (ImageCodec::Png, 8), (ImageCodec::Bmp, 9), (ImageCodec::Bmp, 10)]
+        {
+            let source = pattern_rgb(65, 49, index);
+            let bytes = match codec {
+                ImageCodec::Png => ImageFormat::Png.compress(&source, 65, 49).unwrap(),
+                _ => bmp(&source, 65, 49),
+            };
             let frame = decoder.raw(CAMERA, image(codec, bytes, None)).expect("decodes");
             let rgb = match frame.format.encoding {
                 PixelEncoding::Rgb8 => frame.data.to_vec(),

@@ -18,7 +18,13 @@ use super::{
     queue::{QueueLimits, QueueReceiver, QueueSender, Queued, RecvError, queue},
     report::FileReport,
 };
-use crate::{detections::Detections, frame::{CameraFrame, Frame}, session::SessionRef, stats::CameraCounters, storage::naming};
+use crate::{
+    detections::Detections,
+    frame::{CameraFrame, Frame},
+    session::SessionRef,
+    stats::CameraCounters,
+    storage::naming,
+};
 
 /// How often an idle worker wakes (a pre-roll file whose session ended closes on a wake).
 const WAKE: Duration = Duration::from_millis(100);

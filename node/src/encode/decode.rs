@@ -116,7 +116,11 @@ fn open_decoder(codec: ImageCodec) -> Option<decoder::Video> {
 }
 
 fn decode_one(decoder: &mut decoder::Video, bytes: &[u8]) -> Result<frame::Video, ff::Error> {
-    decoder.send_packet(&Packet::copy(bytes))?;
+    let mut packet = Packet::copy(bytes);
+    // Every image stands alone: FFmpeg's PNG decoder treats a packet without the key flag as a
+    // difference from the previous picture and adds them up.
+    packet.set_flags(ff::packet::Flags::KEY);
+    decoder.send_packet(&packet)?;
     let mut picture = frame::Video::empty();
     match decoder.receive_frame(&mut picture) {
         Ok(()) => Ok(picture),
