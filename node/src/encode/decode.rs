@@ -6,7 +6,7 @@
 //! bottom), so the container is checked first ([`check_complete`]) and the decoders are told to
 //! fail on any error they notice (`err_detect=explode`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, hash_map::Entry};
 
 use arrow::buffer::Buffer;
 use ffmpeg_next::{
@@ -73,20 +73,19 @@ impl FfmpegImageDecoder {
         }
         let (encoding, pixels) = match packed_encoding(picture.format()) {
             Some(encoding) => (encoding, packed_rows(&picture, encoding)),
-            None => (PixelEncoding::Rgb8, self.to_rgb(&picture).map_err(corrupt)?),
+            None => (PixelEncoding::Rgb8, self.convert_to_rgb(&picture).map_err(corrupt)?),
         };
         Ok(image.decoded(FrameFormat { encoding, width, height }, Buffer::from_vec(pixels)))
     }
 
     fn decoder(&mut self, codec: ImageCodec) -> Result<&mut decoder::Video, DecodeError> {
-        if !self.decoders.contains_key(&codec) {
-            let opened = open_decoder(codec).ok_or(DecodeError::NoDecoder(codec.name()))?;
-            self.decoders.insert(codec, opened);
+        match self.decoders.entry(codec) {
+            Entry::Occupied(entry) => Ok(entry.into_mut()),
+            Entry::Vacant(entry) => Ok(entry.insert(open_decoder(codec).ok_or(DecodeError::NoDecoder(codec.name()))?)),
         }
-        self.decoders.get_mut(&codec).ok_or(DecodeError::NoDecoder(codec.name()))
     }
 
-    fn to_rgb(&mut self, picture: &frame::Video) -> Result<Vec<u8>, ff::Error> {
+    fn convert_to_rgb(&mut self, picture: &frame::Video) -> Result<Vec<u8>, ff::Error> {
         let key = (picture.format(), picture.width(), picture.height());
         if self.scaler.as_ref().is_none_or(|(made_for, _)| *made_for != key) {
             let (format, w, h) = key;
