@@ -1,7 +1,7 @@
 //! Compressed camera images into raw frames, on the camera's worker thread (never on the dora
 //! event loop). A frame that does not decode is skipped and counted, with one rate-limited line.
 //!
-//! JPEG goes through `zune-jpeg`: straight to RGB with SIMD, 1.8x faster than FFmpeg's mjpeg
+//! JPEG goes through `zune-jpeg`: straight to RGB with SIMD, 1.7-1.8x faster than FFmpeg's mjpeg
 //! decoder plus the swscale pass its YUV output needs, with the same pixels (`cargo bench --bench
 //! decode`, figures in docs/benchmarks.md). RGB is also what the recorder wants: HD files are BT.709 while a JPEG's
 //! Y'CbCr is BT.601, so its planes could not be passed through. PNG, BMP and WebP go through
