@@ -30,12 +30,13 @@ mod timing;
 
 pub use camera::{
     CameraWorker, FileSettings,
+    decode::{FrameDecoder, decode_jpeg},
     queue::{Overflow, QueueLimits},
     report::{FileReport, FileStatus},
     session::SessionJob,
 };
 pub use config::Config;
-pub use frame::{Frame, FrameFormat, PixelEncoding};
+pub use frame::{CameraFrame, Frame, FrameFormat, ImageCodec, ImageFrame, PixelEncoding};
 pub use memory::return_large_buffers_to_the_system;
 pub use node::{run, run_from_env, run_with_wiring};
 pub use pipeline::wiring::{RunSummary, Wiring};

@@ -13,6 +13,7 @@ pub mod barcode;
 pub mod blob;
 pub mod blob_node;
 pub mod canvas;
+pub mod compress;
 pub mod depth;
 pub mod encoding;
 mod env;

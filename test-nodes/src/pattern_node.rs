@@ -7,9 +7,12 @@
 //!   `frame_index` (Integer), `primitive` = `"image"`, `object_visible` (Bool: the red object of
 //!   [`crate::object`] is in the frame).
 //! - Environment: `WIDTH` (default 640), `HEIGHT` (480), `ENCODING` (bgr8, rgb8, rgba8, bgra8,
-//!   mono8, yuv420, nv12; default bgr8; or a depth camera, see [`crate::depth`]: `mono16` sends a
-//!   UInt16 array of millimetres, `32FC1` a Float32 array of metres, both with `primitive` =
-//!   `"depth"`), `MAX_FRAMES` (unset: no limit), `SEND_LOG` (a file that
+//!   mono8, yuv420, nv12, or the compressed `jpeg` and `png` of [`crate::compress`]; default
+//!   bgr8; or a depth camera, see [`crate::depth`]: `mono16` sends a UInt16 array of
+//!   millimetres, `32FC1` a Float32 array of metres, both with `primitive` = `"depth"`),
+//!   `SIZE_METADATA` (`false`: no `width`/`height` in the metadata, as Orbbec's JPEG
+//!   camera sends), `CORRUPT_EVERY` (N: every Nth frame, indices N-1, 2N-1, ..., is sent cut to
+//!   half its bytes, a truncated image or a short raw frame), `MAX_FRAMES` (unset: no limit), `SEND_LOG` (a file that
 //!   gets `INDEX UNIX_NANOS` per frame sent), `OBJECT_PERIOD` (frames per step of the object's
 //!   schedule, default 30; 0 never draws it), `LOOP_FRAMES` (draw only the first N frames, at
 //!   startup, and send them over and over: a camera cheap enough to feed 1080p30 on a small
@@ -24,6 +27,7 @@ use dora_node_api::{
 use eyre::WrapErr;
 
 use crate::{
+    compress::ImageFormat,
     depth::{DepthEncoding, draw_metres, draw_millimetres},
     encoding::Encoding,
     env,
@@ -53,6 +57,10 @@ pub const OBJECT_PERIOD_KEY: &str = "OBJECT_PERIOD";
 pub const MAX_OBJECT_PERIOD: u64 = 1 << 32;
 /// Environment key of the number of pre-drawn frames sent in a loop (unset: draw every frame).
 pub const LOOP_FRAMES_KEY: &str = "LOOP_FRAMES";
+/// Environment key: `false` leaves `width`/`height` out of the frame metadata.
+pub const SIZE_METADATA_KEY: &str = "SIZE_METADATA";
+/// Environment key: every Nth frame is sent cut to half its bytes.
+pub const CORRUPT_EVERY_KEY: &str = "CORRUPT_EVERY";
 /// Largest accepted `LOOP_FRAMES`: 300 frames of 1080p bgr8 already hold 1.9 GB.
 pub const MAX_LOOP_FRAMES: u64 = 300;
 
@@ -83,10 +91,17 @@ pub const OBJECT_VISIBLE_PARAM: &str = "object_visible";
 /// The camera's settings, read once at startup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatternSettings {
-    /// Size and encoding of every frame (the size only, for a depth camera).
+    /// Size and encoding of every frame (as drawn: rgb8 when it is then compressed; the size
+    /// only, for a depth camera).
     pub format: FrameFormat,
     /// Set for a depth camera: it sends [`crate::depth`] frames in this encoding.
     pub depth: Option<DepthEncoding>,
+    /// `ENCODING=jpeg` or `png`: each drawn frame is compressed into this format.
+    pub compress: Option<ImageFormat>,
+    /// Whether the metadata carries `width` and `height`.
+    pub size_metadata: bool,
+    /// Every this many frames, one is sent cut to half its bytes (0: never).
+    pub corrupt_every: u64,
     /// Frames to send before exiting; `None` sends until the dataflow stops.
     pub max_frames: Option<u64>,
     /// Where to log each frame sent, if anywhere.
@@ -108,7 +123,13 @@ impl PatternSettings {
         let width = env::number_in(&lookup, WIDTH_KEY, MIN_WIDTH..=MAX_DIMENSION, DEFAULT_WIDTH)?;
         let height = env::number_in(&lookup, HEIGHT_KEY, MIN_HEIGHT..=MAX_DIMENSION, DEFAULT_HEIGHT)?;
         let depth = env::value(&lookup, ENCODING_KEY).and_then(|raw| DepthEncoding::parse(&raw));
-        let encoding = if depth.is_some() { DEFAULT_ENCODING } else { read_encoding(&lookup)? };
+        let (encoding, compress) = if depth.is_some() { (DEFAULT_ENCODING, None) } else { read_encoding(&lookup)? };
+        let size_metadata = match env::value(&lookup, SIZE_METADATA_KEY).as_deref() {
+            None | Some("true" | "1") => true,
+            Some("false" | "0") => false,
+            Some(raw) => return Err(env::invalid(SIZE_METADATA_KEY, raw, "true or false")),
+        };
+        let corrupt_every = env::number_in(&lookup, CORRUPT_EVERY_KEY, 0..=u64::MAX, 0)?;
         let max_frames = read_max_frames(&lookup)?;
         let send_log = env::value(&lookup, SEND_LOG_KEY).map(std::path::PathBuf::from);
         let object_period = env::number_in(&lookup, OBJECT_PERIOD_KEY, 0..=MAX_OBJECT_PERIOD, DEFAULT_OBJECT_PERIOD)?;
@@ -117,14 +138,28 @@ impl PatternSettings {
             frames => Some(frames),
         };
         let format = FrameFormat::new(width, height, encoding)?;
-        Ok(Self { format, depth, max_frames, send_log, object_period, loop_frames })
+        Ok(Self {
+            format,
+            depth,
+            compress,
+            size_metadata,
+            corrupt_every,
+            max_frames,
+            send_log,
+            object_period,
+            loop_frames,
+        })
     }
 }
 
 impl fmt::Display for PatternSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let format = &self.format;
-        let encoding = self.depth.map_or(format.encoding().name(), DepthEncoding::name);
+        let encoding = match (self.depth, self.compress) {
+            (Some(depth), _) => depth.name(),
+            (None, Some(compress)) => compress.name(),
+            (None, None) => format.encoding().name(),
+        };
         write!(f, "{}x{} {encoding}, ", format.width(), format.height())?;
         match self.max_frames {
             Some(max_frames) => write!(f, "max {max_frames} frames, ")?,
@@ -141,14 +176,16 @@ impl fmt::Display for PatternSettings {
     }
 }
 
-/// `ENCODING`, or the default.
-fn read_encoding(lookup: &impl Fn(&str) -> Option<String>) -> eyre::Result<Encoding> {
-    match env::value(lookup, ENCODING_KEY) {
-        None => Ok(DEFAULT_ENCODING),
-        Some(raw) => Encoding::parse(&raw).ok_or_else(|| {
-            env::invalid(ENCODING_KEY, &raw, &format!("one of {}, mono16, 32FC1", Encoding::allowed_names()))
-        }),
+/// `ENCODING`, or the default: the raw encoding drawn, and the compression applied after.
+fn read_encoding(lookup: &impl Fn(&str) -> Option<String>) -> eyre::Result<(Encoding, Option<ImageFormat>)> {
+    let Some(raw) = env::value(lookup, ENCODING_KEY) else {
+        return Ok((DEFAULT_ENCODING, None));
+    };
+    if let Some(compress) = ImageFormat::parse(&raw) {
+        return Ok((Encoding::Rgb8, Some(compress)));
     }
+    let allowed = format!("one of {}, jpeg, png, mono16, 32FC1", Encoding::allowed_names());
+    Ok((Encoding::parse(&raw).ok_or_else(|| env::invalid(ENCODING_KEY, &raw, &allowed))?, None))
 }
 
 /// `MAX_FRAMES`: a positive integer, or unset for no limit.
@@ -192,6 +229,9 @@ pub fn run(mut node: DoraNode, mut events: EventStream, settings: &PatternSettin
 struct Camera {
     format: FrameFormat,
     depth: Option<DepthEncoding>,
+    compress: Option<ImageFormat>,
+    size_metadata: bool,
+    corrupt_every: u64,
     max_frames: Option<u64>,
     object_period: u64,
     frames_sent: u64,
@@ -220,12 +260,15 @@ impl Camera {
         Ok(Self {
             format: settings.format,
             depth: settings.depth,
+            compress: settings.compress,
+            size_metadata: settings.size_metadata,
+            corrupt_every: settings.corrupt_every,
             max_frames: settings.max_frames,
             object_period: settings.object_period,
             frames_sent: 0,
             first_tick: None,
             send_log,
-            loop_frames: draw_loop(settings),
+            loop_frames: draw_loop(settings)?,
             ready_at: std::time::SystemTime::now(),
         })
     }
@@ -244,13 +287,18 @@ impl Camera {
             self.send_depth(node, output, depth)
         } else if self.loop_frames.is_empty() {
             let elapsed_millis = millis_between(first_tick, tick_time);
-            let payload = draw_frame_with_object(&self.format, self.frames_sent, elapsed_millis, self.object_period);
-            let parameters = frame_parameters(&self.format, self.frames_sent, self.object_period);
+            let drawn = draw_frame_with_object(&self.format, self.frames_sent, elapsed_millis, self.object_period);
+            let mut payload = compressed(&self.format, self.compress, drawn)?;
+            if self.corrupt_every > 0 && self.frames_sent % self.corrupt_every == self.corrupt_every - 1 {
+                payload.truncate(payload.len() / 2);
+            }
+            let parameters = self.parameters(frame_parameters(&self.format, self.frames_sent, self.object_period));
             node.send_output(output, parameters, UInt8Array::from(payload))
         } else {
             let drawn = self.frames_sent % self.loop_frames.len() as u64;
             let payload = &self.loop_frames[drawn as usize];
-            let parameters = looped_frame_parameters(&self.format, self.frames_sent, drawn, self.object_period);
+            let parameters =
+                self.parameters(looped_frame_parameters(&self.format, self.frames_sent, drawn, self.object_period));
             // One copy, straight into dora's shared memory.
             node.send_output_raw(output, parameters, payload.len(), |sample| sample.copy_from_slice(payload))
         };
@@ -282,6 +330,18 @@ impl Camera {
         }
     }
 
+    /// `parameters` as this camera sends them: its encoding name, its size or none.
+    fn parameters(&self, mut parameters: MetadataParameters) -> MetadataParameters {
+        if let Some(compress) = self.compress {
+            parameters.insert(ENCODING_PARAM.to_owned(), Parameter::String(compress.name().to_owned()));
+        }
+        if !self.size_metadata {
+            parameters.remove(WIDTH_PARAM);
+            parameters.remove(HEIGHT_PARAM);
+        }
+        parameters
+    }
+
     /// Whether `max_frames` frames have been sent.
     fn reached_limit(&self) -> bool {
         self.max_frames.is_some_and(|max_frames| self.frames_sent >= max_frames)
@@ -289,11 +349,24 @@ impl Camera {
 }
 
 /// With `LOOP_FRAMES`, its frames as the first ticks would draw them at 30 fps; else none.
-fn draw_loop(settings: &PatternSettings) -> Vec<Vec<u8>> {
+fn draw_loop(settings: &PatternSettings) -> eyre::Result<Vec<Vec<u8>>> {
     let frames = settings.loop_frames.unwrap_or(0);
     (0..frames)
-        .map(|index| draw_frame_with_object(&settings.format, index, index * 1000 / 30, settings.object_period))
+        .map(|index| {
+            let drawn = draw_frame_with_object(&settings.format, index, index * 1000 / 30, settings.object_period);
+            compressed(&settings.format, settings.compress, drawn)
+        })
         .collect()
+}
+
+/// `drawn` (rgb8 when `compress` is set) compressed as `compress` says.
+fn compressed(format: &FrameFormat, compress: Option<ImageFormat>, drawn: Vec<u8>) -> eyre::Result<Vec<u8>> {
+    match compress {
+        Some(compress) => compress
+            .compress(&drawn, format.width(), format.height())
+            .wrap_err_with(|| format!("cannot compress a frame as {}", compress.name())),
+        None => Ok(drawn),
+    }
 }
 
 /// The `frame_index` metadata value of frame `frame_index`.
@@ -400,7 +473,7 @@ mod tests {
         };
         assert_eq!(
             message(&[("ENCODING", "yuyv")]),
-            r#"invalid value "yuyv" for ENCODING: expected one of bgr8, rgb8, rgba8, bgra8, mono8, yuv420, nv12, mono16, 32FC1"#
+            r#"invalid value "yuyv" for ENCODING: expected one of bgr8, rgb8, rgba8, bgra8, mono8, yuv420, nv12, jpeg, png, mono16, 32FC1"#
         );
         assert!(message(&[("WIDTH", "20")]).contains(r#""20" for WIDTH: expected an integer from 48"#));
         assert!(message(&[("HEIGHT", "x")]).contains(r#""x" for HEIGHT"#));

@@ -12,12 +12,19 @@ use std::{
 
 use super::{
     contain::contain_panic,
+    decode::FrameDecoder,
     file::LostFrames,
     overlay::Overlay,
     queue::{QueueLimits, QueueReceiver, QueueSender, Queued, RecvError, queue},
     report::FileReport,
 };
-use crate::{detections::Detections, frame::Frame, session::SessionRef, stats::CameraCounters, storage::naming};
+use crate::{
+    detections::Detections,
+    frame::{CameraFrame, Frame},
+    session::SessionRef,
+    stats::CameraCounters,
+    storage::naming,
+};
 
 /// How often an idle worker wakes (a pre-roll file whose session ended closes on a wake).
 const WAKE: Duration = Duration::from_millis(100);
@@ -35,8 +42,9 @@ pub struct DetectionMessage {
 
 /// What the event loop sends a worker.
 pub enum Command {
-    /// A frame, bound to a session (or to none: it only feeds a pre-roll ring).
-    Frame(Frame, Option<SessionRef>),
+    /// A frame, bound to a session (or to none: it only feeds a pre-roll ring). Images are
+    /// decoded on the worker.
+    Frame(CameraFrame, Option<SessionRef>),
     /// A detector's output, for the file of its session.
     Detections(Option<SessionRef>, Box<DetectionMessage>),
     /// Session `serial` ended.
@@ -48,7 +56,7 @@ pub enum Command {
 impl Queued for Command {
     fn frame_bytes(&self) -> Option<u64> {
         match self {
-            Self::Frame(frame, _) => Some(frame.data.len() as u64),
+            Self::Frame(frame, _) => Some(frame.byte_len() as u64),
             _ => None,
         }
     }
@@ -106,18 +114,21 @@ impl CameraWorker {
         let (commands, receiver) = queue(limits);
         let links = WorkerLinks { reports, stats, lost: Arc::default() };
         let job_links = links.clone();
+        let (name, lost) = (camera.to_owned(), Arc::clone(&links.lost));
         // Thread names cannot hold NUL bytes: never build one from an id as sent.
         let thread = std::thread::Builder::new().name(naming::thread_name(camera)).spawn(move || {
             let overlay = overlay.then(Overlay::default);
-            run(make_job(job_links), receiver, overlay);
+            // Decoders are not `Send` either: made here, on the thread that uses them.
+            let decoding = Decoding { camera: name, decoder: FrameDecoder::default(), lost };
+            run(make_job(job_links), receiver, overlay, decoding);
         })?;
         Ok(Self { commands, links, thread })
     }
 
     /// Queues a frame bound to `session` (see [`super::queue`] for what a full queue does);
     /// returns how many queued frames were dropped to make room, already counted.
-    pub fn submit(&self, frame: Frame, session: Option<SessionRef>) -> u64 {
-        let dropped = self.commands.push(Command::Frame(frame, session)).len() as u64;
+    pub fn submit(&self, frame: impl Into<CameraFrame>, session: Option<SessionRef>) -> u64 {
+        let dropped = self.commands.push(Command::Frame(frame.into(), session)).len() as u64;
         self.count_dropped(dropped);
         dropped
     }
@@ -164,10 +175,23 @@ impl CameraWorker {
     }
 }
 
-fn run<J: Job>(mut job: J, queue: QueueReceiver<Command>, mut overlay: Option<Overlay>) {
+/// Turns images into raw frames on the worker thread; what does not decode is skipped.
+struct Decoding {
+    camera: String,
+    decoder: FrameDecoder,
+    lost: Arc<LostFrames>,
+}
+
+fn run<J: Job>(mut job: J, queue: QueueReceiver<Command>, mut overlay: Option<Overlay>, mut decoding: Decoding) {
     loop {
         let outcome = match queue.recv_timeout(WAKE) {
             Ok(Command::Frame(frame, session)) => {
+                let Decoding { camera, decoder, lost } = &mut decoding;
+                // A decoder bug must not end the thread either: a panic is a skipped frame.
+                let Some(frame) = contain_panic(|| decoder.raw(camera, frame)).ok().flatten() else {
+                    lost.skipped();
+                    continue;
+                };
                 let frame = overlay.as_ref().and_then(|o| o.draw_on(&frame)).unwrap_or(frame);
                 contain_panic(|| job.frame(&frame, session))
             }

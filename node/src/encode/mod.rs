@@ -1,4 +1,4 @@
-//! Everything FFmpeg: codec choice, the NVENC probe, conversion, encoder and muxer. FFmpeg types
+//! Everything FFmpeg: codec choice, the NVENC probe, conversion, image decoders, encoder and muxer. FFmpeg types
 //! stay inside this module.
 
 mod ahead;
@@ -6,6 +6,7 @@ mod codec;
 mod colour;
 mod container;
 mod convert;
+mod decode;
 mod error;
 mod muxer;
 mod quality;
@@ -20,6 +21,7 @@ pub use codec::{CodecRequest, EncoderKind, nvenc_preset};
 pub use colour::ColourMatrix;
 pub use container::{Container, MP4_FRAGMENT_MICROS};
 pub use convert::{PlaneLayout, ffmpeg_pixel, padded_size, plane_layouts, planes_mut, rgb_to_yuv420};
+pub use decode::{DecodeError, FfmpegImageDecoder, check_complete};
 pub use error::{EncodeError, WrittenFile};
 pub use muxer::PacketMuxer;
 pub use quality::{LOOKAHEAD_SECS, Latency, MAX_THREADS, PRESETS, Quality, RateControl, default_threads};

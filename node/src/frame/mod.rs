@@ -1,5 +1,10 @@
 //! Camera frames: the ecosystem's `encoding`/`width`/`height` metadata and a flat byte payload,
-//! checked once at the boundary into a [`Frame`] the rest of the node can trust.
+//! checked once at the boundary into a [`CameraFrame`] the rest of the node can trust.
+//!
+//! Two kinds arrive: raw pixels ([`Frame`], checked against their declared size here) and
+//! compressed still images ([`ImageFrame`]: JPEG, PNG, BMP, WebP), whose size only the image
+//! itself knows. Images travel compressed to the camera's worker thread and are decoded there
+//! into a [`Frame`] (see [`crate::camera::decode`]), so the dora event loop never decodes.
 
 pub mod depth;
 
@@ -86,6 +91,31 @@ impl PixelEncoding {
     }
 }
 
+/// Compressed still-image formats the recorder decodes (what `cv2.imencode` and camera nodes send).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ImageCodec {
+    /// JPEG (`jpeg`, `jpg`, `jpe`, `mjpeg`: one JPEG per frame).
+    Jpeg,
+    /// PNG.
+    Png,
+    /// Windows bitmap.
+    Bmp,
+    /// WebP (still).
+    Webp,
+}
+
+impl ImageCodec {
+    /// The canonical metadata spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Jpeg => "jpeg",
+            Self::Png => "png",
+            Self::Bmp => "bmp",
+            Self::Webp => "webp",
+        }
+    }
+}
+
 /// What an `encoding` metadata value means to the recorder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EncodingKind {
@@ -93,7 +123,9 @@ pub enum EncodingKind {
     Raw(PixelEncoding),
     /// Depth in float metres (`32FC1`), converted to [`PixelEncoding::Mono16`] millimetres.
     FloatDepth,
-    /// An already compressed payload (jpeg, png, h264, ...): skipped, not decoded.
+    /// A compressed still image, decoded on the camera's worker thread.
+    Image(ImageCodec),
+    /// A compressed video stream (h264, av1, ...): skipped, not decoded.
     Compressed(String),
     /// Something else: rejected as bad input.
     Unknown(String),
@@ -112,8 +144,11 @@ pub fn classify_encoding(value: &str) -> EncodingKind {
         "nv12" => PixelEncoding::Nv12,
         "mono16" | "z16" | "16uc1" | "gray16" => PixelEncoding::Mono16,
         "32fc1" | "64fc1" => return EncodingKind::FloatDepth,
-        "jpeg" | "jpg" | "mjpeg" | "png" | "webp" | "bmp" | "avif" | "av1" | "h264" | "h265" | "hevc" | "vp8"
-        | "vp9" => return EncodingKind::Compressed(lower),
+        "jpeg" | "jpg" | "jpe" | "mjpeg" => return EncodingKind::Image(ImageCodec::Jpeg),
+        "png" => return EncodingKind::Image(ImageCodec::Png),
+        "bmp" => return EncodingKind::Image(ImageCodec::Bmp),
+        "webp" => return EncodingKind::Image(ImageCodec::Webp),
+        "avif" | "av1" | "h264" | "h265" | "hevc" | "vp8" | "vp9" => return EncodingKind::Compressed(lower),
         _ => return EncodingKind::Unknown(value.to_owned()),
     };
     EncodingKind::Raw(raw)
@@ -157,6 +192,62 @@ pub struct Frame {
     pub ids: Arc<BTreeMap<String, String>>,
 }
 
+/// A compressed still image as it arrived: its size is known once it is decoded.
+#[derive(Debug, Clone)]
+pub struct ImageFrame {
+    /// Its format, from the `encoding` metadata.
+    pub codec: ImageCodec,
+    /// The `width`/`height` the metadata declared, if valid: only compared with the decoded
+    /// size (the image wins) to log senders whose metadata is wrong.
+    pub declared: Option<(u32, u32)>,
+    /// When the sender sent it, in nanoseconds since the UNIX epoch (dora's HLC time).
+    pub sent_nanos: u64,
+    /// The compressed bytes, shared with dora's buffer (no copy).
+    pub data: Buffer,
+    /// Identifying metadata values, as in [`Frame::ids`].
+    pub ids: Arc<BTreeMap<String, String>>,
+}
+
+impl ImageFrame {
+    /// The raw frame `pixels` decoded from this image, with its time and ids.
+    pub fn decoded(&self, format: FrameFormat, pixels: Buffer) -> Frame {
+        Frame { format, sent_nanos: self.sent_nanos, data: pixels, ids: Arc::clone(&self.ids) }
+    }
+}
+
+/// A checked camera input: raw pixels ready to encode, or an image still to decode.
+#[derive(Debug, Clone)]
+pub enum CameraFrame {
+    /// Raw pixels of a known format.
+    Raw(Frame),
+    /// A compressed still image.
+    Image(ImageFrame),
+}
+
+impl From<Frame> for CameraFrame {
+    fn from(frame: Frame) -> Self {
+        Self::Raw(frame)
+    }
+}
+
+impl CameraFrame {
+    /// When the sender sent it (Unix nanoseconds).
+    pub fn sent_nanos(&self) -> u64 {
+        match self {
+            Self::Raw(frame) => frame.sent_nanos,
+            Self::Image(image) => image.sent_nanos,
+        }
+    }
+
+    /// Bytes of its payload as it waits in a queue.
+    pub fn byte_len(&self) -> usize {
+        match self {
+            Self::Raw(frame) => frame.data.len(),
+            Self::Image(image) => image.data.len(),
+        }
+    }
+}
+
 /// Frame metadata as it arrived, before any check.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FrameMetadata {
@@ -176,11 +267,13 @@ pub struct FrameMetadata {
 /// the others are bad input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameRejection {
-    /// The payload is already compressed.
-    #[error("compressed {0} payload (the recorder takes raw frames)")]
+    /// The payload is a compressed video stream.
+    #[error("compressed {0} payload (the recorder takes raw frames and jpeg/png/bmp/webp images)")]
     Compressed(String),
     /// The encoding is not one the recorder knows.
-    #[error("unsupported encoding {0:?}: send bgr8, rgb8, rgba8, bgra8, mono8, yuv420, nv12, mono16 or 32FC1")]
+    #[error(
+        "unsupported encoding {0:?}: send bgr8, rgb8, rgba8, bgra8, mono8, yuv420, nv12, mono16, 32FC1, jpeg, png, bmp or webp"
+    )]
     UnknownEncoding(String),
     /// Neither metadata nor config give the size.
     #[error("no width/height: add them to the frame metadata or set IMAGE_WIDTH and IMAGE_HEIGHT")]
@@ -209,6 +302,9 @@ pub enum FrameRejection {
         /// Bytes received.
         actual: usize,
     },
+    /// An image payload with no bytes.
+    #[error("empty {0} image")]
+    EmptyImage(&'static str),
     /// The payload is not a flat UInt8 array without nulls (or UInt16/Float32/Float64 for depth).
     #[error("payload is {0}, expected a UInt8 array without nulls (UInt16, Float32 or Float64 for depth)")]
     BadPayload(String),
@@ -233,7 +329,31 @@ impl FrameRejection {
     }
 }
 
-/// Checks metadata and payload, using `fallback_size` (config) when metadata has no size.
+/// Checks a camera input: images are accepted as they are (their bytes are checked when they are
+/// decoded), raw frames as [`check_frame`] says.
+pub fn check_input(
+    metadata: &FrameMetadata,
+    fallback_size: (Option<u32>, Option<u32>),
+    sent_nanos: u64,
+    payload: Payload,
+) -> Result<CameraFrame, FrameRejection> {
+    let Some(EncodingKind::Image(codec)) = metadata.encoding.as_deref().map(classify_encoding) else {
+        return check_frame(metadata, fallback_size, sent_nanos, payload).map(CameraFrame::Raw);
+    };
+    let Payload::Bytes(data) = payload else {
+        return Err(FrameRejection::BadPayload(format!("a depth array for a {} image", codec.name())));
+    };
+    if data.is_empty() {
+        return Err(FrameRejection::EmptyImage(codec.name()));
+    }
+    let valid =
+        |side: Option<i64>| side.and_then(|s| u32::try_from(s).ok()).filter(|s| (1..=MAX_DIMENSION).contains(s));
+    let declared = valid(metadata.width).zip(valid(metadata.height));
+    Ok(CameraFrame::Image(ImageFrame { codec, declared, sent_nanos, data, ids: Arc::new(metadata.ids.clone()) }))
+}
+
+/// Checks a raw frame's metadata and payload, using `fallback_size` (config) when metadata has
+/// no size.
 pub fn check_frame(
     metadata: &FrameMetadata,
     fallback_size: (Option<u32>, Option<u32>),
@@ -243,6 +363,7 @@ pub fn check_frame(
     let kind = metadata.encoding.as_deref().map(classify_encoding);
     let depth_primitive = metadata.primitive.as_deref().is_some_and(|p| p.eq_ignore_ascii_case(PRIMITIVE_DEPTH));
     let kind = match kind {
+        Some(EncodingKind::Image(codec)) => return Err(FrameRejection::Compressed(codec.name().to_owned())),
         Some(EncodingKind::Compressed(name)) => return Err(FrameRejection::Compressed(name)),
         Some(EncodingKind::Unknown(name)) => return Err(FrameRejection::UnknownEncoding(name)),
         known => known,
@@ -330,7 +451,9 @@ mod tests {
         assert_eq!(classify_encoding("BGR24"), EncodingKind::Raw(PixelEncoding::Bgr8));
         assert_eq!(classify_encoding("rgb24"), EncodingKind::Raw(PixelEncoding::Rgb8));
         assert_eq!(classify_encoding("I420"), EncodingKind::Raw(PixelEncoding::Yuv420));
-        assert_eq!(classify_encoding("jpeg"), EncodingKind::Compressed("jpeg".into()));
+        assert_eq!(classify_encoding("JPG"), EncodingKind::Image(ImageCodec::Jpeg));
+        assert_eq!(classify_encoding("jpe"), EncodingKind::Image(ImageCodec::Jpeg));
+        assert_eq!(classify_encoding("h264"), EncodingKind::Compressed("h264".into()));
         assert_eq!(classify_encoding("z16"), EncodingKind::Raw(PixelEncoding::Mono16));
         assert_eq!(classify_encoding("16UC1"), EncodingKind::Raw(PixelEncoding::Mono16));
         assert_eq!(classify_encoding("32FC1"), EncodingKind::FloatDepth);
@@ -378,7 +501,7 @@ mod tests {
     fn missing_encoding_means_bgr8_and_compressed_is_a_skip() {
         let metadata = FrameMetadata { width: Some(2), height: Some(2), ..Default::default() };
         assert_eq!(check_frame(&metadata, (None, None), 0, bytes(12)).unwrap().format.encoding, PixelEncoding::Bgr8);
-        let err = check_frame(&meta("png", 2, 2), (None, None), 0, bytes(5)).unwrap_err();
+        let err = check_frame(&meta("av1", 2, 2), (None, None), 0, bytes(5)).unwrap_err();
         assert!(err.is_compressed());
         assert!(!check_frame(&meta("yuyv", 2, 2), (None, None), 0, bytes(8)).unwrap_err().is_compressed());
     }
@@ -419,6 +542,43 @@ mod tests {
         let primitive = FrameMetadata { primitive: Some("depth".into()), ..Default::default() };
         let err = check_frame(&primitive, (None, None), 0, bytes(8)).unwrap_err();
         assert!(err.to_string().contains("without metadata width, height"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod image_tests {
+    use super::*;
+
+    #[test]
+    fn an_image_needs_no_size_and_keeps_a_valid_declared_one() {
+        let only_encoding = FrameMetadata { encoding: Some("jpeg".into()), ..Default::default() };
+        let Ok(CameraFrame::Image(image)) =
+            check_input(&only_encoding, (None, None), 3, Payload::Bytes(Buffer::from_vec(vec![1u8; 9])))
+        else {
+            panic!("a jpeg without width/height is accepted")
+        };
+        assert_eq!((image.codec, image.declared, image.sent_nanos), (ImageCodec::Jpeg, None, 3));
+        let declared = FrameMetadata { width: Some(64), height: Some(48), ..only_encoding.clone() };
+        let Ok(CameraFrame::Image(image)) =
+            check_input(&declared, (None, None), 0, Payload::Bytes(Buffer::from_vec(vec![1u8; 9])))
+        else {
+            panic!("accepted")
+        };
+        assert_eq!(image.declared, Some((64, 48)));
+        let empty = check_input(&only_encoding, (None, None), 0, Payload::Bytes(Buffer::from_vec(Vec::<u8>::new())))
+            .unwrap_err();
+        assert_eq!(empty, FrameRejection::EmptyImage("jpeg"));
+    }
+
+    #[test]
+    fn raw_inputs_are_checked_as_before() {
+        let metadata =
+            FrameMetadata { encoding: Some("mono8".into()), width: Some(2), height: Some(2), ..Default::default() };
+        assert!(matches!(
+            check_input(&metadata, (None, None), 0, Payload::Bytes(Buffer::from_vec(vec![0u8; 4]))),
+            Ok(CameraFrame::Raw(_))
+        ));
+        assert!(check_input(&metadata, (None, None), 0, Payload::Bytes(Buffer::from_vec(vec![0u8; 5]))).is_err());
     }
 }
 

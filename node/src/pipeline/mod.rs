@@ -33,7 +33,7 @@ use crate::{
     camera::{FileSettings, report::FileReport},
     config::Config,
     encode::{CodecProbe, EncoderSettings},
-    frame::{Frame, FrameMetadata, FrameRejection, Payload, check_frame},
+    frame::{CameraFrame, FrameMetadata, FrameRejection, Payload, check_input},
     limiter::LogLimiter,
     session::{
         Timeline, UnboundFrames,
@@ -55,7 +55,7 @@ pub struct Pipeline {
     config: Config,
     wiring: Wiring,
     timeline: Timeline,
-    unbound: UnboundFrames<(String, Frame)>,
+    unbound: UnboundFrames<(String, CameraFrame)>,
     workers: Workers,
     spawner: Spawner,
     /// Workers told to finish, joined once done.
@@ -128,7 +128,7 @@ impl Pipeline {
         let fallback_size = (self.config.image_width, self.config.image_height);
         let checked = data
             .map_err(FrameRejection::BadPayload)
-            .and_then(|data| check_frame(metadata, fallback_size, sent_nanos, data));
+            .and_then(|data| check_input(metadata, fallback_size, sent_nanos, data));
         let frame = match checked {
             Ok(frame) => frame,
             Err(rejection) => return self.reject_frame(camera, sent_nanos, &rejection, now),
@@ -169,7 +169,7 @@ impl Pipeline {
                 let (claimed, lost) = self.unbound.claim_from(sent_nanos);
                 self.books.summary.frames_unbound += lost as u64;
                 for (camera, frame) in claimed {
-                    let session = self.timeline.route(frame.sent_nanos).cloned();
+                    let session = self.timeline.route(frame.sent_nanos()).cloned();
                     if session.is_some() {
                         self.submit(&camera, frame, session, now);
                     }
@@ -263,7 +263,7 @@ impl Pipeline {
     }
 
     /// Hands `frame` to its worker (started on first use) and counts what a full queue dropped.
-    fn submit(&mut self, camera: &str, frame: Frame, session: Option<crate::session::SessionRef>, now: Now) {
+    fn submit(&mut self, camera: &str, frame: CameraFrame, session: Option<crate::session::SessionRef>, now: Now) {
         let stats = self.stats.counters(camera);
         let (probe, limiter) = (&mut self.codec_probe, &mut self.limiter);
         let pre_roll_candidates = || match probe.resolve(now.instant) {

@@ -14,7 +14,7 @@ use crate::{
         CameraWorker, DetectionMessage, FileSettings, preroll::PreRollJob, report::FileReport, session::SessionJob,
     },
     encode::{EncoderKind, ResolvedCodec},
-    frame::Frame,
+    frame::CameraFrame,
     session::SessionRef,
     stats::CameraCounters,
 };
@@ -197,12 +197,12 @@ impl Workers {
         &mut self,
         spawner: &Spawner,
         camera: &str,
-        frame: Frame,
+        frame: CameraFrame,
         session: Option<SessionRef>,
         pre_roll_candidates: impl FnOnce() -> Option<Vec<EncoderKind>>,
         stats: Arc<CameraCounters>,
     ) -> Result<u64, NoWorker> {
-        let sent_nanos = frame.sent_nanos;
+        let sent_nanos = frame.sent_nanos();
         match self {
             Self::PerSession { live, closing, codecs } => {
                 let Some(session) = session else { return Ok(0) };
