@@ -126,6 +126,17 @@ pub enum ParamError {
     },
 }
 
+impl ParamError {
+    /// What its log line is rate-limited by: the key for a bad value (one of a few known keys),
+    /// one bucket for every unknown key (their number is unbounded).
+    pub fn limiter_key(&self) -> String {
+        match self {
+            Self::UnknownKey { .. } => "param/unknown".to_owned(),
+            Self::InvalidValue { key, .. } => format!("param/{key}"),
+        }
+    }
+}
+
 /// Decodes parameter `key` set to `value` (`None`: the parameter was deleted).
 pub fn parse_param(key: &str, value: Option<&Value>) -> Result<ParamChange, ParamError> {
     let value = value.filter(|v| !v.is_null());

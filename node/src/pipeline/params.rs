@@ -32,7 +32,7 @@ impl Pipeline {
             Ok(ParamChange::Setting(setting)) => self.change_setting(setting),
             Err(error) => {
                 self.books.summary.bad_params += 1;
-                if let Some(suppressed) = self.limiter.allow("param", now.instant) {
+                if let Some(suppressed) = self.limiter.allow(&error.limiter_key(), now.instant) {
                     tracing::warn!(suppressed, "{error}");
                 }
             }
