@@ -85,11 +85,14 @@ impl Pipeline {
             tracing::info!(pre_roll_secs = secs, reset, "pre_roll changed: applies to the next session's files");
         } else {
             self.pending_pre_roll = Some(secs);
-            tracing::info!(
-                pre_roll_secs = secs,
-                reset,
-                "pre_roll changed: the recording mode changes (with pre-roll each camera's encoder runs all the time), once no session is recording"
-            );
+            self.switch_mode_when_idle();
+            if self.pending_pre_roll.is_some() {
+                tracing::info!(
+                    pre_roll_secs = secs,
+                    reset,
+                    "pre_roll changed: the recording mode changes (with pre-roll each camera's encoder runs all the time) once no session is recording"
+                );
+            }
         }
     }
 
@@ -103,7 +106,10 @@ impl Pipeline {
         self.pending_pre_roll = None;
         let mut old = std::mem::replace(&mut self.workers, Workers::new(secs));
         self.finishing.extend(old.finish_all());
-        tracing::info!(pre_roll_secs = secs, "no session recording: pre_roll now in effect");
+        tracing::info!(
+            pre_roll_secs = secs,
+            "no session recording: pre_roll now in effect (the recording mode changed)"
+        );
     }
 }
 
@@ -335,6 +341,18 @@ mod tests {
         assert!(*frames <= 15, "the encoder restarted for the new CRF: its pre-roll starts there: {frames} frames");
         assert!(x264_options(&reports, "b").contains("crf=35.0"));
         assert_eq!(manifests.len(), 2);
+    }
+
+    #[test]
+    fn pre_roll_set_while_no_session_records_applies_at_once() {
+        let mut run = Run::new("preroll-idle", &[("AUTO_SESSION", "false")]);
+        run.param("pre_roll", Some(json!(0.5)));
+        assert!(run.pipeline.workers.is_pre_roll());
+        run.param("pre_roll", Some(json!(2)));
+        assert!(run.pipeline.workers.is_pre_roll() && run.pipeline.pending_pre_roll.is_none(), "same mode: in place");
+        run.param("pre_roll", None);
+        assert!(!run.pipeline.workers.is_pre_roll(), "back to the configured 0");
+        run.finish();
     }
 
     #[test]
