@@ -260,6 +260,34 @@ mod tests {
     }
 
     #[test]
+    fn a_parameter_and_a_control_message_act_in_the_order_they_arrive() {
+        use crate::session::control::ControlPayload;
+        let mut run = Run::new("order", &[("AUTO_SESSION", "false")]);
+        run.frames(2);
+        run.param("session", Some(json!("p")));
+        run.frames(3);
+        // A `start` sent before the parameter arrived, delivered after it: the later arrival wins.
+        let sent_before = run.clock.unix_nanos - 2 * FRAME_NANOS;
+        let start = Ok(ControlPayload::Text("start".into()));
+        run.pipeline.on_control(start, Some("c"), sent_before, run.clock);
+        assert_eq!(run.pipeline.timeline.active().map(|s| s.id.as_str()), Some("c"));
+        run.frames(4);
+        run.param("session", None);
+        assert!(run.pipeline.timeline.active().is_none(), "the parameter stops the control message's session");
+        let (reports, manifests, _) = run.finish();
+        assert_eq!(finished(&reports), [("c".to_owned(), 4), ("p".to_owned(), 3)]);
+        let causes: Vec<(&str, &str, &str)> = manifests
+            .iter()
+            .map(|m| {
+                let text = |key: &str| m[key].as_str().unwrap();
+                (text("session_id"), text("started_by"), text("stopped_by"))
+            })
+            .collect();
+        assert!(causes.contains(&("p", "parameter", "control_message")), "{causes:?}");
+        assert!(causes.contains(&("c", "control_message", "parameter")), "{causes:?}");
+    }
+
+    #[test]
     fn a_bad_value_or_an_unknown_key_changes_nothing_and_is_counted() {
         let mut run = Run::new("bad", &[]);
         run.frames(2);
