@@ -10,26 +10,9 @@ use std::{
 };
 
 use e2e::{
-    DoraDaemon, dora, dora_run, file_name, frame_indices, probe, serial, temp_dir, text, videos_in, workspace_root,
+    DoraDaemon, assert_contiguous, dora, dora_run, file_name, frame_indices, frames_sent, newest_node_log, probe,
+    serial, temp_dir, text, videos_in, workspace_root,
 };
-
-/// Asserts the recording holds exactly the camera frames `first..first+count`, in order.
-fn assert_contiguous(path: &Path, source: (u32, u32), first: u32, count: u32) {
-    let indices = frame_indices(path, source);
-    let expected: Vec<Option<u32>> = (first..first + count).map(Some).collect();
-    assert_eq!(indices, expected, "{}: frame indices", path.display());
-}
-
-/// The number the camera logged as `sent N frames`.
-fn frames_sent(log: &str) -> u32 {
-    let line = log
-        .lines()
-        .rev()
-        .find(|line| line.contains("dora-test-pattern: sent"))
-        .unwrap_or_else(|| panic!("no camera count in log: {log}"));
-    let after = line.split("dora-test-pattern: sent ").nth(1).unwrap();
-    after.split_whitespace().next().unwrap().parse().unwrap()
-}
 
 /// A run that dora stopped holds the frames the camera sent, but for one sent as dora stopped.
 /// dora sends Stop to every node at once; a frame the camera sends between the recorder's Stop
@@ -48,7 +31,13 @@ fn storage(dir: &Path) -> String {
 #[test]
 fn every_dataflow_validates() {
     let _serial = serial();
-    for dataflow in ["dataflows/record.yml", "dataflows/sessions.yml", "dataflows/webcam.yml", "dataflows/rgbd.yml"] {
+    for dataflow in [
+        "dataflows/record.yml",
+        "dataflows/sessions.yml",
+        "dataflows/webcam.yml",
+        "dataflows/rgbd.yml",
+        "dataflows/two-machines.yml",
+    ] {
         let output = dora(&["validate", dataflow], Duration::from_secs(60));
         assert!(output.status.success(), "{dataflow}: {}", text(&output));
     }
@@ -163,7 +152,7 @@ fn coordinator_path_up_build_start_stop_down_leaves_a_finished_file() {
     let probe = probe(&files[0]);
     assert_eq!((probe.codec.as_str(), probe.width, probe.height), ("h264", 640, 480));
     assert!(probe.frames >= 30, "about 3 s at 15 fps: {}", probe.frames);
-    assert_stopped_run_kept_every_frame(probe.frames, frames_sent(&newest_camera_log()));
+    assert_stopped_run_kept_every_frame(probe.frames, frames_sent(&newest_node_log("camera")));
     assert_contiguous(&files[0], (640, 480), 0, probe.frames as u32);
     let playback = e2e::play_in_chromium(&files[0]);
     assert!(playback.error.is_none() && playback.ended, "{playback:?}");
@@ -174,16 +163,4 @@ fn coordinator_path_up_build_start_stop_down_leaves_a_finished_file() {
             let _ = std::fs::remove_file(side);
         }
     }
-}
-
-/// The camera's log of the newest dataflow run under `dataflows/out/` (the coordinator path keeps
-/// node logs there).
-fn newest_camera_log() -> String {
-    let out = workspace_root().join("dataflows/out");
-    let newest = std::fs::read_dir(&out)
-        .unwrap()
-        .filter_map(|entry| entry.ok())
-        .max_by_key(|entry| entry.metadata().and_then(|m| m.modified()).ok())
-        .unwrap();
-    std::fs::read_to_string(newest.path().join("log_camera.jsonl")).unwrap_or_default()
 }

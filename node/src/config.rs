@@ -33,7 +33,7 @@ pub const DEFAULT_QUEUE_BYTES: u64 = 64 * 1024 * 1024;
 pub const DEFAULT_STOP_GRACE_MS: u64 = 500;
 
 /// Every key the node reads, in file (lower-case) spelling; the environment uses upper case.
-pub const KEYS: [&str; 31] = [
+pub const KEYS: [&str; 32] = [
     "storage",
     "format",
     "codec",
@@ -65,6 +65,7 @@ pub const KEYS: [&str; 31] = [
     "stats_interval",
     "encoder_threads",
     "depth_codec",
+    "auto_session",
 ];
 
 /// Environment variable naming the optional YAML configuration file.
@@ -91,6 +92,10 @@ pub struct Config {
     pub image_height: Option<u32>,
     /// Session id for runs without a control input.
     pub session_id: Option<String>,
+    /// Whether a recorder without a `control` input (and without a trigger) records the whole
+    /// run as one session (`AUTO_SESSION`); when false it records nothing until a session is
+    /// started (a `session` parameter).
+    pub auto_session: bool,
     /// Bounds of each camera's encoder queue (frames and bytes) and what a full one does.
     pub queue: QueueLimits,
     /// How often stats are logged and sent on the `stats` output.
@@ -115,6 +120,34 @@ pub struct Config {
     /// The lossless encoder of depth cameras (`DEPTH_CODEC`: ffv1, the default, or ffvhuff).
     pub depth_encoder: EncoderKind,
 }
+
+/// How one key's text is checked: its parser and what it accepts. The startup configuration and
+/// the runtime parameters ([`crate::params`]) share these, so a value means the same in both.
+#[derive(Debug, Clone, Copy)]
+pub struct Rule<T> {
+    /// Parses a trimmed value; `None` when it is not allowed.
+    pub parse: fn(&str) -> Option<T>,
+    /// What is allowed, for messages.
+    pub allowed: &'static str,
+}
+
+/// `CRF`: constant quality.
+pub const CRF: Rule<u8> = Rule { parse: |v| v.parse::<u8>().ok().filter(|c| *c <= 51), allowed: "an integer 0..=51" };
+/// `BITRATE`: constant bitrate in bits per second.
+pub const BITRATE: Rule<u64> = Rule { parse: parse_bitrate, allowed: "bits per second > 0, e.g. 4000000, 4000k or 4M" };
+/// `PRESET`: an x264 preset name (the test below keeps the list equal to [`PRESETS`]).
+pub const PRESET: Rule<String> = Rule {
+    parse: parse_preset,
+    allowed: "one of ultrafast, superfast, veryfast, faster, fast, medium, slow, slower, veryslow",
+};
+/// `TRIGGER_LABELS`: comma-separated labels; empty means any label.
+pub const TRIGGER_LABELS: Rule<Vec<String>> =
+    Rule { parse: |v| Some(parse_labels(v)), allowed: "comma-separated labels, e.g. person,car (empty: any label)" };
+/// `TRIGGER_MIN_CONFIDENCE`.
+pub const TRIGGER_MIN_CONFIDENCE: Rule<f32> =
+    Rule { parse: |v| v.parse::<f32>().ok().filter(|c| (0.0..=1.0).contains(c)), allowed: "0..=1" };
+/// `PRE_ROLL` and `POST_ROLL`, seconds.
+pub const ROLL_SECONDS: Rule<f64> = Rule { parse: seconds_up_to_a_minute, allowed: "seconds 0..=60, e.g. 2 or 0.5" };
 
 /// A configuration value that cannot be used, with what would be accepted instead.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -166,11 +199,9 @@ impl Config {
         let raw = RawValues { env: &env, file };
         let fps = raw.parse("fps", FrameRate::parse, "a frame rate > 0 and <= 1000, e.g. 15 or 29.97")?;
         let fps = fps.unwrap_or_else(|| FrameRate::from_f64(DEFAULT_FPS).expect("default fps is valid"));
-        let preset = raw
-            .parse("preset", parse_preset, &format!("one of {}", PRESETS.join(", ")))?
-            .unwrap_or_else(|| DEFAULT_PRESET.to_owned());
-        let crf = raw.parse("crf", |v| v.parse::<u8>().ok().filter(|c| *c <= 51), "an integer 0..=51")?;
-        let bitrate = raw.parse("bitrate", parse_bitrate, "bits per second > 0, e.g. 4000000, 4000k or 4M")?;
+        let preset = raw.rule("preset", PRESET)?.unwrap_or_else(|| DEFAULT_PRESET.to_owned());
+        let crf = raw.rule("crf", CRF)?;
+        let bitrate = raw.rule("bitrate", BITRATE)?;
         let rate = match bitrate {
             Some(bps) => RateControl::Bitrate(bps),
             None => RateControl::Crf(crf.unwrap_or(DEFAULT_CRF)),
@@ -216,7 +247,7 @@ impl Config {
             max_total_bytes: raw.parse("max_total_bytes", parse_bytes, BYTES_ALLOWED)?,
             min_free_bytes: raw.parse("min_free_bytes", parse_bytes, BYTES_ALLOWED)?,
             trigger: trigger_settings(&raw)?,
-            pre_roll_secs: raw.parse("pre_roll", seconds_up_to_a_minute, SECONDS_ALLOWED)?.unwrap_or(0.0),
+            pre_roll_secs: raw.rule("pre_roll", ROLL_SECONDS)?.unwrap_or(0.0),
             overlay: raw.parse("overlay", parse_bool, "true or false")?.unwrap_or(false),
             timestamps: raw
                 .parse("timestamps", TimestampMode::parse, "source or frame")?
@@ -224,6 +255,7 @@ impl Config {
             image_width: raw.parse("image_width", positive_u32, "pixels 1..=16384")?,
             image_height: raw.parse("image_height", positive_u32, "pixels 1..=16384")?,
             session_id: raw.get("session_id").map(|(_, v)| v).filter(|v| !v.is_empty()),
+            auto_session: raw.parse("auto_session", parse_bool, "true or false")?.unwrap_or(true),
             queue: QueueLimits {
                 frames: raw
                     .parse(
@@ -255,9 +287,6 @@ fn default_gop_frames(fps: FrameRate) -> u32 {
     ((fps.as_f64() * DEFAULT_GOP_SECS).round() as u32).max(1)
 }
 
-/// What `PRE_ROLL`/`POST_ROLL` accept.
-const SECONDS_ALLOWED: &str = "seconds 0..=60, e.g. 2 or 0.5";
-
 fn seconds_up_to_a_minute(value: &str) -> Option<f64> {
     value.parse::<f64>().ok().filter(|s| (0.0..=60.0).contains(s))
 }
@@ -278,15 +307,20 @@ fn trigger_settings<E: Fn(&str) -> Option<String>>(
     if on != Some(true) {
         return Ok(None);
     }
-    let labels = raw
-        .get("trigger_labels")
-        .map(|(_, v)| v.split(',').map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect())
-        .unwrap_or_default();
-    let min_confidence = raw
-        .parse("trigger_min_confidence", |v| v.parse::<f32>().ok().filter(|c| (0.0..=1.0).contains(c)), "0..=1")?
-        .unwrap_or(DEFAULT_MIN_CONFIDENCE);
-    let post_roll = raw.parse("post_roll", seconds_up_to_a_minute, SECONDS_ALLOWED)?.unwrap_or(DEFAULT_POST_ROLL_SECS);
-    Ok(Some(TriggerSettings { labels, min_confidence, post_roll_nanos: (post_roll * 1e9) as u64 }))
+    let labels = raw.rule("trigger_labels", TRIGGER_LABELS)?.unwrap_or_default();
+    let min_confidence = raw.rule("trigger_min_confidence", TRIGGER_MIN_CONFIDENCE)?.unwrap_or(DEFAULT_MIN_CONFIDENCE);
+    let post_roll = raw.rule("post_roll", ROLL_SECONDS)?.unwrap_or(DEFAULT_POST_ROLL_SECS);
+    Ok(Some(TriggerSettings { labels, min_confidence, post_roll_nanos: secs_to_nanos(post_roll) }))
+}
+
+/// Seconds of a checked setting (0..=60) in nanoseconds.
+pub fn secs_to_nanos(secs: f64) -> u64 {
+    (secs * 1e9) as u64
+}
+
+/// `person, car ,` -> `["person", "car"]`.
+fn parse_labels(value: &str) -> Vec<String> {
+    value.split(',').map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect()
 }
 
 /// What byte-size keys accept, for error messages.
@@ -359,6 +393,10 @@ impl<E: Fn(&str) -> Option<String>> RawValues<'_, E> {
     fn parse<T>(&self, key: &str, parse: impl Fn(&str) -> Option<T>, allowed: &str) -> Result<Option<T>, ConfigError> {
         let Some((key, value)) = self.get(key) else { return Ok(None) };
         parse(&value).map(Some).ok_or(ConfigError::InvalidValue { key, value, allowed: allowed.to_owned() })
+    }
+
+    fn rule<T>(&self, key: &str, rule: Rule<T>) -> Result<Option<T>, ConfigError> {
+        self.parse(key, rule.parse, rule.allowed)
     }
 }
 
@@ -508,6 +546,24 @@ mod tests {
     fn unknown_file_key_is_rejected() {
         let err = config(&[], "fsp: 30").unwrap_err();
         assert_eq!(err, ConfigError::UnknownKey { key: "fsp".into(), file: "test.yml".into() });
+    }
+
+    #[test]
+    fn the_preset_rule_lists_every_preset() {
+        assert_eq!(PRESET.allowed, format!("one of {}", PRESETS.join(", ")));
+        for preset in PRESETS {
+            assert_eq!((PRESET.parse)(&preset.to_ascii_uppercase()).as_deref(), Some(preset));
+        }
+        assert_eq!((PRESET.parse)("quick"), None);
+    }
+
+    #[test]
+    fn auto_session_is_on_unless_turned_off() {
+        assert!(config(&[], "").unwrap().auto_session, "the run is one session by default");
+        assert!(!config(&[("AUTO_SESSION", "false")], "").unwrap().auto_session);
+        assert!(!config(&[], "auto_session: false").unwrap().auto_session);
+        let err = config(&[("AUTO_SESSION", "later")], "").unwrap_err().to_string();
+        assert!(err.contains("AUTO_SESSION") && err.contains("later") && err.contains("true or false"), "{err}");
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! - [`encode`]: FFmpeg (codec choice, conversion, encoder, muxer), nothing else uses FFmpeg;
 //! - [`fmp4`]: MP4 boxes without FFmpeg (live header durations, repair, the hybrid index);
 //! - `storage`: what the recorder owns in STORAGE, file claims, durability, recovery, retention;
-//! - `sidecars`: what goes beside a video (frame index, detections, session manifests).
+//! - `sidecars`: what goes beside a video (frame index, detections, session manifests);
+//! - `params`: runtime parameters (`dora param set`), checked with the configuration's rules.
 
 mod camera;
 mod config;
@@ -21,6 +22,7 @@ mod frame;
 mod limiter;
 mod memory;
 mod node;
+mod params;
 mod pipeline;
 mod session;
 mod sidecars;

@@ -74,6 +74,10 @@ fn a_session_manifest_lists_every_file_with_counts_and_times() {
     let manifest = read_json(&manifests[0]);
     assert_eq!(manifest["session_id"], "run/7", "the id in full");
     assert_eq!(manifest["end_reason"], "stop");
+    assert_eq!(
+        (manifest["started_by"].as_str(), manifest["stopped_by"].as_str()),
+        (Some("control_message"), Some("control_message"))
+    );
     assert!(manifest["started_utc"].as_str().unwrap().ends_with('Z') && manifest["ended_utc"].is_string());
     let camera = &manifest["cameras"]["image"];
     assert_eq!((camera["frames"].as_u64(), camera["codec"].as_str()), (Some(10), Some("libx264")));
@@ -292,6 +296,13 @@ fn triggered_clips_and_control_sessions_work_side_by_side() {
     let reasons: Vec<String> =
         manifests.iter().map(|m| read_json(m)["end_reason"].as_str().unwrap().to_owned()).collect();
     assert!(reasons.contains(&"trigger_timeout".to_owned()) && reasons.contains(&"stop".to_owned()), "{reasons:?}");
+    let causes: Vec<(String, String)> = manifests
+        .iter()
+        .map(|m| read_json(m))
+        .map(|m| (m["started_by"].as_str().unwrap().to_owned(), m["stopped_by"].as_str().unwrap().to_owned()))
+        .collect();
+    assert!(causes.contains(&("trigger".to_owned(), "trigger".to_owned())), "the clip: {causes:?}");
+    assert!(causes.contains(&("control_message".to_owned(), "control_message".to_owned())), "{causes:?}");
 }
 
 #[test]

@@ -16,6 +16,26 @@ pub fn frame_indices(path: &Path, source: (u32, u32)) -> Vec<Option<u32>> {
         .collect()
 }
 
+/// Asserts the recording at `path` of `source` (width, height) frames holds exactly the camera
+/// frames `first..first+count`, in order.
+pub fn assert_contiguous(path: &Path, source: (u32, u32), first: u32, count: u32) {
+    let indices = frame_indices(path, source);
+    let expected: Vec<Option<u32>> = (first..first + count).map(Some).collect();
+    assert_eq!(indices, expected, "{}: frame indices", path.display());
+}
+
+/// The number a `dora-test-pattern` camera logged last as `sent N frames`, in a node log or a
+/// `dora run` output.
+pub fn frames_sent(log: &str) -> u32 {
+    let line = log
+        .lines()
+        .rev()
+        .find(|line| line.contains("dora-test-pattern: sent"))
+        .unwrap_or_else(|| panic!("no camera count in log: {log}"));
+    let after = line.split("dora-test-pattern: sent ").nth(1).unwrap();
+    after.split_whitespace().next().unwrap().parse().unwrap()
+}
+
 /// One frame the camera sent: its index and when (`SEND_LOG` of `dora-test-pattern`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SentFrame {

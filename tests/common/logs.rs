@@ -44,6 +44,34 @@ pub fn read_json(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))).unwrap()
 }
 
+/// The log of `node` in the dataflow run `dataflow` (its UUID), as the coordinator path keeps it:
+/// `dataflows/out/UUID/log_NODE.jsonl` (empty if there is none).
+pub fn node_log(dataflow: &str, node: &str) -> String {
+    let path = crate::workspace_root().join("dataflows/out").join(dataflow).join(format!("log_{node}.jsonl"));
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// The log of `node` in the newest dataflow run under `dataflows/out/`.
+pub fn newest_node_log(node: &str) -> String {
+    let out = crate::workspace_root().join("dataflows/out");
+    let newest = std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.path().is_dir())
+        .max_by_key(|entry| entry.metadata().and_then(|m| m.modified()).ok())
+        .unwrap();
+    node_log(&newest.file_name().to_string_lossy(), node)
+}
+
+/// The dataflow UUID `dora start` printed (`dataflow start triggered: UUID`).
+pub fn started_dataflow(start_output: &str) -> String {
+    let line = start_output
+        .lines()
+        .find(|line| line.contains("dataflow start triggered: ") || line.contains("dataflow started: "))
+        .unwrap_or_else(|| panic!("no dataflow id in: {start_output}"));
+    line.rsplit(": ").next().unwrap().trim().to_owned()
+}
+
 /// The files in `dir` whose names end in `suffix`, sorted.
 pub fn files_ending(dir: &Path, suffix: &str) -> Vec<std::path::PathBuf> {
     crate::files_in(dir).into_iter().filter(|f| f.to_string_lossy().ends_with(suffix)).collect()

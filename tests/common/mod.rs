@@ -18,16 +18,20 @@ use serde_json::Value;
 
 pub mod boxes;
 pub mod browser;
+pub mod cluster;
 pub use boxes::{decode_errors, format_tag, top_level_boxes};
 pub use browser::{Playback, play_in_chromium};
+pub use cluster::Cluster;
 pub mod crashfs;
 pub use crashfs::CrashFs;
 pub mod frames;
 pub mod gstreamer;
-pub use frames::{SentFrame, frame_indices, read_send_log, recorder_pids, signal};
+pub use frames::{SentFrame, assert_contiguous, frame_indices, frames_sent, read_send_log, recorder_pids, signal};
 pub mod logs;
 pub mod powercut;
-pub use logs::{csv_column, files_ending, frame_times, read_csv, read_json, read_jsonl};
+pub use logs::{
+    csv_column, files_ending, frame_times, newest_node_log, node_log, read_csv, read_json, read_jsonl, started_dataflow,
+};
 pub mod tmpfs;
 pub use tmpfs::Tmpfs;
 
@@ -210,8 +214,13 @@ pub struct Background {
 impl Background {
     /// Starts `dora ARGS`.
     pub fn start(args: &[&str]) -> Self {
+        Self::spawn(&mut dora_command(args))
+    }
+
+    /// Starts `command` (a [`dora_command`], perhaps with more environment).
+    pub fn spawn(command: &mut Command) -> Self {
         let (log_out, log) = log_file();
-        let child = dora_command(args)
+        let child = command
             .stdout(log_out.try_clone().unwrap())
             .stderr(log_out)
             .spawn()
@@ -265,7 +274,14 @@ impl Drop for Background {
 
 /// Runs `dora ARGS`, killing it after `timeout`; panics if it had to be killed.
 pub fn dora(args: &[&str], timeout: Duration) -> Output {
-    let (status, output) = Background::start(args).wait(timeout);
+    run_to_end(&mut dora_command(args), timeout)
+}
+
+/// Runs `command` (a [`dora_command`]) with its output collected, killing it after `timeout`;
+/// panics if it had to be killed.
+pub fn run_to_end(command: &mut Command, timeout: Duration) -> Output {
+    let args: Vec<String> = command.get_args().map(|arg| arg.to_string_lossy().into_owned()).collect();
+    let (status, output) = Background::spawn(command).wait(timeout);
     let status = status.unwrap_or_else(|| panic!("dora {args:?} timed out after {timeout:?}: {output}"));
     Output { status, stdout: output.into_bytes(), stderr: Vec::new() }
 }

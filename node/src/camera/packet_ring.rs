@@ -52,6 +52,11 @@ impl<T> PacketRing<T> {
         self.entries.iter().skip(from)
     }
 
+    /// Keeps `keep_nanos` of video from now on (the next push trims to it).
+    pub fn set_keep_nanos(&mut self, keep_nanos: u64) {
+        self.keep_nanos = keep_nanos;
+    }
+
     /// Bytes of encoded video held.
     pub fn bytes(&self) -> usize {
         self.bytes

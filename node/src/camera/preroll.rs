@@ -19,7 +19,7 @@ use super::{
     worker::{DetectionMessage, Job, WorkerLinks},
 };
 use crate::{
-    encode::{EncodeError, EncodedPacket},
+    encode::{EncodeError, EncodedPacket, Quality},
     frame::Frame,
     session::SessionRef,
 };
@@ -48,6 +48,8 @@ pub struct PreRollJob {
     current: Option<SessionFile>,
     /// Detections of a session whose file is not open yet.
     early_detections: EarlyDetections,
+    /// Encoder settings changed at run time, for the encoder after this one.
+    pending_quality: Option<Quality>,
 }
 
 impl PreRollJob {
@@ -63,6 +65,7 @@ impl PreRollJob {
             ring,
             current: None,
             early_detections: EarlyDetections::default(),
+            pending_quality: None,
         }
     }
 
@@ -70,7 +73,11 @@ impl PreRollJob {
         self.current.as_ref().map(|c| c.file.session().serial)
     }
 
+    /// Opens an encoder for `frame`'s format, with the settings changed at run time if any.
     fn open_encoder(&mut self, frame: &Frame) -> bool {
+        if let Some(quality) = self.pending_quality.take() {
+            self.files.quality = quality;
+        }
         match Encoding::open(frame.format, &self.files) {
             Ok((encoding, _passed_over)) => {
                 self.encoding = Some(encoding);
@@ -192,6 +199,12 @@ impl PreRollJob {
 
 impl Job for PreRollJob {
     fn frame(&mut self, frame: &Frame, session: Option<SessionRef>) {
+        // New encoder settings need a new encoder, whose packets cannot join the ring of the old
+        // one: restart only between files, at a frame no session takes.
+        if self.pending_quality.is_some() && self.encoding.is_some() && session.is_none() && self.current.is_none() {
+            tracing::info!(camera = %self.camera, "no session recording: restarting the encoder with the new settings (the pre-roll buffer starts over)");
+            self.end_stream();
+        }
         if self.encoding.as_ref().is_some_and(|e| e.format() != frame.format) {
             tracing::info!(camera = %self.camera, format = %frame.format, "frame format changed: restarting the encoder");
             self.end_stream();
@@ -230,6 +243,15 @@ impl Job for PreRollJob {
 
     fn camera_gone(&mut self) {
         self.end_stream();
+    }
+
+    fn quality_changed(&mut self, quality: Quality) {
+        self.pending_quality = Some(quality);
+    }
+
+    fn pre_roll_changed(&mut self, pre_roll_nanos: u64) {
+        self.pre_roll_nanos = pre_roll_nanos;
+        self.ring.set_keep_nanos(pre_roll_nanos);
     }
 
     /// A file whose session ended and whose last packets did not come out: flush the encoder.

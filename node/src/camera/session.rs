@@ -195,6 +195,11 @@ impl Job for SessionJob {
         }
     }
 
+    /// The next file's encoder (a segment cut, a format change) opens with `quality`.
+    fn quality_changed(&mut self, quality: crate::encode::Quality) {
+        self.files.quality = quality;
+    }
+
     /// A detector's output goes beside the file being written; without one it is dropped.
     fn detections(&mut self, _session: Option<SessionRef>, message: &DetectionMessage) {
         match &mut self.open {

@@ -20,6 +20,7 @@ use super::{
 };
 use crate::{
     detections::Detections,
+    encode::Quality,
     frame::{CameraFrame, Frame},
     session::SessionRef,
     stats::CameraCounters,
@@ -51,6 +52,10 @@ pub enum Command {
     SessionEnded(u64),
     /// The camera went away: finish its file and encoder.
     CameraGone,
+    /// Encoder settings changed at run time: for the next file.
+    Quality(Quality),
+    /// `PRE_ROLL` changed at run time (pre-roll workers), in nanoseconds.
+    PreRoll(u64),
 }
 
 impl Queued for Command {
@@ -73,6 +78,10 @@ pub trait Job {
     fn session_ended(&mut self, _serial: u64) {}
     /// The camera went away.
     fn camera_gone(&mut self) {}
+    /// Encoder settings changed: the next file's encoder uses them.
+    fn quality_changed(&mut self, _quality: Quality) {}
+    /// `PRE_ROLL` changed (only pre-roll jobs keep a past).
+    fn pre_roll_changed(&mut self, _pre_roll_nanos: u64) {}
     /// Nothing arrived for a while.
     fn idle(&mut self) {}
     /// A bug panicked inside one of the calls: end the file with `panic` as its failure.
@@ -148,6 +157,16 @@ impl CameraWorker {
         self.commands.push(Command::CameraGone);
     }
 
+    /// Encoder settings changed at run time.
+    pub fn quality_changed(&self, quality: Quality) {
+        self.commands.push(Command::Quality(quality));
+    }
+
+    /// `PRE_ROLL` changed at run time.
+    pub fn pre_roll_changed(&self, pre_roll_nanos: u64) {
+        self.commands.push(Command::PreRoll(pre_roll_nanos));
+    }
+
     /// Frames and bytes waiting in the queue.
     pub fn queue_depth(&self) -> (u64, u64) {
         let (frames, bytes) = self.commands.depth();
@@ -203,6 +222,8 @@ fn run<J: Job>(mut job: J, queue: QueueReceiver<Command>, mut overlay: Option<Ov
             }
             Ok(Command::SessionEnded(serial)) => contain_panic(|| job.session_ended(serial)),
             Ok(Command::CameraGone) => contain_panic(|| job.camera_gone()),
+            Ok(Command::Quality(quality)) => contain_panic(|| job.quality_changed(quality)),
+            Ok(Command::PreRoll(nanos)) => contain_panic(|| job.pre_roll_changed(nanos)),
             Err(RecvError::Timeout) => contain_panic(|| job.idle()),
             Err(RecvError::Closed) => break,
         };

@@ -20,6 +20,7 @@ use self::{
 };
 use crate::{
     config::Config,
+    params::parse_param,
     pipeline::{
         Pipeline,
         wiring::{CONTROL_INPUT, RunSummary, Wiring, is_camera_input},
@@ -62,7 +63,7 @@ pub fn run_with_wiring(
 ) -> eyre::Result<RunSummary> {
     crate::encode::init_ffmpeg().wrap_err("cannot initialize FFmpeg")?;
     tracing::info!(
-        cameras = ?wiring.cameras, control = wiring.control_wired, storage = %config.storage.display(),
+        cameras = ?wiring.cameras, control = wiring.control_wired, auto_session = config.auto_session, storage = %config.storage.display(),
         codec = config.codec.name(), format = config.container.extension(), fps = config.fps.as_f64(),
         "recorder ready"
     );
@@ -84,6 +85,9 @@ pub fn run_with_wiring(
                     pipeline.on_camera_gone(input, now);
                 }
             }
+            // `dora param set` / `delete`: they act when they arrive (they carry no send time).
+            Event::ParamUpdate { key, value } => pipeline.on_param(parse_param(&key, Some(&value)), now),
+            Event::ParamDeleted { key } => pipeline.on_param(parse_param(&key, None), now),
             // Inputs queued before the stop still arrive: keep going until the stream ends.
             Event::Stop(StopCause::Manual) => tracing::info!("stop requested: encoding queued frames, then finalizing"),
             Event::Stop(_) => {

@@ -8,7 +8,10 @@ use crate::{
     camera::report::{FileReport, FileStatus},
     config::Config,
     session::SessionRef,
-    sidecars::{live_manifests::LiveManifests, manifest::EndReason},
+    sidecars::{
+        live_manifests::LiveManifests,
+        manifest::{EndReason, SessionCause},
+    },
     storage::{Retention, retention::Limits},
     timing::Now,
 };
@@ -35,14 +38,14 @@ impl Books {
         }
     }
 
-    /// A session started: its manifest is written.
-    pub fn session_started(&mut self, session: &SessionRef) {
-        self.manifests.session_started(session);
+    /// A session started by `cause`: its manifest is written.
+    pub fn session_started(&mut self, session: &SessionRef, cause: SessionCause) {
+        self.manifests.session_started(session, cause);
     }
 
-    /// Session `serial` ended at sender time `at_nanos` for `reason`.
-    pub fn session_ended(&mut self, serial: u64, reason: EndReason, at_nanos: u64) {
-        self.manifests.session_ended(serial, reason, at_nanos);
+    /// Session `serial` ended at sender time `at_nanos` for `reason`, by `cause`.
+    pub fn session_ended(&mut self, serial: u64, reason: EndReason, cause: SessionCause, at_nanos: u64) {
+        self.manifests.session_ended(serial, reason, cause, at_nanos);
     }
 
     /// Periodic work: final manifests are let go, STORAGE kept within its limits.

@@ -37,6 +37,11 @@ impl<K: PartialEq, R> ClosingCameras<K, R> {
         self.closing.iter().find(|c| c.key == *key && sent_nanos < c.closed_nanos).map(|c| &c.recorder)
     }
 
+    /// Whether no recorder is set aside.
+    pub fn is_empty(&self) -> bool {
+        self.closing.is_empty()
+    }
+
     /// Recorders whose grace has ended: time to finalize them.
     pub fn take_due(&mut self, now: Instant) -> Vec<R> {
         self.take_where(|c| c.finish_at <= now)

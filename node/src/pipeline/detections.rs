@@ -4,7 +4,12 @@
 use std::collections::BTreeMap;
 
 use super::Pipeline;
-use crate::{camera::DetectionMessage, detections::Detections, sidecars::manifest::EndReason, timing::Now};
+use crate::{
+    camera::DetectionMessage,
+    detections::Detections,
+    sidecars::manifest::{EndReason, SessionCause},
+    timing::Now,
+};
 
 impl Pipeline {
     /// A detector's output on `input` (`detections` for the only camera, `NAME_detections` for
@@ -41,7 +46,7 @@ impl Pipeline {
         let Some(trigger) = &mut self.trigger else { return };
         let Some(clip) = trigger.on_detections(detections, sent_nanos) else { return };
         tracing::info!(session = %clip, "detection matched the trigger: starting a clip");
-        let serial = self.start_session(clip, sent_nanos, now);
+        let serial = self.start_session(clip, sent_nanos, SessionCause::Trigger, now);
         if let Some(trigger) = &mut self.trigger {
             trigger.clip_started(serial);
         }
@@ -52,7 +57,7 @@ impl Pipeline {
         let Some((serial, ends_at)) = self.trigger.as_mut().and_then(|t| t.expired(now.unix_nanos)) else { return };
         if serial.is_some() && self.timeline.active().map(|s| s.serial) == serial {
             tracing::info!("no matching detection for POST_ROLL: ending the clip");
-            self.stop_session(ends_at, EndReason::TriggerTimeout, now);
+            self.stop_session(ends_at, EndReason::TriggerTimeout, SessionCause::Trigger, now);
         }
     }
 }

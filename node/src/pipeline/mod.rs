@@ -9,6 +9,7 @@
 pub mod books;
 pub mod closing;
 mod detections;
+mod params;
 mod sessions;
 pub mod wiring;
 pub mod workers;
@@ -35,12 +36,13 @@ use crate::{
     encode::{CodecProbe, EncoderSettings},
     frame::{CameraFrame, FrameMetadata, FrameRejection, Payload, check_input},
     limiter::LogLimiter,
+    params::Overrides,
     session::{
         Timeline, UnboundFrames,
         control::{Control, ControlError, ControlPayload, parse_control},
         trigger::Trigger,
     },
-    sidecars::manifest::EndReason,
+    sidecars::manifest::{EndReason, SessionCause},
     stats::{CameraStats, StatsBook},
     storage::prepare_storage,
     timing::{Now, PtsClock},
@@ -61,8 +63,13 @@ pub struct Pipeline {
     /// Workers told to finish, joined once done.
     finishing: Vec<JoinHandle<()>>,
     reports: Receiver<FileReport>,
-    /// Whether the first frame starts the run's one session (no `control` input, no trigger).
+    /// Whether the first frame starts the run's one session (no `control` input, no trigger,
+    /// `AUTO_SESSION` on, and no session parameter or control message came first).
     auto_session: bool,
+    /// Settings changed at run time (`config` keeps the startup values).
+    overrides: Overrides,
+    /// A `PRE_ROLL` that changes the recording mode, applied once no session is recording.
+    pending_pre_roll: Option<f64>,
     /// Starts and ends clips from detections (`TRIGGER=detections`).
     trigger: Option<Trigger>,
     generated_sessions: u64,
@@ -96,7 +103,9 @@ impl Pipeline {
         let (reports_tx, reports) = mpsc::channel();
         let spawner = Spawner { files: file_settings(&config, &wiring), reports: reports_tx };
         Ok(Self {
-            auto_session: !wiring.control_wired && config.trigger.is_none(),
+            auto_session: config.auto_session && !wiring.control_wired && config.trigger.is_none(),
+            overrides: Overrides::default(),
+            pending_pre_roll: None,
             trigger: config.trigger.clone().map(Trigger::new),
             timeline: Timeline::new(Duration::from_millis(config.stop_grace_ms)),
             unbound: UnboundFrames::new(UNBOUND_CAPACITY),
@@ -137,7 +146,7 @@ impl Pipeline {
         if self.auto_session {
             self.auto_session = false;
             let id = self.config.session_id.clone().unwrap_or_else(|| self.wiring.default_session_id.clone());
-            self.start_session(id, sent_nanos, now);
+            self.start_session(id, sent_nanos, SessionCause::RunStart, now);
         }
         let session = self.timeline.route(sent_nanos).cloned();
         if session.is_none() && !self.workers.is_pre_roll() {
@@ -165,17 +174,9 @@ impl Pipeline {
                     self.generated_sessions += 1;
                     format!("session_{}", self.generated_sessions)
                 });
-                self.start_session(id, sent_nanos, now);
-                let (claimed, lost) = self.unbound.claim_from(sent_nanos);
-                self.books.summary.frames_unbound += lost as u64;
-                for (camera, frame) in claimed {
-                    let session = self.timeline.route(frame.sent_nanos()).cloned();
-                    if session.is_some() {
-                        self.submit(&camera, frame, session, now);
-                    }
-                }
+                self.start_and_claim(id, sent_nanos, SessionCause::ControlMessage, now);
             }
-            Ok(Control::Stop) => self.stop_session(sent_nanos, EndReason::Stop, now),
+            Ok(Control::Stop) => self.stop_session(sent_nanos, EndReason::Stop, SessionCause::ControlMessage, now),
             Err(error) => {
                 self.books.summary.bad_control += 1;
                 if let Some(suppressed) = self.limiter.allow("control", now.instant) {
@@ -228,6 +229,7 @@ impl Pipeline {
         }
         let due = self.workers.take_due(now.instant);
         self.finishing.extend(due);
+        self.switch_mode_when_idle();
         self.reap_workers(false);
         self.books.tick(now);
     }
@@ -248,7 +250,7 @@ impl Pipeline {
     /// with [`take_reports`](Self::take_reports).
     pub fn finish(&mut self, now: Now) {
         for session in self.timeline.take_all() {
-            self.books.session_ended(session.serial, self.end_of_run, now.unix_nanos);
+            self.books.session_ended(session.serial, self.end_of_run, SessionCause::EndOfRun, now.unix_nanos);
             self.end_session(&session);
         }
         let all = self.workers.finish_all();

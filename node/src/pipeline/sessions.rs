@@ -2,18 +2,23 @@
 //! workers of an ended session, and the trigger's clip.
 
 use super::Pipeline;
-use crate::{session::SessionRef, sidecars::manifest::EndReason, timing::Now};
+use crate::{
+    session::SessionRef,
+    sidecars::manifest::{EndReason, SessionCause},
+    timing::Now,
+};
 
 impl Pipeline {
-    /// Starts session `id` at sender time `sent_nanos` (ending the active one); returns its serial.
-    pub(super) fn start_session(&mut self, id: String, sent_nanos: u64, now: Now) -> u64 {
+    /// Starts session `id` at sender time `sent_nanos` by `cause` (ending the active one);
+    /// returns its serial.
+    pub(super) fn start_session(&mut self, id: String, sent_nanos: u64, cause: SessionCause, now: Now) -> u64 {
         let (session, ended) = self.timeline.start(id, sent_nanos, now.instant);
         if let Some(ended) = ended {
             tracing::info!(session = %ended.id, next = %session.id, "session ended by the next start");
-            self.books.session_ended(ended.serial, EndReason::Stop, sent_nanos);
+            self.books.session_ended(ended.serial, EndReason::Stop, cause, sent_nanos);
             self.note_session_ended(ended.serial);
         }
-        self.books.session_started(&session);
+        self.books.session_started(&session, cause);
         let codec = self.codec_probe.resolve(now.instant);
         match &codec {
             Ok(resolved) => {
@@ -25,7 +30,7 @@ impl Pipeline {
                         tracing::warn!("{reason}; using {encoder} (logged once per run)");
                     }
                 }
-                tracing::info!(session = %session.id, codec = self.config.codec.name(), encoder = resolved.encoder().ffmpeg_name(), "session started");
+                tracing::info!(session = %session.id, started_by = ?cause, codec = self.config.codec.name(), encoder = resolved.encoder().ffmpeg_name(), "session started");
             }
             Err(error) => {
                 tracing::error!(session = %session.id, "session started but no encoder opens, nothing will be recorded: {error}")
@@ -35,16 +40,30 @@ impl Pipeline {
         session.serial
     }
 
-    /// Stops the active session at sender time `at_nanos` for `reason`; it is finalized once
-    /// its grace has passed.
-    pub(super) fn stop_session(&mut self, at_nanos: u64, reason: EndReason, now: Now) {
+    /// Starts session `id` at `at_nanos` by `cause` (a control message or a parameter) and hands
+    /// it the frames held unbound that were sent since.
+    pub(super) fn start_and_claim(&mut self, id: String, at_nanos: u64, cause: SessionCause, now: Now) {
+        self.start_session(id, at_nanos, cause, now);
+        let (claimed, lost) = self.unbound.claim_from(at_nanos);
+        self.books.summary.frames_unbound += lost as u64;
+        for (camera, frame) in claimed {
+            let session = self.timeline.route(frame.sent_nanos()).cloned();
+            if session.is_some() {
+                self.submit(&camera, frame, session, now);
+            }
+        }
+    }
+
+    /// Stops the active session at sender time `at_nanos` for `reason`, by `cause`; it is
+    /// finalized once its grace has passed.
+    pub(super) fn stop_session(&mut self, at_nanos: u64, reason: EndReason, cause: SessionCause, now: Now) {
         match self.timeline.stop(at_nanos, now.instant) {
             Some(session) => {
-                tracing::info!(session = %session.id, "session stop received; finalizing after late frames");
-                self.books.session_ended(session.serial, reason, at_nanos);
+                tracing::info!(session = %session.id, stopped_by = ?cause, "session stop received; finalizing after late frames");
+                self.books.session_ended(session.serial, reason, cause, at_nanos);
                 self.note_session_ended(session.serial);
             }
-            None => tracing::info!("stop received with no active session: ignored"),
+            None => tracing::info!(stopped_by = ?cause, "stop received with no active session: ignored"),
         }
     }
 

@@ -76,6 +76,8 @@ pub struct RunSummary {
     pub frames_dropped: u64,
     /// Control messages that could not be understood.
     pub bad_control: u64,
+    /// Runtime parameters with an unknown key or a value that is not allowed.
+    pub bad_params: u64,
     /// Files ended by a panic inside the recorder (contained to that file).
     pub worker_panics: u64,
     /// Detector messages not recorded: malformed, for no camera, or with no file open.

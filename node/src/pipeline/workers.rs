@@ -13,7 +13,7 @@ use crate::{
     camera::{
         CameraWorker, DetectionMessage, FileSettings, preroll::PreRollJob, report::FileReport, session::SessionJob,
     },
-    encode::{EncoderKind, ResolvedCodec},
+    encode::{EncoderKind, Quality, ResolvedCodec},
     frame::CameraFrame,
     session::SessionRef,
     stats::CameraCounters,
@@ -94,7 +94,7 @@ impl Workers {
     /// Pre-roll workers when `pre_roll_secs` > 0, else a worker per session.
     pub fn new(pre_roll_secs: f64) -> Self {
         if pre_roll_secs > 0.0 {
-            Self::PreRoll { cameras: BTreeMap::new(), pre_roll_nanos: (pre_roll_secs * 1e9) as u64 }
+            Self::PreRoll { cameras: BTreeMap::new(), pre_roll_nanos: crate::config::secs_to_nanos(pre_roll_secs) }
         } else {
             Self::PerSession { live: BTreeMap::new(), closing: ClosingCameras::default(), codecs: BTreeMap::new() }
         }
@@ -103,6 +103,40 @@ impl Workers {
     /// Whether every frame goes to a pre-roll worker, bound to a session or not.
     pub fn is_pre_roll(&self) -> bool {
         matches!(self, Self::PreRoll { .. })
+    }
+
+    /// Whether no worker records or finishes a session's file (pre-roll workers only ever feed
+    /// their rings between sessions): the moment a recording mode can be swapped.
+    pub fn is_idle(&self) -> bool {
+        match self {
+            Self::PerSession { live, closing, .. } => live.is_empty() && closing.is_empty(),
+            Self::PreRoll { .. } => true,
+        }
+    }
+
+    /// `PRE_ROLL` changed to `secs`: pre-roll workers keep that much from now on. False when
+    /// the recording mode has to change for it (from or to 0), which waits until
+    /// [`is_idle`](Self::is_idle).
+    pub fn set_pre_roll(&mut self, secs: f64) -> bool {
+        match self {
+            Self::PreRoll { cameras, pre_roll_nanos } if secs > 0.0 => {
+                *pre_roll_nanos = crate::config::secs_to_nanos(secs);
+                cameras.values().for_each(|worker| worker.pre_roll_changed(*pre_roll_nanos));
+                true
+            }
+            Self::PerSession { .. } => secs <= 0.0,
+            Self::PreRoll { .. } => false,
+        }
+    }
+
+    /// Encoder settings changed at run time: every worker opens its next encoder with them.
+    pub fn quality_changed(&self, quality: &Quality) {
+        match self {
+            Self::PerSession { live, .. } => live.values().for_each(|worker| worker.quality_changed(quality.clone())),
+            Self::PreRoll { cameras, .. } => {
+                cameras.values().for_each(|worker| worker.quality_changed(quality.clone()))
+            }
+        }
     }
 
     /// Session `serial` started with `codec`.

@@ -60,6 +60,11 @@ impl Timeline {
         self.grace
     }
 
+    /// Whether no session is active or within its grace.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
     /// The active (not yet stopped) session.
     pub fn active(&self) -> Option<&SessionRef> {
         self.spans.iter().find(|span| span.stop.is_none()).map(|span| &span.session)

@@ -44,6 +44,12 @@ impl Trigger {
         Self { settings, state: State::Idle, clips: 0 }
     }
 
+    /// New settings (runtime parameters): the next detection is judged by them, and a clip in
+    /// progress ends by the new post-roll.
+    pub fn set_settings(&mut self, settings: TriggerSettings) {
+        self.settings = settings;
+    }
+
     /// A detector's output sent at `time_nanos`. Returns the id of a clip to start when it
     /// matches and no clip is recording; a match during a clip extends it.
     pub fn on_detections(&mut self, detections: &Detections, time_nanos: u64) -> Option<String> {
@@ -136,6 +142,21 @@ mod tests {
         assert_eq!(trigger.on_detections(&seen("person", 0.9), SECOND), None, "another session ended: still ours");
         trigger.session_ended(3);
         assert_eq!(trigger.on_detections(&seen("person", 0.9), SECOND), Some("person_000002".into()));
+    }
+
+    #[test]
+    fn new_settings_judge_the_next_detection_and_end_a_running_clip_by_the_new_post_roll() {
+        let mut trigger = trigger();
+        assert_eq!(trigger.on_detections(&seen("person", 0.9), 0), Some("person_000001".into()));
+        trigger.clip_started(1);
+        trigger.set_settings(TriggerSettings {
+            labels: vec!["car".into()],
+            min_confidence: 0.5,
+            post_roll_nanos: SECOND,
+        });
+        assert_eq!(trigger.expired(SECOND), Some((Some(1), SECOND)), "the shorter post-roll ends it");
+        assert_eq!(trigger.on_detections(&seen("person", 0.9), 2 * SECOND), None, "no longer a trigger label");
+        assert_eq!(trigger.on_detections(&seen("car", 0.9), 3 * SECOND), Some("car_000002".into()));
     }
 
     #[test]

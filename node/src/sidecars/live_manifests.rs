@@ -12,7 +12,7 @@ use crate::{
     camera::report::{FileReport, FileStatus},
     session::SessionRef,
     sidecars::index::index_path,
-    sidecars::manifest::{EndReason, SessionManifest},
+    sidecars::manifest::{EndReason, SessionCause, SessionManifest},
     storage::{claim, naming},
 };
 
@@ -47,8 +47,8 @@ impl LiveManifests {
         Self { storage: storage.to_owned(), open: BTreeMap::new() }
     }
 
-    /// A session started: claims its manifest's name and writes the first version.
-    pub fn session_started(&mut self, session: &SessionRef) {
+    /// A session started by `cause`: claims its manifest's name and writes the first version.
+    pub fn session_started(&mut self, session: &SessionRef, cause: SessionCause) {
         let stem = naming::file_stem(&session.id, None, session.start_nanos);
         let path = match claim::claim_path(&self.storage, &stem, MANIFEST_EXTENSION) {
             Ok(path) => path,
@@ -57,12 +57,9 @@ impl LiveManifests {
                 return;
             }
         };
-        let open = OpenManifest {
-            path,
-            manifest: SessionManifest::new(&session.id, session.start_nanos),
-            files_open: 0,
-            ended_at: None,
-        };
+        let mut manifest = SessionManifest::new(&session.id, session.start_nanos);
+        manifest.started_by = Some(cause);
+        let open = OpenManifest { path, manifest, files_open: 0, ended_at: None };
         write(&open);
         self.open.insert(session.serial, open);
     }
@@ -90,10 +87,10 @@ impl LiveManifests {
         write(open);
     }
 
-    /// A session ended (its files may still be finishing).
-    pub fn session_ended(&mut self, serial: u64, reason: EndReason, ended_unix_nanos: u64) {
+    /// A session ended for `reason`, by `cause` (its files may still be finishing).
+    pub fn session_ended(&mut self, serial: u64, reason: EndReason, cause: SessionCause, ended_unix_nanos: u64) {
         let Some(open) = self.open.get_mut(&serial) else { return };
-        open.manifest.end(reason, ended_unix_nanos);
+        open.manifest.end(reason, cause, ended_unix_nanos);
         open.ended_at.get_or_insert_with(Instant::now);
         write(open);
     }
@@ -169,20 +166,21 @@ mod tests {
         let dir = temp_dir("follow");
         let mut manifests = LiveManifests::new(&dir);
         let session = SessionRef { serial: 1, id: "run".into(), start_nanos: 1_000_000_000 };
-        manifests.session_started(&session);
+        manifests.session_started(&session, SessionCause::Parameter);
         let path = dir.join("run_19700101T000001.session.json");
         assert_eq!(read(&path)["session_id"], "run", "written at the start");
+        assert_eq!(read(&path)["started_by"], "parameter");
         let video = dir.join("run_19700101T000002.mp4");
         manifests.on_report(&report(FileStatus::Started, &video));
         assert_eq!(read(&path)["cameras"]["front"]["files"][0]["status"], "recording");
         assert_eq!(read(&path)["cameras"]["front"]["files"][0]["offset_secs"], 1.0);
-        manifests.session_ended(1, EndReason::Stop, 4_000_000_000);
+        manifests.session_ended(1, EndReason::Stop, SessionCause::ControlMessage, 4_000_000_000);
         assert!(manifests.active_paths().contains(&video), "its file is still finishing");
         manifests.on_report(&report(FileStatus::Finished, &video));
         let json = read(&path);
         assert_eq!(
-            (json["end_reason"].as_str(), json["cameras"]["front"]["frames"].as_u64()),
-            (Some("stop"), Some(10))
+            (json["end_reason"].as_str(), json["stopped_by"].as_str(), json["cameras"]["front"]["frames"].as_u64()),
+            (Some("stop"), Some("control_message"), Some(10))
         );
         assert!(manifests.active_paths().is_empty(), "ended with every file finished: nothing to protect");
         manifests.retire_final(Instant::now());
@@ -196,7 +194,7 @@ mod tests {
         let dir = temp_dir("unknown");
         let mut manifests = LiveManifests::new(&dir);
         manifests.on_report(&report(FileStatus::Started, &dir.join("x.mp4")));
-        manifests.session_ended(9, EndReason::EndOfRun, 0);
+        manifests.session_ended(9, EndReason::EndOfRun, SessionCause::EndOfRun, 0);
         assert!(std::fs::read_dir(&dir).unwrap().next().is_none());
     }
 }

@@ -50,6 +50,22 @@ pub enum EndReason {
     EndOfRun,
 }
 
+/// What started or stopped a session: the manifest's `started_by` and `stopped_by`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionCause {
+    /// A message on the `control` input (a `start` also stops the session before it).
+    ControlMessage,
+    /// The `session` runtime parameter (`dora param set` / `dora param delete`).
+    Parameter,
+    /// The detection trigger: a match starts a clip, its post-roll ending stops it.
+    Trigger,
+    /// The start of the run: the run's one session (no `control` input, `AUTO_SESSION=true`).
+    RunStart,
+    /// The end of the run: the dataflow stopped or every input closed.
+    EndOfRun,
+}
+
 /// Where a file stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -77,6 +93,12 @@ pub struct SessionManifest {
     pub ended_utc: Option<String>,
     /// Why the session ended; `null` while it runs (or after a crash).
     pub end_reason: Option<EndReason>,
+    /// What started it (`null` in manifests written before this field).
+    #[serde(default)]
+    pub started_by: Option<SessionCause>,
+    /// What stopped it; `null` while it runs (or after a crash).
+    #[serde(default)]
+    pub stopped_by: Option<SessionCause>,
     /// How to line up cameras ([`TIMELINE`]).
     pub timeline: String,
     /// Per camera input id, its files and counts.
@@ -134,6 +156,8 @@ impl SessionManifest {
             started_time_ns: started_unix_nanos,
             ended_utc: None,
             end_reason: None,
+            started_by: None,
+            stopped_by: None,
             timeline: TIMELINE.to_owned(),
             cameras: BTreeMap::new(),
         }
@@ -201,13 +225,14 @@ impl SessionManifest {
         entry.dropped = entry.dropped.saturating_add(frames);
     }
 
-    /// Marks the session ended at `ended_unix_nanos` for `reason`. The first call wins: a later
-    /// one changes nothing, so the reason stays the one that actually ended it.
-    pub fn end(&mut self, reason: EndReason, ended_unix_nanos: u64) {
+    /// Marks the session ended at `ended_unix_nanos` for `reason`, by `cause`. The first call
+    /// wins: a later one changes nothing, so the reason stays the one that actually ended it.
+    pub fn end(&mut self, reason: EndReason, cause: SessionCause, ended_unix_nanos: u64) {
         if self.end_reason.is_some() {
             return;
         }
         self.end_reason = Some(reason);
+        self.stopped_by = Some(cause);
         self.ended_utc = Some(rfc3339(ended_unix_nanos));
     }
 
@@ -395,9 +420,10 @@ mod tests {
     #[test]
     fn the_first_end_reason_wins() {
         let mut manifest = SessionManifest::new("s", START_NS);
-        manifest.end(EndReason::Failure, START_NS + 1_000_000_000);
-        manifest.end(EndReason::EndOfRun, START_NS + 9_000_000_000);
+        manifest.end(EndReason::Failure, SessionCause::ControlMessage, START_NS + 1_000_000_000);
+        manifest.end(EndReason::EndOfRun, SessionCause::EndOfRun, START_NS + 9_000_000_000);
         assert_eq!(manifest.end_reason, Some(EndReason::Failure));
+        assert_eq!(manifest.stopped_by, Some(SessionCause::ControlMessage));
         assert_eq!(manifest.ended_utc.as_deref(), Some("2024-01-02T03:04:06.123456789Z"));
     }
 
@@ -405,9 +431,11 @@ mod tests {
     fn json_uses_snake_case_names_and_reads_back_equal() {
         let mut manifest = SessionManifest::new("s", START_NS);
         manifest.file_started("cam", Path::new("a.mp4"), Path::new("a.frames.csv"), START_NS);
-        manifest.end(EndReason::TriggerTimeout, START_NS);
+        manifest.started_by = Some(SessionCause::Trigger);
+        manifest.end(EndReason::TriggerTimeout, SessionCause::Trigger, START_NS);
         let json = serde_json::to_value(&manifest).unwrap();
         assert_eq!(json["end_reason"], "trigger_timeout");
+        assert_eq!((json["started_by"].as_str(), json["stopped_by"].as_str()), (Some("trigger"), Some("trigger")));
         assert_eq!(json["cameras"]["cam"]["files"][0]["status"], "recording");
         assert_eq!(json["started_time_ns"], START_NS);
         assert!(json["timeline"].as_str().unwrap().contains("time_ns"));
@@ -416,6 +444,25 @@ mod tests {
         let names =
             [EndReason::Stop, EndReason::InputClosed, EndReason::EndOfRun].map(|r| serde_json::to_value(r).unwrap());
         assert_eq!(names, ["stop", "input_closed", "end_of_run"]);
+        let causes = [
+            SessionCause::ControlMessage,
+            SessionCause::Parameter,
+            SessionCause::Trigger,
+            SessionCause::RunStart,
+            SessionCause::EndOfRun,
+        ]
+        .map(|c| serde_json::to_value(c).unwrap());
+        assert_eq!(causes, ["control_message", "parameter", "trigger", "run_start", "end_of_run"]);
+    }
+
+    #[test]
+    fn manifests_without_the_cause_fields_still_read() {
+        let mut json = serde_json::to_value(SessionManifest::new("s", START_NS)).unwrap();
+        let object = json.as_object_mut().unwrap();
+        object.remove("started_by");
+        object.remove("stopped_by");
+        let back: SessionManifest = serde_json::from_value(json).unwrap();
+        assert_eq!((back.started_by, back.stopped_by), (None, None));
     }
 
     #[test]
@@ -424,7 +471,7 @@ mod tests {
         let path = manifest_path(&folder, "s_20240102T030405");
         let mut manifest = SessionManifest::new("s", START_NS);
         manifest.write_atomically(&path).unwrap();
-        manifest.end(EndReason::Stop, START_NS);
+        manifest.end(EndReason::Stop, SessionCause::Parameter, START_NS);
         manifest.write_atomically(&path).unwrap();
         let back: SessionManifest = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(back, manifest);
@@ -443,7 +490,7 @@ mod tests {
         // A folder where the temp file goes makes the write fail.
         std::fs::create_dir(folder.join(".s.session.json.tmp")).unwrap();
         let mut newer = manifest.clone();
-        newer.end(EndReason::Stop, START_NS);
+        newer.end(EndReason::Stop, SessionCause::ControlMessage, START_NS);
         let error = newer.write_atomically(&path).unwrap_err();
         assert!(error.to_string().contains("s.session.json"), "{error}");
         assert_eq!(std::fs::read(&path).unwrap(), before);
