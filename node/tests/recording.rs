@@ -184,7 +184,8 @@ fn bad_input_is_counted_and_never_loses_good_frames() {
         .frames("image", 0.05, 0.05, 3, 32, 32)
         .raw_input("image", 0.2, meta("bgr8", 32, 32), json!([1, 2, 3]), "UInt8") // short payload
         .raw_input("image", 0.21, meta("yuyv", 32, 32), json!([0, 0, 0, 0, 0, 0, 0, 0]), "UInt8") // unknown encoding
-        .raw_input("image", 0.22, meta("jpeg", 32, 32), json!([255, 216, 255]), "UInt8") // compressed
+        .raw_input("image", 0.22, meta("h264", 32, 32), json!([0, 0, 0, 1, 103]), "UInt8") // a video stream
+        .raw_input("image", 0.225, meta("jpeg", 32, 32), json!([255, 216, 255]), "UInt8") // a cut-off image
         .raw_input("image", 0.23, meta("bgr8", -4, 1 << 40), json!([0]), "UInt8") // absurd size
         .raw_input("image", 0.24, json!({}), json!([0]), "UInt8") // no size at all
         .raw_input("image", 0.25, meta("bgr8", 2, 2), json!([1.5, 2.5]), "Float32") // not bytes
@@ -202,7 +203,8 @@ fn bad_input_is_counted_and_never_loses_good_frames() {
     assert_eq!(summary.frames_invalid, 5);
     assert_eq!(summary.bad_control, 2);
     let finished = events_with_status(&events, "finished");
-    assert_eq!(finished[0]["skipped"], 6, "{finished:?}");
+    // 5 invalid, the video stream, and the image that did not decode (on the camera's worker).
+    assert_eq!(finished[0]["skipped"], 7, "{finished:?}");
 }
 
 #[test]
