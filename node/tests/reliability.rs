@@ -115,19 +115,23 @@ fn a_full_disk_trims_the_file_to_its_last_fragment_and_the_next_session_records(
     let filler = disk.path().join("filler.bin");
     std::fs::write(&filler, vec![0u8; 2_200_000]).unwrap();
     let storage = storage_env(disk.path());
-    // Room comes back at 6 s, well after the session's 30 frames of noise overflowed its 0.8 MB
-    // of room, and before the next session starts at 8 s. Waiting for the disk
-    // to look full and then a fixed moment freed it too early on a loaded machine: the encoder
-    // had not yet written the bytes that would not fit.
-    let free_space = at(6.0, disk.path(), move || std::fs::remove_file(&filler).unwrap());
+    // Room comes back once the recorder has met the full disk: the file it writes shrank (trimmed
+    // to its last fragment) or the disk stayed full for a second. Timed frees raced the encoder
+    // on a loaded machine (freed before the bytes that would not fit were written, or after the
+    // next session began); the next session starts late enough for either way.
+    let full_disk = disk.path().to_owned();
+    let free_space = std::thread::spawn(move || {
+        free_once_full(&full_disk, Duration::from_secs(60));
+        std::fs::remove_file(&filler).unwrap();
+    });
     let (result, events) = Script::new(&CONTROLLED)
         .control_json(0.0, &json!({"action": "start", "session_id": "full"}))
         .noise_frames("image", 0.1, 0.1, 30, 320, 240)
         .control_text(3.3, "stop", None)
-        .control_json(8.0, &json!({"action": "start", "session_id": "after"}))
-        .frames("image", 8.1, 0.1, 10, 64, 48)
-        .control_text(9.2, "stop", None)
-        .stop(9.4)
+        .control_json(14.0, &json!({"action": "start", "session_id": "after"}))
+        .frames("image", 14.1, 0.1, 10, 64, 48)
+        .control_text(15.2, "stop", None)
+        .stop(15.4)
         .run(&[("STORAGE", &storage)]);
     free_space.join().unwrap();
     let summary = result.unwrap();
@@ -142,6 +146,34 @@ fn a_full_disk_trims_the_file_to_its_last_fragment_and_the_next_session_records(
     assert!(kept >= 4, "at least one complete fragment was kept: {kept} frames");
     let after = events_with_status(&events, "finished").into_iter().find(|e| e["session_id"] == "after").unwrap();
     assert_eq!(after["frames"], 10, "the next session records once there is room: {summary:?}");
+}
+
+/// Returns once the recorder has met a full disk at `dir` (a 3 MiB tmpfs): its `full_` video
+/// shrank, or the disk held within 64 KiB of its size for a second; or after `timeout`.
+fn free_once_full(dir: &Path, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    let size_of = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
+    let (mut largest, mut full_since) = (0_u64, None::<Instant>);
+    while Instant::now() < deadline {
+        let files = e2e::files_in(dir);
+        let video =
+            files.iter().find(|f| f.to_string_lossy().contains("full_") && f.extension().is_some_and(|e| e == "mp4"));
+        let size = video.map_or(0, |v| size_of(v));
+        if size < largest {
+            return;
+        }
+        largest = size;
+        let used: u64 = files.iter().map(|f| size_of(f)).sum();
+        if used + 64 * 1024 >= 3 * 1024 * 1024 {
+            let since = *full_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= Duration::from_secs(1) {
+                return;
+            }
+        } else {
+            full_since = None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Three sessions in `storage`, with `fault` applied between the first and the second and
