@@ -401,6 +401,19 @@ fn detect_yml_records_clips_with_pre_roll_post_roll_index_and_detections() {
 const CAMERAS: [(&str, (u32, u32)); 3] = [("front", (640, 480)), ("wrist", (320, 240)), ("top", (1280, 720))];
 /// `SEGMENT_SECONDS` of the multi-camera run.
 const SEGMENT_SECS: f64 = 4.0;
+/// How far from `SEGMENT_SECS` a segment's span in send times may be: the top camera's frame
+/// interval (10 fps) and jitter (measured 3.938-4.025 s).
+const SEGMENT_SLACK_SECS: f64 = 0.15;
+
+/// The recorder's count of frames that came before any session (its `recorder done` line).
+fn unbound_frames(log: &str) -> usize {
+    log.lines()
+        .rev()
+        .find_map(|line| line.split("frames_unbound: ").nth(1))
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(0)
+}
 
 /// The count a camera node logged as `sent N frames` (its node id before it).
 fn frames_sent(log: &str, camera: &str) -> Option<usize> {
@@ -479,9 +492,12 @@ fn multi_camera_yml_segments_line_up_and_continue() {
             frame_index.extend(&index.frame_index);
             time_ns.extend(&index.time_ns);
         }
+        // A segment holds at most SEGMENT_SECONDS of file time: the frame that would end past it
+        // opens the next. Measured in send times (`time_ns`), from one segment's first frame to
+        // the next's is SEGMENT_SECONDS within a frame interval and the cameras' jitter.
         for pair in firsts.windows(2) {
             let length = (pair[1] - pair[0]) as f64 / 1e9;
-            if !(SEGMENT_SECS..SEGMENT_SECS + 0.5).contains(&length) {
+            if (length - SEGMENT_SECS).abs() > SEGMENT_SLACK_SECS {
                 problems.push(format!("{camera}: a segment spans {length:.3} s up to the next (SEGMENT_SECONDS 4)"));
             }
         }
@@ -499,13 +515,20 @@ fn multi_camera_yml_segments_line_up_and_continue() {
         // Every frame the camera sent is in its segments, from its first. The camera's frame sent
         // as dora stops the dataflow may be missing: dora does not deliver it (measured: in 1 of 3
         // runs, one camera's last frame, sent after "stop-after timeout reached"; the recorder's
-        // summary counts no drop).
+        // summary counts no drop). Known gap: the run's session starts at the first frame the
+        // recorder gets; dora serves inputs in turn, so another camera's frame sent a moment
+        // earlier may arrive after it, fall before the session and be counted `frames_unbound`
+        // (seen once in 3 runs: `front`'s frame 0). Such a loss must be counted.
+        let skipped_first = frame_index.first().map_or(0, |&first| first as usize);
+        let unbound = unbound_frames(&log);
         match frames_sent(&log, camera) {
-            Some(sent) if sent > frame_index.len() + 1 || frame_index.first() != Some(&0) => problems.push(format!(
-                "{camera}: sent {sent} frames, the segments hold {} starting at frame_index {:?}",
-                frame_index.len(),
-                frame_index.first()
-            )),
+            Some(sent) if sent > frame_index.len() + skipped_first + 1 || skipped_first > unbound.min(1) => {
+                problems.push(format!(
+                    "{camera}: sent {sent} frames, the segments hold {} starting at frame_index {:?} ({unbound} unbound)",
+                    frame_index.len(),
+                    frame_index.first()
+                ))
+            }
             Some(_) => {}
             None => problems.push(format!("{camera}: no `sent N frames` line in the log")),
         }
