@@ -19,6 +19,7 @@
 #        MINUTES=1 scripts/soak.sh       (a shorter run)
 #        WIDTH=1280 HEIGHT=720 FPS=30 scripts/soak.sh
 #        SOAK_ENV="QUEUE_BYTES=32MiB PRESET=medium" scripts/soak.sh   (recorder settings to try)
+#        CAMERA_ENV="ENCODING=jpeg" scripts/soak.sh   (a 1080p30 MJPEG camera: the recorder decodes each JPEG)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -42,6 +43,11 @@ recorder_env=""
 for setting in ${SOAK_ENV:-}; do
   recorder_env+="      ${setting%%=*}: \"${setting#*=}\""$'\n'
 done
+camera_env=""
+for setting in ${CAMERA_ENV:-}; do
+  camera_env+="      ${setting%%=*}: \"${setting#*=}\""$'\n'
+done
+encoding="$(sed -n 's/.*ENCODING=\([^ ]*\).*/\1/p' <<< "${CAMERA_ENV:-}")"
 cat > "$WORK/soak.yml" <<EOF
 nodes:
   - id: camera
@@ -56,7 +62,7 @@ nodes:
       LOOP_FRAMES: 60
       MAX_FRAMES: $FRAMES
       SEND_LOG: $WORK/sent.log
-  - id: recorder
+$camera_env  - id: recorder
     path: $ROOT/target/release/dora-video-recorder
     inputs:
       image: camera/image
@@ -103,7 +109,7 @@ dropped="$(sed -n 's/.*dropped=\([0-9]*\).*/\1/p' <<< "$finished")"
 stats="$(grep -a 'encode_fps' "$WORK/dora.log" | tail -n1 || true)"
 
 echo
-echo "## Soak: ${WIDTH}x${HEIGHT} bgr8 @ $FPS fps through dora run, $MINUTES min, recorder defaults ${SOAK_ENV:-}"
+echo "## Soak: ${WIDTH}x${HEIGHT} ${encoding:-bgr8} @ $FPS fps through dora run, $MINUTES min, recorder defaults ${SOAK_ENV:-}"
 echo
 echo "| frames sent | in the frame index | packets in the video | recorder dropped | missing |"
 echo "|---|---|---|---|---|"

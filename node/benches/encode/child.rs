@@ -83,22 +83,8 @@ pub fn child_main() -> ExitCode {
 /// dora's shared memory, does not show (its system time is 0.4 ms per 1080p frame in
 /// `scripts/soak.sh`).
 fn encode_with_library(case: Case, raw: &Path, preset: &str, out: &Path) {
-    // As the node's binary does at start.
-    dora_video_recorder::return_large_buffers_to_the_system();
-    init_ffmpeg().expect("initialize FFmpeg");
-    let fps = FrameRate { num: case.fps, den: 1 };
-    let mut clock = PtsClock::new(TimestampMode::Source, fps, true);
-    let settings = EncoderSettings {
-        container: Container::Mp4,
-        quality: bench_quality(case, preset),
-        fps,
-        time_base: clock.time_base(),
-        fsync: std::env::var(FSYNC_ENV).map_or(true, |v| v != "0"),
-    };
     let format = FrameFormat { encoding: PixelEncoding::Bgr8, width: case.width, height: case.height };
-    let (mut writer, _) =
-        VideoWriter::create(out, format, &[EncoderKind::Libx264], &settings, clock.frame_duration(), &[])
-            .expect("open libx264 and the output file");
+    let (mut writer, mut clock) = open_writer(case, format, preset, out);
     let (frames, recycled) = spawn_frame_reader(case, raw);
     let frame_nanos = 1_000_000_000 / u64::from(case.fps);
     for (index, bytes) in (0..u64::from(case.frames)).zip(frames) {
@@ -109,6 +95,25 @@ fn encode_with_library(case: Case, raw: &Path, preset: &str, out: &Path) {
         let _ = recycled.send(frame.data.into_vec().unwrap_or_default());
     }
     writer.finish().expect("finish the file");
+}
+
+/// Sets the process up as the node's binary does at start and opens libx264 into an MP4 at `out`
+/// with the recorder's settings for `case` at `preset`, PTS from the source clock.
+pub fn open_writer(case: Case, format: FrameFormat, preset: &str, out: &Path) -> (VideoWriter, PtsClock) {
+    dora_video_recorder::return_large_buffers_to_the_system();
+    init_ffmpeg().expect("initialize FFmpeg");
+    let fps = FrameRate { num: case.fps, den: 1 };
+    let clock = PtsClock::new(TimestampMode::Source, fps, true);
+    let settings = EncoderSettings {
+        container: Container::Mp4,
+        quality: bench_quality(case, preset),
+        fps,
+        time_base: clock.time_base(),
+        fsync: std::env::var(FSYNC_ENV).map_or(true, |v| v != "0"),
+    };
+    let (writer, _) = VideoWriter::create(out, format, &[EncoderKind::Libx264], &settings, clock.frame_duration(), &[])
+        .expect("open libx264 and the output file");
+    (writer, clock)
 }
 
 /// Frames queued between the reading thread and the encoding thread.

@@ -51,18 +51,36 @@ pub fn run_ffmpeg_cli(
         .args(["-f", "rawvideo", "-pix_fmt", pix_fmt, "-s", &format!("{}x{}", case.width, case.height)])
         .args(["-r", &case.fps.to_string(), "-i"])
         .arg(input)
-        .args(["-c:v", "libx264", "-preset", preset, "-crf", &CRF.to_string()])
-        .args(["-g", &case.gop_frames().to_string(), "-bf", "0", "-pix_fmt", "yuv420p"])
-        .args(["-x264-params", &x264_params(case, preset)])
-        .args([
-            "-movflags",
-            dora_video_recorder::fmp4::FRAGMENTED_MOVFLAGS,
-            "-frag_duration",
-            &MP4_FRAGMENT_MICROS.to_string(),
-        ])
+        .args(cli_output_args(case, preset))
         .arg(&out);
     let (usage, _) = measure(contender, "ffmpeg", command)?;
     Some(finished_run(contender, preset, usage, &out, None))
+}
+
+/// The CLI's output options at our settings: libx264 at `preset` and [`CRF`], our GOP, no
+/// B-frames, yuv420p, our x264 parameters, fragmented MP4 with our fragment duration.
+pub fn cli_output_args(case: Case, preset: &str) -> Vec<String> {
+    let args = [
+        "-c:v",
+        "libx264",
+        "-preset",
+        preset,
+        "-crf",
+        &CRF.to_string(),
+        "-g",
+        &case.gop_frames().to_string(),
+        "-bf",
+        "0",
+        "-pix_fmt",
+        "yuv420p",
+        "-x264-params",
+        &x264_params(case, preset),
+        "-movflags",
+        dora_video_recorder::fmp4::FRAGMENTED_MOVFLAGS,
+        "-frag_duration",
+        &MP4_FRAGMENT_MICROS.to_string(),
+    ];
+    args.map(str::to_owned).to_vec()
 }
 
 /// The `x264-params` the recorder itself passes (look-ahead, `sync-lookahead=0`, one thread per
@@ -142,7 +160,7 @@ pub fn run_roomkit(case: Case, raw: &Path, work: &Path, roomkit: &Roomkit) -> Op
 }
 
 /// The row of a run that wrote `out`: its size and what ffprobe decodes.
-fn finished_run(contender: Contender, preset: &'static str, usage: Usage, out: &Path, note: Option<String>) -> Run {
+pub fn finished_run(contender: Contender, preset: &'static str, usage: Usage, out: &Path, note: Option<String>) -> Run {
     let bytes = fs::metadata(out).map(|m| m.len()).unwrap_or(0);
     let probe = Decoded::of(out);
     let wall_range_secs = (usage.wall_secs, usage.wall_secs);

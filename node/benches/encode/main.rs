@@ -2,7 +2,8 @@
 //! `dora run`, next to the `ffmpeg` CLI (from bgr24 at identical settings, and from already-converted
 //! yuv420p: the x264-only limit) and the reference recorder (roomkit's PyAV recorder), printed as
 //! one markdown table per frame size with ratios; then how many test-pattern cameras one recorder
-//! sustains, and how long a stopped recorder takes to finalize its file. It prints figures and
+//! sustains, how long a stopped recorder takes to finalize its file, and an MJPEG camera (JPEG frames
+//! decoded and encoded, ours against the CLI). It prints figures and
 //! asserts nothing.
 //!
 //! Run: `cargo bench -p dora-video-recorder --bench encode` (or `scripts/bench.sh`, which also
@@ -10,6 +11,8 @@
 //! - `BENCH_QUICK=1`: a smoke run of about a minute (one small case, short dataflow sections)
 //!   instead of the full 640x480 and 1920x1080 cases (about 15 minutes on 2 cores);
 //! - `BENCH_RUNS=n`: rounds per case (default 3); each row is the median round by wall time;
+//! - `BENCH_MJPEG_ONLY=1`: only the MJPEG camera section ([`mjpeg`]: JPEG frames decoded and
+//!   encoded, ours against the CLI);
 //! - `ROOMKIT_PYTHON=path/to/python`: a Python with PyAV and roomkit (see `scripts/roomkit_pyav.py`);
 //!   without it the reference recorder is skipped;
 //! - `ROOMKIT_SCRIPT=path`: the reference runner, default `scripts/roomkit_pyav.py` in this workspace;
@@ -33,6 +36,7 @@ mod dataflow;
 mod flow;
 mod losses;
 mod measure;
+mod mjpeg;
 mod rows;
 mod stop;
 
@@ -46,6 +50,8 @@ const CHILD_ENV: &str = "ENCODE_BENCH_CHILD";
 const WRAP_ENV: &str = "ENCODE_BENCH_WRAP";
 /// `1` runs only the small case.
 const QUICK_ENV: &str = "BENCH_QUICK";
+/// `1` runs only the MJPEG camera section.
+const MJPEG_ONLY_ENV: &str = "BENCH_MJPEG_ONLY";
 /// Rounds per case.
 const RUNS_ENV: &str = "BENCH_RUNS";
 const DEFAULT_RUNS: usize = 3;
@@ -71,6 +77,9 @@ fn main() -> ExitCode {
     if std::env::var_os(CHILD_ENV).is_some() {
         return child::child_main();
     }
+    if std::env::var_os(mjpeg::MJPEG_CHILD_ENV).is_some() {
+        return mjpeg::mjpeg_child_main();
+    }
     let quick = std::env::var(QUICK_ENV).is_ok_and(|v| v == "1");
     let cases: &[Case] = if quick { &QUICK_CASES } else { &FULL_CASES };
     let work = e2e::temp_dir("encode-bench");
@@ -85,6 +94,11 @@ fn main() -> ExitCode {
         println!("whole-dataflow rows and sections: skipped ({reason})");
     }
     let dora = dora.ok();
+    if std::env::var(MJPEG_ONLY_ENV).is_ok_and(|v| v == "1") {
+        mjpeg::bench_mjpeg_camera(&work, rounds, quick);
+        fs::remove_dir_all(&work).expect("remove the bench temp folder");
+        return ExitCode::SUCCESS;
+    }
     for &case in cases {
         let context = CaseContext::prepare(case, &work, roomkit.as_ref(), dora.as_ref());
         rows::bench_case(&context, rounds);
@@ -94,6 +108,7 @@ fn main() -> ExitCode {
         capacity::bench_camera_capacity(dora, &work, quick);
         stop::bench_stop_latency(dora, &work, cases, if quick { 1 } else { rounds }, quick);
     }
+    mjpeg::bench_mjpeg_camera(&work, rounds, quick);
     println!("\nparent peak RSS {:.1} MB (a floor for every in-process RSS figure above)", measure::own_peak_rss_mb());
     fs::remove_dir_all(&work).expect("remove the bench temp folder");
     ExitCode::SUCCESS

@@ -45,6 +45,10 @@ pub enum Contender {
     OursWithoutFsync,
     /// roomkit's PyAVVideoRecorder through `roomkit_pyav.py`.
     Roomkit,
+    /// JPEG frames decoded by the node's decoder and encoded by `VideoWriter` (MJPEG section).
+    OursMjpeg,
+    /// The `ffmpeg` command-line tool decoding the same JPEG frames (MJPEG section).
+    FfmpegMjpeg,
 }
 
 impl Contender {
@@ -57,6 +61,8 @@ impl Contender {
             Self::FfmpegYuv => "ffmpeg CLI, yuv420p in (x264 only)",
             Self::OursWithoutFsync => "ours, in-process, FSYNC=false",
             Self::Roomkit => "roomkit PyAV",
+            Self::OursMjpeg => "ours: zune-jpeg + VideoWriter",
+            Self::FfmpegMjpeg => "ffmpeg CLI, -f mjpeg in",
         }
     }
 }
@@ -198,7 +204,7 @@ fn run_job(job: &Job, context: &CaseContext) -> Option<Run> {
         (Contender::FfmpegCli, _) => run_ffmpeg_cli(Contender::FfmpegCli, case, &context.raw, work, preset),
         (Contender::FfmpegYuv, _) => run_ffmpeg_cli(Contender::FfmpegYuv, case, &context.yuv, work, preset),
         (Contender::Roomkit, Some(roomkit)) => run_roomkit(case, &context.raw, work, roomkit),
-        (Contender::Roomkit, None) | (Contender::Dataflow, _) => None,
+        (Contender::Roomkit, None) | (Contender::Dataflow | Contender::OursMjpeg | Contender::FfmpegMjpeg, _) => None,
     }
 }
 
