@@ -42,22 +42,8 @@ fn dora_param_set_alone_starts_and_stops_a_session_on_a_detached_dataflow() {
     let daemon = DoraDaemon::up();
     let (storage_env, send_log_env) =
         (format!("STORAGE={}", storage.display()), format!("SEND_LOG={}", send_log.display()));
-    let start = dora(
-        &[
-            "start",
-            "dataflows/record.yml",
-            "--name",
-            "e2e-param",
-            "--detach",
-            "--env",
-            "AUTO_SESSION=false",
-            "--env",
-            &storage_env,
-            "--env",
-            &send_log_env,
-        ],
-        Duration::from_secs(60),
-    );
+    let envs = ["AUTO_SESSION=false".to_owned(), storage_env, send_log_env];
+    let start = dora(&detached_start("dataflows/record.yml", "e2e-param", &envs), Duration::from_secs(60));
     assert!(start.status.success(), "dora start: {}", text(&start));
     let dataflow = started_dataflow(&text(&start));
 
@@ -122,24 +108,21 @@ fn dora_param_set_alone_starts_and_stops_a_session_on_a_detached_dataflow() {
 fn start_two_machines(cluster: &Cluster, name: &str, storage: &Path, send_log: &Path, frames: usize) -> String {
     let (storage_env, send_log_env) =
         (format!("STORAGE={}", storage.display()), format!("SEND_LOG={}", send_log.display()));
-    let start = cluster.dora(
-        &[
-            "start",
-            "dataflows/two-machines.yml",
-            "--name",
-            name,
-            "--detach",
-            "--env",
-            &storage_env,
-            "--env",
-            &send_log_env,
-        ],
-        Duration::from_secs(60),
-    );
+    let envs = [storage_env, send_log_env];
+    let start = cluster.dora(&detached_start("dataflows/two-machines.yml", name, &envs), Duration::from_secs(60));
     assert!(start.status.success(), "dora start: {}", text(&start));
     wait_for("the recorder's first file", Duration::from_secs(30), || !videos_in(storage).is_empty());
     sent_frames(send_log, frames);
     started_dataflow(&text(&start))
+}
+
+/// The arguments of `dora start FLOW --name NAME --detach` with `--env` for each of `envs`.
+fn detached_start<'a>(flow: &'a str, name: &'a str, envs: &'a [String]) -> Vec<&'a str> {
+    let mut args = vec!["start", flow, "--name", name, "--detach"];
+    for env in envs {
+        args.extend(["--env", env.as_str()]);
+    }
+    args
 }
 
 /// The names of the binaries `machine`'s daemon runs.
