@@ -32,7 +32,7 @@ mod timing;
 
 pub use camera::{
     CameraWorker, FileSettings,
-    decode::{FrameDecoder, decode_jpeg},
+    decode::{FrameDecoder, JpegDecoder},
     queue::{Overflow, QueueLimits},
     report::{FileReport, FileStatus},
     session::SessionJob,
