@@ -65,11 +65,14 @@ impl Decoded {
     }
 }
 
+/// How a contender decodes one JPEG.
+type DecodeFn<'a> = Box<dyn FnMut(&[u8]) -> Decoded + 'a>;
+
 /// One decoder under test: its name, what it outputs, and how it decodes a JPEG.
 struct Contender<'a> {
     name: &'static str,
     output: &'static str,
-    decode: Box<dyn FnMut(&[u8]) -> Decoded + 'a>,
+    decode: DecodeFn<'a>,
     times_ms: Vec<f64>,
 }
 
