@@ -1,0 +1,427 @@
+//! The dora edge: the only module that names dora types. It merges the cameras' frames, the
+//! recorded detections and the session's control messages in session-time order, waits for each
+//! one's deadline ([`crate::schedule`]) while watching dora's events for a stop, and sends it.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use arrow::{
+    array::{ArrayRef, Float32Builder, ListBuilder, StringBuilder, StructArray},
+    datatypes::Field,
+};
+use dora_node_api::{
+    DataSample, DoraNode, Event, EventStream, MetadataParameters, Parameter, SampleAllocator, TryRecvError,
+    arrow_utils::ipc_encode::PreparedUint8Ipc,
+    dora_core::config::DataId,
+    metadata::{FRAMING, FRAMING_ARROW_IPC},
+};
+use dora_video_recorder::{
+    PixelEncoding,
+    recording::{Control, Detections, control_text},
+};
+use eyre::WrapErr;
+
+use crate::{
+    config::{Config, Rate},
+    decode,
+    feeder::{FeedPlan, Feeder, OutputBuffers, ReadyFrame},
+    recording::{PlannedDetections, Recording},
+    schedule::{Pass, Window, wait_for},
+};
+
+/// Optional output with the session's start and stop, in the recorder's control format.
+pub const CONTROL_OUTPUT: &str = "control";
+/// Suffix of the output carrying camera `NAME`'s recorded detections: `NAME_detections`.
+pub const DETECTIONS_SUFFIX: &str = "_detections";
+/// Metadata key (Integer) of a frame's original dora timestamp, UTC ns, as recorded in the index.
+pub const RECORDED_TIME_KEY: &str = "recorded_time_ns";
+/// Longest wait between two looks at dora's events (how soon a stop is seen).
+const EVENT_SLICE: Duration = Duration::from_millis(20);
+/// How far ahead of now a pass starts: time to have the first frames decoded before their
+/// deadlines.
+const START_LEAD: Duration = Duration::from_millis(20);
+/// The last stretch before a deadline is waited out by spinning: a sleep can overshoot by more
+/// than the timing the recording is replayed with.
+const SPIN: Duration = Duration::from_micros(300);
+/// Recorded time between the last message of a pass and the first of the next one when looping.
+const LOOP_GAP_NS: i64 = 33_000_000;
+/// The stop goes out this long (recorded time) after the last frame at the latest... or earlier
+/// when the session ended sooner: a recorder downstream then holds every frame.
+const STOP_AFTER_LAST_NS: i64 = 1_000_000;
+
+/// What a run sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplaySummary {
+    /// Frames sent, all cameras.
+    pub frames: u64,
+    /// Detection messages sent.
+    pub detections: u64,
+    /// Passes over the recording played to their end.
+    pub passes: u64,
+    /// Whether dora stopped the replay before it ended.
+    pub stopped: bool,
+}
+
+/// Reads the configuration and the recording, connects to dora and plays.
+pub fn run_from_env() -> eyre::Result<ReplaySummary> {
+    let config = Config::from_env().wrap_err("invalid replay configuration")?;
+    let recording = Recording::load(&config.recording, &config.camera)
+        .wrap_err_with(|| format!("cannot play RECORDING={}", config.recording.display()))?;
+    let (node, events) = DoraNode::init_from_env().wrap_err("cannot connect to the dora daemon")?;
+    run(node, events, &config, &recording)
+}
+
+/// Plays `recording` as `config` says until it ends (or, looping, until dora stops the node).
+pub fn run(
+    mut node: DoraNode,
+    mut events: EventStream,
+    config: &Config,
+    recording: &Recording,
+) -> eyre::Result<ReplaySummary> {
+    decode::init().wrap_err("cannot initialize FFmpeg")?;
+    let window = Window::from_secs(config.start_secs, config.end_secs);
+    let cameras: Vec<&str> = recording.cameras.iter().map(|c| c.name.as_str()).collect();
+    tracing::info!(recording = %config.recording.display(), ?cameras, rate = ?config.rate, looped = config.looped, "replay ready");
+    let messages = detection_messages(recording, window);
+    let mut summary = ReplaySummary::default();
+    let mut pass = None;
+    loop {
+        let feeders = spawn_feeders(&node, config, recording, window)?;
+        let mut player =
+            Player { node: &mut node, events: &mut events, pass, rate: config.rate, summary: &mut summary, recording };
+        let last_ns = player.play(feeders, &messages, window)?;
+        pass = player.pass;
+        if summary.stopped {
+            break;
+        }
+        summary.passes += 1;
+        let (Some(last_ns), Some(current), true) = (last_ns, pass, config.looped) else { break };
+        pass = Some(current.next(last_ns, LOOP_GAP_NS, Instant::now()));
+    }
+    tracing::info!(?summary, "replay done");
+    Ok(summary)
+}
+
+/// One camera thread per camera, writing into dora's output samples.
+fn spawn_feeders(
+    node: &DoraNode,
+    config: &Config,
+    recording: &Recording,
+    window: Window,
+) -> eyre::Result<Vec<(DataId, Feeder<DoraFrame>)>> {
+    recording
+        .cameras
+        .iter()
+        .map(|camera| {
+            let plan = FeedPlan {
+                camera: camera.name.clone(),
+                segments: camera.segments.clone(),
+                encoding: config.encoding,
+                start_ns: recording.start_ns,
+                window,
+            };
+            let buffers = DoraBuffers(node.sample_allocator());
+            let feeder = Feeder::spawn(plan, buffers).wrap_err("cannot start a camera thread")?;
+            Ok((DataId::from(camera.name.clone()), feeder))
+        })
+        .collect()
+}
+
+/// A recorded detections message on the session timeline.
+struct TimedDetections<'a> {
+    session_ns: i64,
+    output: DataId,
+    planned: &'a PlannedDetections,
+}
+
+/// Every camera's recorded detections inside `window`, in session-time order.
+fn detection_messages(recording: &Recording, window: Window) -> Vec<TimedDetections<'_>> {
+    let mut messages: Vec<TimedDetections<'_>> = recording
+        .cameras
+        .iter()
+        .flat_map(|camera| {
+            let output = DataId::from(format!("{}{DETECTIONS_SUFFIX}", camera.name));
+            camera.detections.iter().map(move |planned| TimedDetections {
+                session_ns: recording.session_ns(planned.time_ns),
+                output: output.clone(),
+                planned,
+            })
+        })
+        .filter(|message| window.contains(message.session_ns))
+        .collect();
+    messages.sort_by_key(|message| message.session_ns);
+    messages
+}
+
+/// What goes out next.
+enum Next<'a> {
+    Frame(usize),
+    Detections(&'a TimedDetections<'a>),
+}
+
+/// One pass over the recording.
+struct Player<'n> {
+    node: &'n mut DoraNode,
+    events: &'n mut EventStream,
+    /// The pass's clock, set by its first message (or carried over from the previous pass).
+    pass: Option<Pass>,
+    /// Playback speed.
+    rate: Rate,
+    summary: &'n mut ReplaySummary,
+    recording: &'n Recording,
+}
+
+impl Player<'_> {
+    /// Sends everything in session-time order; returns the session time of the last message.
+    fn play(
+        &mut self,
+        feeders: Vec<(DataId, Feeder<DoraFrame>)>,
+        messages: &[TimedDetections<'_>],
+        window: Window,
+    ) -> eyre::Result<Option<i64>> {
+        let mut heads: Vec<Option<ReadyFrame<DoraFrame>>> = feeders.iter().map(|_| None).collect();
+        let mut live = vec![true; feeders.len()];
+        let (mut next_message, mut last_ns, mut started) = (0, None, false);
+        loop {
+            for (index, (_, feeder)) in feeders.iter().enumerate() {
+                while heads[index].is_none() && live[index] && !self.summary.stopped {
+                    match feeder.frames.recv_timeout(EVENT_SLICE) {
+                        Ok(frame) => heads[index] = Some(frame),
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => self.poll_events(),
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => live[index] = false,
+                    }
+                }
+            }
+            let earliest = heads
+                .iter()
+                .enumerate()
+                .filter_map(|(index, head)| {
+                    head.as_ref().map(|frame| (self.recording.session_ns(frame.time_ns), index))
+                })
+                .min();
+            let message = messages.get(next_message);
+            let (session_ns, next) = match (earliest, message) {
+                (Some((frame_ns, index)), Some(m)) if frame_ns <= m.session_ns => (frame_ns, Next::Frame(index)),
+                (_, Some(m)) => (m.session_ns, Next::Detections(m)),
+                (Some((frame_ns, index)), None) => (frame_ns, Next::Frame(index)),
+                (None, None) => break,
+            };
+            if !started {
+                started = true;
+                self.start_session(session_ns, window)?;
+            }
+            if !self.wait_until(session_ns) {
+                break;
+            }
+            match next {
+                Next::Frame(index) => {
+                    if let Some(frame) = heads[index].take() {
+                        self.send_frame(&feeders[index].0, frame)?;
+                    }
+                }
+                Next::Detections(message) => {
+                    next_message += 1;
+                    self.send_detections(message)?;
+                }
+            }
+            last_ns = Some(session_ns);
+        }
+        drop(heads);
+        drop(feeders);
+        if let (Some(last), false) = (last_ns, self.summary.stopped) {
+            self.stop_session(last, window)?;
+        }
+        Ok(last_ns)
+    }
+
+    /// Sends the session's start, at the session start when the window and the pass allow,
+    /// else just before the first message.
+    fn start_session(&mut self, first_ns: i64, window: Window) -> eyre::Result<()> {
+        let start_ns = first_ns.min(0_i64.max(window.start_ns));
+        let rate = self.rate;
+        self.pass.get_or_insert_with(|| Pass::new(Instant::now() + START_LEAD, start_ns, rate));
+        if !self.wait_until(start_ns) {
+            return Ok(());
+        }
+        let control = Control::Start { session_id: self.recording.session_id.clone() };
+        self.send_control(&control)
+    }
+
+    /// Sends the session's stop after the last message `last_ns`: at the session's recorded end
+    /// if that comes within the window, else just after the last message.
+    fn stop_session(&mut self, last_ns: i64, window: Window) -> eyre::Result<()> {
+        let ended = self.recording.end_ns.map(|end| self.recording.session_ns(end));
+        let natural = ended.unwrap_or(last_ns).max(last_ns + STOP_AFTER_LAST_NS);
+        let stop_ns = window.end_ns.map_or(natural, |end| natural.min(end.max(last_ns + STOP_AFTER_LAST_NS)));
+        if self.wait_until(stop_ns) {
+            self.send_control(&Control::Stop)?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the message at `session_ns` is due, watching dora's events; `false` when dora
+    /// stopped the node meanwhile.
+    fn wait_until(&mut self, session_ns: i64) -> bool {
+        let deadline = self.pass.and_then(|pass| pass.deadline(session_ns));
+        while !self.summary.stopped {
+            match wait_for(deadline, Instant::now(), EVENT_SLICE) {
+                Some(wait) if wait > SPIN => std::thread::sleep(wait - SPIN),
+                Some(_) => std::hint::spin_loop(),
+                None => break,
+            }
+            self.poll_events();
+        }
+        self.poll_events();
+        !self.summary.stopped
+    }
+
+    /// Takes the events dora has queued; a stop or the end of the stream stops the replay.
+    fn poll_events(&mut self) {
+        loop {
+            match self.events.try_recv() {
+                Ok(Event::Stop(_)) | Err(TryRecvError::Closed) => {
+                    if !self.summary.stopped {
+                        tracing::info!("stop requested: replay ends");
+                    }
+                    self.summary.stopped = true;
+                    return;
+                }
+                Ok(Event::Error(message)) => tracing::warn!("dora reported an error: {message}"),
+                Ok(_) => {}
+                Err(TryRecvError::Empty) => return,
+            }
+        }
+    }
+
+    fn send_frame(&mut self, output: &DataId, frame: ReadyFrame<DoraFrame>) -> eyre::Result<()> {
+        let mut parameters = id_parameters(&frame.ids);
+        let text = |value: &str| Parameter::String(value.to_owned());
+        parameters.insert("encoding".to_owned(), text(frame.encoding.name()));
+        parameters.insert("width".to_owned(), Parameter::Integer(frame.width.into()));
+        parameters.insert("height".to_owned(), Parameter::Integer(frame.height.into()));
+        let primitive = if frame.encoding == PixelEncoding::Mono16 { "depth" } else { "image" };
+        parameters.insert("primitive".to_owned(), text(primitive));
+        if frame.recorded {
+            parameters.insert(RECORDED_TIME_KEY.to_owned(), Parameter::Integer(nanos_parameter(frame.time_ns)));
+        }
+        parameters.insert(FRAMING.to_owned(), text(FRAMING_ARROW_IPC));
+        self.node
+            .send_output_sample(output.clone(), parameters, Some(frame.buffer.sample))
+            .map_err(|e| eyre::eyre!("cannot send a frame on `{output}`: {e}"))?;
+        self.summary.frames += 1;
+        Ok(())
+    }
+
+    fn send_detections(&mut self, message: &TimedDetections<'_>) -> eyre::Result<()> {
+        let planned = message.planned;
+        let mut parameters = match &planned.frame {
+            Some((time_ns, ids)) => {
+                let mut parameters = id_parameters(ids);
+                parameters.insert(RECORDED_TIME_KEY.to_owned(), Parameter::Integer(nanos_parameter(*time_ns)));
+                parameters
+            }
+            None => MetadataParameters::new(),
+        };
+        parameters.insert("primitive".to_owned(), Parameter::String("boxes2d".to_owned()));
+        parameters.insert("format".to_owned(), Parameter::String(planned.detections.format.name().to_owned()));
+        self.node
+            .send_output(message.output.clone(), parameters, detections_array(&planned.detections))
+            .map_err(|e| eyre::eyre!("cannot send detections on `{}`: {e}", message.output))?;
+        self.summary.detections += 1;
+        Ok(())
+    }
+
+    fn send_control(&mut self, control: &Control) -> eyre::Result<()> {
+        self.node
+            .send_output(DataId::from(CONTROL_OUTPUT.to_owned()), MetadataParameters::new(), control_text(control))
+            .map_err(|e| eyre::eyre!("cannot send on `{CONTROL_OUTPUT}`: {e}"))
+    }
+}
+
+/// A frame's payload in a dora output sample: an Arrow IPC UInt8 message whose data region the
+/// camera thread fills.
+pub struct DoraFrame {
+    sample: DataSample,
+    offset: usize,
+    len: usize,
+}
+
+/// Output samples from the node's allocator (shared memory for large frames).
+struct DoraBuffers(SampleAllocator);
+
+impl OutputBuffers for DoraBuffers {
+    type Buffer = DoraFrame;
+
+    fn allocate(&self, len: usize) -> eyre::Result<DoraFrame> {
+        let prepared = PreparedUint8Ipc::new(len)?;
+        let mut sample =
+            self.0.allocate(prepared.byte_len()).map_err(|e| eyre::eyre!("cannot allocate a sample: {e}"))?;
+        let offset = prepared.encode_header_into(&mut sample)?;
+        Ok(DoraFrame { sample, offset, len })
+    }
+
+    fn payload_mut<'a>(&self, buffer: &'a mut DoraFrame) -> &'a mut [u8] {
+        &mut buffer.sample[buffer.offset..buffer.offset + buffer.len]
+    }
+}
+
+/// Identifying metadata from the index, typed back: a canonical integer becomes an Integer,
+/// `true`/`false` a Bool, anything else stays a String (the index keeps text only).
+fn id_parameters(ids: &std::collections::BTreeMap<String, String>) -> MetadataParameters {
+    ids.iter().map(|(key, value)| (key.clone(), id_parameter(value))).collect()
+}
+
+fn id_parameter(value: &str) -> Parameter {
+    match value {
+        "true" => Parameter::Bool(true),
+        "false" => Parameter::Bool(false),
+        _ => match value.parse::<i64>() {
+            Ok(number) if number.to_string() == value => Parameter::Integer(number),
+            _ => Parameter::String(value.to_owned()),
+        },
+    }
+}
+
+fn nanos_parameter(time_ns: u64) -> i64 {
+    i64::try_from(time_ns).unwrap_or(i64::MAX)
+}
+
+/// dora-yolo's detections layout: one row of `{bbox, conf, labels}` lists, `bbox` flat.
+fn detections_array(detections: &Detections) -> StructArray {
+    let mut boxes = ListBuilder::new(Float32Builder::new());
+    let mut confidences = ListBuilder::new(Float32Builder::new());
+    let mut labels = ListBuilder::new(StringBuilder::new());
+    for bbox in &detections.bbox {
+        boxes.values().append_slice(bbox);
+    }
+    confidences.values().append_slice(&detections.conf);
+    for label in &detections.labels {
+        labels.values().append_value(label);
+    }
+    boxes.append(true);
+    confidences.append(true);
+    labels.append(true);
+    let column = |name: &str, array: ArrayRef| (Arc::new(Field::new(name, array.data_type().clone(), true)), array);
+    StructArray::from(vec![
+        column("bbox", Arc::new(boxes.finish())),
+        column("conf", Arc::new(confidences.finish())),
+        column("labels", Arc::new(labels.finish())),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_values_are_typed_back_when_unambiguous() {
+        assert_eq!(id_parameter("42"), Parameter::Integer(42));
+        assert_eq!(id_parameter("-7"), Parameter::Integer(-7));
+        assert_eq!(id_parameter("007"), Parameter::String("007".into()), "a padded id stays text");
+        assert_eq!(id_parameter("true"), Parameter::Bool(true));
+        assert_eq!(id_parameter("1.5"), Parameter::String("1.5".into()));
+        assert_eq!(id_parameter("episode_1"), Parameter::String("episode_1".into()));
+    }
+}
