@@ -62,6 +62,12 @@ pub struct ReplaySummary {
     pub passes: u64,
     /// Whether dora stopped the replay before it ended.
     pub stopped: bool,
+    /// Latest a message went out after its deadline, in microseconds (a previous send or the
+    /// decoding took too long).
+    pub worst_late_micros: u64,
+    /// Longest time dora took to send one message, in microseconds: a message due sooner than
+    /// that after the previous one goes out late by the difference.
+    pub worst_send_micros: u64,
 }
 
 /// Reads the configuration and the recording, connects to dora and plays.
@@ -215,6 +221,11 @@ impl Player<'_> {
             if !self.wait_until(session_ns) {
                 break;
             }
+            let sending = Instant::now();
+            if let Some(deadline) = self.pass.and_then(|pass| pass.deadline(session_ns)) {
+                let late = sending.saturating_duration_since(deadline).as_micros();
+                self.summary.worst_late_micros = self.summary.worst_late_micros.max(late as u64);
+            }
             match next {
                 Next::Frame(index) => {
                     if let Some(frame) = heads[index].take() {
@@ -226,6 +237,8 @@ impl Player<'_> {
                     self.send_detections(message)?;
                 }
             }
+            let took = sending.elapsed().as_micros() as u64;
+            self.summary.worst_send_micros = self.summary.worst_send_micros.max(took);
             last_ns = Some(session_ns);
         }
         drop(heads);
