@@ -125,7 +125,7 @@ fn parse_encoding(raw: &str) -> Result<PixelEncoding, ConfigError> {
 
 fn parse_rate(raw: &str) -> Result<Rate, ConfigError> {
     match raw.parse::<f64>() {
-        Ok(rate) if rate == 0.0 => Ok(Rate::Unpaced),
+        Ok(0.0) => Ok(Rate::Unpaced),
         Ok(rate) if rate.is_finite() && rate > 0.0 && rate <= MAX_RATE => Ok(Rate::Times(rate)),
         _ => Err(invalid(
             "RATE",

@@ -42,6 +42,16 @@ pub enum DecodeError {
     },
 }
 
+/// Pixels from which a video gets several decoding threads (1280x720).
+const HD_PIXELS: u64 = 1280 * 720;
+
+/// Width and height the stream's parameters declare.
+fn parameters_size(context: &ff::codec::context::Context) -> (u32, u32) {
+    // SAFETY: the context was just built from the stream's parameters and is not shared.
+    let raw = unsafe { &*context.as_ptr() };
+    (u32::try_from(raw.width).unwrap_or(0), u32::try_from(raw.height).unwrap_or(0))
+}
+
 /// Initializes FFmpeg once per process and keeps its log to errors.
 pub fn init() -> Result<(), ff::Error> {
     ff::init()?;
@@ -94,9 +104,13 @@ impl VideoDecoder {
         let (index, time_base) = (stream.index(), stream.time_base());
         let mut context = ff::codec::context::Context::from_parameters(stream.parameters())
             .map_err(|e| fail("read the stream parameters", e))?;
+        // Small videos decode fast on one thread; more threads would only compete with the
+        // sender and the dataflow's other nodes for the CPU. HD takes what FFmpeg finds useful.
+        let (width, height) = parameters_size(&context);
+        let threads = if u64::from(width) * u64::from(height) >= HD_PIXELS { 0 } else { 1 };
         context.set_threading(ff::threading::Config {
             kind: ff::threading::Type::Frame,
-            count: 0,
+            count: threads,
             ..Default::default()
         });
         let decoder = context.decoder().video().map_err(|e| fail("open the decoder", e))?;

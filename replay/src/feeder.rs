@@ -158,13 +158,16 @@ fn feed_segment<O: OutputBuffers>(
     Ok(Flow::Continue)
 }
 
+/// A frame's dora timestamp, whether it was recorded, and its identifying metadata.
+type FrameTime = (u64, bool, Arc<BTreeMap<String, String>>);
+
 /// The time and metadata of frame `number` of a video: from its index row, or from the file's
 /// timestamps. `None` for a frame the index does not list.
 fn frame_time(
     times: &FrameTimes,
     number: u64,
     frame: &DecodedFrame,
-) -> Option<(u64, bool, Arc<BTreeMap<String, String>>)> {
+) -> Option<FrameTime> {
     match times {
         FrameTimes::Indexed(rows) => {
             let at = rows.binary_search_by_key(&number, |row| row.frame).ok()?;

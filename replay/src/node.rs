@@ -44,11 +44,11 @@ const EVENT_SLICE: Duration = Duration::from_millis(20);
 const START_LEAD: Duration = Duration::from_millis(20);
 /// The last stretch before a deadline is waited out by spinning: a sleep can overshoot by more
 /// than the timing the recording is replayed with.
-const SPIN: Duration = Duration::from_micros(300);
+const SPIN: Duration = Duration::from_micros(500);
 /// Recorded time between the last message of a pass and the first of the next one when looping.
 const LOOP_GAP_NS: i64 = 33_000_000;
-/// The stop goes out this long (recorded time) after the last frame at the latest... or earlier
-/// when the session ended sooner: a recorder downstream then holds every frame.
+/// The stop goes out at least this long (recorded time) after the last message, so that a
+/// recorder downstream binds every frame to the session.
 const STOP_AFTER_LAST_NS: i64 = 1_000_000;
 
 /// What a run sent.
@@ -262,13 +262,20 @@ impl Player<'_> {
         self.send_control(&control)
     }
 
-    /// Sends the session's stop after the last message `last_ns`: at the session's recorded end
-    /// if that comes within the window, else just after the last message.
+    /// Sends the session's stop: at its recorded end, or at `END` when that comes first, and
+    /// after the last message `last_ns` in any case. A session without a recorded end (its
+    /// recorder was killed) gets no stop: it ends when the replay's outputs close, after the
+    /// answers of the nodes downstream to the last frames.
     fn stop_session(&mut self, last_ns: i64, window: Window) -> eyre::Result<()> {
         let ended = self.recording.end_ns.map(|end| self.recording.session_ns(end));
-        let natural = ended.unwrap_or(last_ns).max(last_ns + STOP_AFTER_LAST_NS);
-        let stop_ns = window.end_ns.map_or(natural, |end| natural.min(end.max(last_ns + STOP_AFTER_LAST_NS)));
-        if self.wait_until(stop_ns) {
+        let cut = match (ended, window.end_ns) {
+            (Some(ended), Some(end)) => ended.min(end),
+            (ended, end) => match ended.or(end) {
+                Some(at) => at,
+                None => return Ok(()),
+            },
+        };
+        if self.wait_until(cut.max(last_ns + STOP_AFTER_LAST_NS)) {
             self.send_control(&Control::Stop)?;
         }
         Ok(())
