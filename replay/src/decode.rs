@@ -214,7 +214,7 @@ impl VideoDecoder {
                 ffmpeg_pixel(encoding),
                 width,
                 height,
-                scaling::Flags::BILINEAR | scaling::Flags::ACCURATE_RND | scaling::Flags::FULL_CHR_H_INT,
+                scaling::Flags::BILINEAR,
             )
             .map_err(|e| self.error("set up the pixel conversion", e))?;
             if encoding.is_rgb() {

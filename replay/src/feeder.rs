@@ -163,11 +163,7 @@ type FrameTime = (u64, bool, Arc<BTreeMap<String, String>>);
 
 /// The time and metadata of frame `number` of a video: from its index row, or from the file's
 /// timestamps. `None` for a frame the index does not list.
-fn frame_time(
-    times: &FrameTimes,
-    number: u64,
-    frame: &DecodedFrame,
-) -> Option<FrameTime> {
+fn frame_time(times: &FrameTimes, number: u64, frame: &DecodedFrame) -> Option<FrameTime> {
     match times {
         FrameTimes::Indexed(rows) => {
             let at = rows.binary_search_by_key(&number, |row| row.frame).ok()?;

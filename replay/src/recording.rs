@@ -210,6 +210,91 @@ fn rfc3339_nanos(text: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
+    const START_NS: u64 = 1_704_164_645_000_000_000;
+
+    fn folder(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("replay-recording-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// A manifest of camera `cam` with videos `a.mp4` and `b.mp4` (only `b` on disk, indexed,
+    /// with one detections line) in `dir`.
+    fn manifest_with_a_deleted_segment(dir: &Path) -> PathBuf {
+        let mut manifest = SessionManifest::new("run-1", START_NS);
+        for (name, first) in [("a", START_NS), ("b", START_NS + 2_000_000_000)] {
+            let video = dir.join(format!("{name}.mp4"));
+            manifest.file_started("cam", &video, &index_path(&video), first);
+        }
+        std::fs::write(dir.join("b.mp4"), b"not decoded here").unwrap();
+        let index = format!(
+            "frame,pts,time_ns,frame_index\n0,0.000000,{},60\n1,0.050000,{},61\n",
+            START_NS + 2_000_000_000,
+            START_NS + 2_050_000_000
+        );
+        std::fs::write(dir.join("b.frames.csv"), index).unwrap();
+        let line = format!(
+            r#"{{"frame":1,"time_ns":{},"labels":["person"],"conf":[0.9],"bbox":[[1.0,2.0,3.0,4.0]],"format":"xyxy"}}"#,
+            START_NS + 2_060_000_000
+        );
+        std::fs::write(dir.join("b.detections.jsonl"), line + "\n").unwrap();
+        let path = dir.join("run-1_20240102T030405.session.json");
+        manifest.write_atomically(&path).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_deleted_segment_is_skipped_and_the_rest_keeps_its_times_and_detections() {
+        let dir = folder("deleted");
+        let recording = Recording::load(&manifest_with_a_deleted_segment(&dir), "unused").unwrap();
+        assert_eq!((recording.session_id.as_deref(), recording.start_ns), (Some("run-1"), START_NS));
+        let camera = &recording.cameras[0];
+        assert_eq!((camera.name.as_str(), camera.segments.len()), ("cam", 1));
+        let FrameTimes::Indexed(rows) = &camera.segments[0].times else { panic!("indexed") };
+        assert_eq!(rows.iter().map(|row| row.time_ns - START_NS).collect::<Vec<_>>(), [2_000_000_000, 2_050_000_000]);
+        assert_eq!(recording.session_ns(rows[1].time_ns), 2_050_000_000);
+        let detections = &camera.detections[0];
+        assert_eq!(detections.time_ns, START_NS + 2_060_000_000);
+        let (frame_ns, ids) = detections.frame.as_ref().unwrap();
+        assert_eq!((*frame_ns, ids["frame_index"].as_str()), (START_NS + 2_050_000_000, "61"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_garbage_manifest_is_an_error_naming_the_file() {
+        let dir = folder("garbage");
+        let path = dir.join("x.session.json");
+        std::fs::write(&path, b"\x00\x01 not json").unwrap();
+        let error = format!("{:#}", Recording::load(&path, "image").unwrap_err());
+        assert!(error.contains("x.session.json") && error.contains("not a session manifest"), "{error}");
+        let missing = format!("{:#}", Recording::load(&dir.join("gone.mp4"), "image").unwrap_err());
+        assert!(missing.contains("gone.mp4"), "{missing}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_manifest_whose_videos_are_all_gone_is_an_error() {
+        let dir = folder("all-gone");
+        let path = manifest_with_a_deleted_segment(&dir);
+        std::fs::remove_file(dir.join("b.mp4")).unwrap();
+        let error = format!("{:#}", Recording::load(&path, "image").unwrap_err());
+        assert!(error.contains("no video that exists"), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_video_without_an_index_plays_at_its_own_timestamps_as_the_named_camera() {
+        let dir = folder("no-index");
+        let video = dir.join("clip.mkv");
+        std::fs::write(&video, b"x").unwrap();
+        let recording = Recording::load(&video, "front").unwrap();
+        assert_eq!(recording.cameras[0].name, "front");
+        assert_eq!(recording.cameras[0].segments[0].times, FrameTimes::FromFile { base_ns: 0 });
+        assert_eq!(recording.session_id, None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn rfc3339_end_times_become_nanoseconds() {
         assert_eq!(rfc3339_nanos("2024-01-02T03:04:05.123456789Z"), Some(1_704_164_645_123_456_789));
