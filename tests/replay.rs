@@ -282,3 +282,27 @@ fn a_killed_recording_replays_what_it_holds_through_replay_yml() {
     let detections = read_jsonl(&replayed[0].with_extension("detections.jsonl"));
     assert_eq!(detections.len(), held.len(), "the detector answered every replayed frame");
 }
+
+#[test]
+fn a_depth_recording_replays_as_mono16_sample_for_sample() {
+    let _serial = serial();
+    let dir = temp_dir("replay-rgbd-source");
+    let storage = dir.display().to_string();
+    let env = [("STORAGE", storage.as_str()), ("MAX_FRAMES", "20"), ("WIDTH", "160"), ("HEIGHT", "120")];
+    dora_run("dataflows/rgbd.yml", 60, &env);
+    let manifest = manifest_in(&dir);
+    let out = temp_dir("replay-rgbd");
+    let (recording, replays) = (manifest.display().to_string(), out.display().to_string());
+    let output = dora_run("tests/flows/replay-rgbd.yml", 60, &[("RECORDING", &recording), ("STORAGE", &replays)]);
+    let depth_of = |dir: &Path| {
+        let videos: Vec<PathBuf> =
+            videos_in(dir).into_iter().filter(|v| v.to_string_lossy().contains("_depth_")).collect();
+        assert_eq!(videos.len(), 1, "{videos:?}\n{}", text(&output));
+        videos[0].clone()
+    };
+    let (original, replayed) = (depth_of(&dir), depth_of(&out));
+    let probe = probe(&replayed);
+    assert_eq!((probe.codec.as_str(), probe.pix_fmt.as_str(), probe.frames), ("ffv1", "gray16le", 20));
+    let samples = |video: &Path| e2e::decode_frames(video, "gray16le", 160 * 120 * 2);
+    assert!(samples(&replayed) == samples(&original), "every depth sample came back unchanged");
+}
