@@ -279,8 +279,13 @@ fn a_killed_recording_replays_what_it_holds_through_replay_yml() {
     assert_eq!(replayed.len(), 1, "{replayed:?}\n{}", text(&output));
     assert_eq!(probe(&replayed[0]).frames, held.len() as u64, "{}", text(&output));
     assert_eq!(frame_indices(&replayed[0], (320, 240)), held, "the same frames, in order");
+    // The detector answers every frame; its answer to the last one races dora 1.1 closing the
+    // dataflow (see `assert_stopped_run_kept_every_frame` in tests/dataflows.rs) and may be lost.
     let detections = read_jsonl(&replayed[0].with_extension("detections.jsonl"));
-    assert_eq!(detections.len(), held.len(), "the detector answered every replayed frame");
+    let frames: Vec<u64> = detections.iter().map(|line| line["frame"].as_u64().unwrap()).collect();
+    let answered = frames.len() as u64;
+    assert!(answered + 1 >= held.len() as u64, "{answered} answers for {} frames", held.len());
+    assert_eq!(frames, (0..answered).collect::<Vec<_>>(), "one answer per frame, on its frame");
 }
 
 #[test]
@@ -301,8 +306,9 @@ fn a_depth_recording_replays_as_mono16_sample_for_sample() {
         videos[0].clone()
     };
     let (original, replayed) = (depth_of(&dir), depth_of(&out));
-    let probe = probe(&replayed);
-    assert_eq!((probe.codec.as_str(), probe.pix_fmt.as_str(), probe.frames), ("ffv1", "gray16le", 20));
+    let (recorded, probe) = (probe(&original), probe(&replayed));
+    assert!(recorded.frames >= 15, "{recorded:?}");
+    assert_eq!((probe.codec.as_str(), probe.pix_fmt.as_str(), probe.frames), ("ffv1", "gray16le", recorded.frames));
     let samples = |video: &Path| e2e::decode_frames(video, "gray16le", 160 * 120 * 2);
     assert!(samples(&replayed) == samples(&original), "every depth sample came back unchanged");
 }

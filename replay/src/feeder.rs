@@ -100,6 +100,7 @@ impl<B> Drop for Feeder<B> {
 
 /// The camera thread: every segment in order, until the window ends or the receiver is gone.
 fn feed<O: OutputBuffers>(plan: &FeedPlan, buffers: &O, sender: &SyncSender<ReadyFrame<O::Buffer>>) {
+    crate::priority::ordinary_for_this_thread();
     for segment in &plan.segments {
         match feed_segment(plan, segment, buffers, sender) {
             Ok(Flow::Continue) => {}

@@ -9,12 +9,14 @@
 //! - [`decode`]: FFmpeg, nothing else uses it: video files to raw frames, converted straight into
 //!   dora's output buffers;
 //! - [`feeder`]: one thread per camera decoding ahead of the send times;
+//! - [`priority`]: the sending thread before ordinary work, the camera threads not;
 //! - [`node`]: the dora edge, the only module that names dora types.
 
 pub mod config;
 pub mod decode;
 pub mod feeder;
 pub mod node;
+pub mod priority;
 pub mod recording;
 pub mod schedule;
 

@@ -39,11 +39,10 @@ pub const DETECTIONS_SUFFIX: &str = "_detections";
 pub const RECORDED_TIME_KEY: &str = "recorded_time_ns";
 /// Longest wait between two looks at dora's events (how soon a stop is seen).
 const EVENT_SLICE: Duration = Duration::from_millis(20);
-/// Nice value asked for the sending thread (ordinary threads have 0; lower runs first).
-const SENDER_NICE: libc::c_int = -10;
-/// How far ahead of now a pass starts: time to have the first frames decoded before their
-/// deadlines.
-const START_LEAD: Duration = Duration::from_millis(20);
+/// How far ahead of now the first pass starts: time to have the first frames decoded, and for
+/// dora to finish its startup handshake with the receivers (until then it sends through the
+/// daemon, slower and with a copy).
+const START_LEAD: Duration = Duration::from_millis(300);
 /// The last stretch before a deadline is waited out by spinning: a sleep can overshoot by more
 /// than the timing the recording is replayed with.
 const SPIN: Duration = Duration::from_micros(500);
@@ -92,7 +91,7 @@ pub fn run(
     let window = Window::from_secs(config.start_secs, config.end_secs);
     let cameras: Vec<&str> = recording.cameras.iter().map(|c| c.name.as_str()).collect();
     tracing::info!(recording = %config.recording.display(), ?cameras, rate = ?config.rate, looped = config.looped, "replay ready");
-    raise_priority();
+    crate::priority::raise_this_thread();
     let messages = detection_messages(recording, window);
     let mut summary = ReplaySummary::default();
     let mut pass = None;
@@ -111,20 +110,6 @@ pub fn run(
     }
     tracing::info!(?summary, "replay done");
     Ok(summary)
-}
-
-/// Asks the OS to run this (the sending) thread before ordinary work when it wakes up: on a
-/// busy machine a sleeping thread can otherwise wait several milliseconds for a core, and every
-/// message would leave that late. Without the permission (`CAP_SYS_NICE`) it goes on as is.
-fn raise_priority() {
-    // SAFETY: gettid has no preconditions; setpriority only changes this thread's nice value.
-    let result = unsafe {
-        let thread = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, thread, SENDER_NICE)
-    };
-    if result != 0 {
-        tracing::debug!("the sending thread keeps its priority: {}", std::io::Error::last_os_error());
-    }
 }
 
 /// One camera thread per camera, writing into dora's output samples.
