@@ -3,7 +3,7 @@
 //! one's deadline ([`crate::schedule`]) while watching dora's events for a stop, and sends it.
 
 use std::{
-    sync::Arc,
+    sync::{Arc, mpsc::RecvTimeoutError},
     time::{Duration, Instant},
 };
 
@@ -28,7 +28,7 @@ use crate::{
     decode,
     feeder::{FeedPlan, Feeder, OutputBuffers, ReadyFrame},
     recording::{PlannedDetections, Recording},
-    schedule::{Pass, Window, wait_for},
+    schedule::{Pass, SendCost, Window, wait_for},
 };
 
 /// Optional output with the session's start and stop, in the recorder's control format.
@@ -97,8 +97,15 @@ pub fn run(
     let mut pass = None;
     loop {
         let feeders = spawn_feeders(&node, config, recording, window)?;
-        let mut player =
-            Player { node: &mut node, events: &mut events, pass, rate: config.rate, summary: &mut summary, recording };
+        let mut player = Player {
+            node: &mut node,
+            events: &mut events,
+            pass,
+            rate: config.rate,
+            send_cost: SendCost::default(),
+            summary: &mut summary,
+            recording,
+        };
         let last_ns = player.play(feeders, &messages, window)?;
         pass = player.pass;
         if summary.stopped {
@@ -177,6 +184,8 @@ struct Player<'n> {
     pass: Option<Pass>,
     /// Playback speed.
     rate: Rate,
+    /// What a send is expected to cost.
+    send_cost: SendCost,
     summary: &'n mut ReplaySummary,
     recording: &'n Recording,
 }
@@ -193,46 +202,21 @@ impl Player<'_> {
         let mut live = vec![true; feeders.len()];
         let (mut next_message, mut last_ns, mut started) = (0, None, false);
         loop {
-            let fill = Instant::now();
-            for (index, (_, feeder)) in feeders.iter().enumerate() {
-                while heads[index].is_none() && live[index] && !self.summary.stopped {
-                    match feeder.frames.recv_timeout(EVENT_SLICE) {
-                        Ok(frame) => heads[index] = Some(frame),
-                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => self.poll_events(),
-                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => live[index] = false,
-                    }
-                }
-            }
-            let waited = fill.elapsed();
-            let earliest = heads
-                .iter()
-                .enumerate()
-                .filter_map(|(index, head)| {
-                    head.as_ref().map(|frame| (self.recording.session_ns(frame.time_ns), index))
-                })
-                .min();
-            let message = messages.get(next_message);
-            let (session_ns, next) = match (earliest, message) {
-                (Some((frame_ns, index)), Some(m)) if frame_ns <= m.session_ns => (frame_ns, Next::Frame(index)),
-                (_, Some(m)) => (m.session_ns, Next::Detections(m)),
-                (Some((frame_ns, index)), None) => (frame_ns, Next::Frame(index)),
-                (None, None) => break,
-            };
+            self.fill_heads(&feeders, &mut heads, &mut live);
+            let Some((session_ns, next)) = self.choose_next(&heads, messages.get(next_message)) else { break };
             if !started {
                 started = true;
                 self.start_session(session_ns, window)?;
             }
-            if !self.wait_until(session_ns) {
+            let lead = match next {
+                Next::Frame(index) => self.lead_before_next_frame(&heads, index, session_ns),
+                Next::Detections(_) => Duration::ZERO,
+            };
+            if !self.wait_until(session_ns, lead) {
                 break;
             }
             let sending = Instant::now();
-            if let Some(deadline) = self.pass.and_then(|pass| pass.deadline(session_ns)) {
-                let late = sending.saturating_duration_since(deadline).as_micros();
-                self.summary.worst_late_micros = self.summary.worst_late_micros.max(late as u64);
-                if late > 1000 {
-                    tracing::debug!(late_micros = late as u64, session_ns, waited_for_frames = ?waited, "late");
-                }
-            }
+            self.note_lateness(session_ns, sending, last_ns);
             match next {
                 Next::Frame(index) => {
                     if let Some(frame) = heads[index].take() {
@@ -244,8 +228,9 @@ impl Player<'_> {
                     self.send_detections(message)?;
                 }
             }
-            let took = sending.elapsed().as_micros() as u64;
-            self.summary.worst_send_micros = self.summary.worst_send_micros.max(took);
+            let took = sending.elapsed();
+            self.send_cost.observe(took);
+            self.summary.worst_send_micros = self.summary.worst_send_micros.max(took.as_micros() as u64);
             last_ns = Some(session_ns);
         }
         drop(heads);
@@ -256,13 +241,91 @@ impl Player<'_> {
         Ok(last_ns)
     }
 
+    /// Takes the next frame of every camera that has none waiting (the camera threads decode
+    /// ahead, so this rarely waits), watching dora's events meanwhile.
+    fn fill_heads(
+        &mut self,
+        feeders: &[(DataId, Feeder<DoraFrame>)],
+        heads: &mut [Option<ReadyFrame<DoraFrame>>],
+        live: &mut [bool],
+    ) {
+        for (index, (_, feeder)) in feeders.iter().enumerate() {
+            while heads[index].is_none() && live[index] && !self.summary.stopped {
+                match feeder.frames.recv_timeout(EVENT_SLICE) {
+                    Ok(frame) => heads[index] = Some(frame),
+                    Err(RecvTimeoutError::Timeout) => self.poll_events(),
+                    Err(RecvTimeoutError::Disconnected) => live[index] = false,
+                }
+            }
+        }
+    }
+
+    /// The next message in session-time order: the earliest camera frame or recorded detection.
+    /// A detection due less than one send before a frame waits for that frame: detections are
+    /// matched to frames by their metadata, frames are the ones whose timing is kept.
+    fn choose_next<'m>(
+        &self,
+        heads: &[Option<ReadyFrame<DoraFrame>>],
+        message: Option<&'m TimedDetections<'m>>,
+    ) -> Option<(i64, Next<'m>)> {
+        let earliest = heads
+            .iter()
+            .enumerate()
+            .filter_map(|(index, head)| head.as_ref().map(|frame| (self.recording.session_ns(frame.time_ns), index)))
+            .min();
+        let allowance = match self.rate {
+            Rate::Times(rate) => (self.send_cost.estimate().as_nanos() as f64 * rate) as i64,
+            Rate::Unpaced => 0,
+        };
+        match (earliest, message) {
+            (Some((frame_ns, index)), Some(m)) if frame_ns <= m.session_ns.saturating_add(allowance) => {
+                Some((frame_ns, Next::Frame(index)))
+            }
+            (_, Some(m)) => Some((m.session_ns, Next::Detections(m))),
+            (Some((frame_ns, index)), None) => Some((frame_ns, Next::Frame(index))),
+            (None, None) => None,
+        }
+    }
+
+    /// How much before its deadline to send the frame of camera `index` (at `session_ns`), when
+    /// another camera's frame is due less than one send after it (see [`SendCost::lead_before`]).
+    fn lead_before_next_frame(
+        &self,
+        heads: &[Option<ReadyFrame<DoraFrame>>],
+        index: usize,
+        session_ns: i64,
+    ) -> Duration {
+        let following = heads
+            .iter()
+            .enumerate()
+            .filter(|(other, _)| *other != index)
+            .filter_map(|(_, head)| head.as_ref().map(|frame| self.recording.session_ns(frame.time_ns)))
+            .min();
+        let deadline = |at: i64| self.pass.and_then(|pass| pass.deadline(at));
+        match (following.and_then(deadline), deadline(session_ns)) {
+            (Some(next), Some(this)) => self.send_cost.lead_before(next.saturating_duration_since(this)),
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// Keeps the worst lateness (a message sent early on purpose counts as on time).
+    fn note_lateness(&mut self, session_ns: i64, sending: Instant, last_ns: Option<i64>) {
+        let Some(deadline) = self.pass.and_then(|pass| pass.deadline(session_ns)) else { return };
+        let late = sending.saturating_duration_since(deadline).as_micros() as u64;
+        self.summary.worst_late_micros = self.summary.worst_late_micros.max(late);
+        if late > 1000 {
+            let since_previous = last_ns.map(|last| session_ns - last);
+            tracing::debug!(late_micros = late, session_ns, ?since_previous, "a message left late");
+        }
+    }
+
     /// Sends the session's start, at the session start when the window and the pass allow,
     /// else just before the first message.
     fn start_session(&mut self, first_ns: i64, window: Window) -> eyre::Result<()> {
         let start_ns = first_ns.min(0_i64.max(window.start_ns));
         let rate = self.rate;
         self.pass.get_or_insert_with(|| Pass::new(Instant::now() + START_LEAD, start_ns, rate));
-        if !self.wait_until(start_ns) {
+        if !self.wait_until(start_ns, Duration::ZERO) {
             return Ok(());
         }
         let control = Control::Start { session_id: self.recording.session_id.clone() };
@@ -282,7 +345,7 @@ impl Player<'_> {
                 None => return Ok(()),
             },
         };
-        if self.wait_until(cut.max(last_ns + STOP_AFTER_LAST_NS)) {
+        if self.wait_until(cut.max(last_ns + STOP_AFTER_LAST_NS), Duration::ZERO) {
             self.send_control(&Control::Stop)?;
         }
         Ok(())
@@ -290,8 +353,9 @@ impl Player<'_> {
 
     /// Waits until the message at `session_ns` is due, watching dora's events; `false` when dora
     /// stopped the node meanwhile.
-    fn wait_until(&mut self, session_ns: i64) -> bool {
-        let deadline = self.pass.and_then(|pass| pass.deadline(session_ns));
+    fn wait_until(&mut self, session_ns: i64, lead: Duration) -> bool {
+        let deadline =
+            self.pass.and_then(|pass| pass.deadline(session_ns)).map(|at| at.checked_sub(lead).unwrap_or(at));
         while !self.summary.stopped {
             match wait_for(deadline, Instant::now(), EVENT_SLICE) {
                 Some(wait) if wait > SPIN => std::thread::sleep(wait - SPIN),

@@ -75,6 +75,39 @@ pub fn wait_for(deadline: Option<Instant>, now: Instant, slice: Duration) -> Opt
     (!left.is_zero()).then(|| left.min(slice))
 }
 
+/// What one send is expected to cost: dora sends each message with a round trip to its daemon,
+/// 0.1 ms on an idle machine, a few ms on a busy one. A running average of the recent sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendCost {
+    estimate: Duration,
+}
+
+impl Default for SendCost {
+    fn default() -> Self {
+        Self { estimate: Duration::from_micros(500) }
+    }
+}
+
+impl SendCost {
+    /// A send took `took`: moves the estimate an eighth of the way towards it.
+    pub fn observe(&mut self, took: Duration) {
+        self.estimate = (self.estimate * 7 + took) / 8;
+    }
+
+    /// The expected cost of the next send.
+    pub fn estimate(&self) -> Duration {
+        self.estimate
+    }
+
+    /// How much earlier than its deadline to send a frame when the next frame is due `gap`
+    /// after it: while one send is in flight the next waits, so two frames closer than a send
+    /// share the delay, the first going out early by half the overlap and the second late by
+    /// the other half, instead of the second taking it all.
+    pub fn lead_before(&self, gap: Duration) -> Duration {
+        self.estimate.saturating_sub(gap) / 2
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +162,18 @@ mod tests {
         assert_eq!(next.deadline(100 * MS), Some(anchor + Duration::from_millis(1_050)));
         let later = Instant::now();
         assert_eq!(Pass::new(anchor, 0, Rate::Unpaced).next(9, 1, later), Pass::new(later, 0, Rate::Unpaced));
+    }
+
+    #[test]
+    fn frames_closer_than_a_send_share_its_delay() {
+        let mut cost = SendCost::default();
+        for _ in 0..64 {
+            cost.observe(Duration::from_millis(3));
+        }
+        assert!(cost.estimate().abs_diff(Duration::from_millis(3)) < Duration::from_micros(10), "{cost:?}");
+        assert_eq!(cost.lead_before(Duration::from_millis(1)), Duration::from_millis(1));
+        assert_eq!(cost.lead_before(Duration::ZERO), Duration::from_micros(1_500));
+        assert_eq!(cost.lead_before(Duration::from_millis(5)), Duration::ZERO, "far apart: on time");
     }
 
     #[test]
