@@ -279,13 +279,15 @@ fn a_killed_recording_replays_what_it_holds_through_replay_yml() {
     assert_eq!(replayed.len(), 1, "{replayed:?}\n{}", text(&output));
     assert_eq!(probe(&replayed[0]).frames, held.len() as u64, "{}", text(&output));
     assert_eq!(frame_indices(&replayed[0], (320, 240)), held, "the same frames, in order");
-    // The detector answers every frame; its answer to the last one races dora 1.1 closing the
-    // dataflow (see `assert_stopped_run_kept_every_frame` in tests/dataflows.rs) and may be lost.
+    // The detector answers every frame. The recorder may miss one answer at an end: the first
+    // when it reaches the recorder before the session's first frame opened the file (dora orders
+    // inputs per input), the last when it races dora 1.1 closing the dataflow (see
+    // `assert_stopped_run_kept_every_frame` in tests/dataflows.rs).
     let detections = read_jsonl(&replayed[0].with_extension("detections.jsonl"));
     let frames: Vec<u64> = detections.iter().map(|line| line["frame"].as_u64().unwrap()).collect();
-    let answered = frames.len() as u64;
-    assert!(answered + 1 >= held.len() as u64, "{answered} answers for {} frames", held.len());
-    assert_eq!(frames, (0..answered).collect::<Vec<_>>(), "one answer per frame, on its frame");
+    let (answered, first) = (frames.len() as u64, frames.first().copied().unwrap_or(0));
+    assert!(answered + 1 >= held.len() as u64 && first <= 1, "answers for frames {frames:?} of {}", held.len());
+    assert_eq!(frames, (first..first + answered).collect::<Vec<_>>(), "one answer per frame, on its frame");
 }
 
 #[test]
