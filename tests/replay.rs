@@ -127,11 +127,16 @@ fn source() -> &'static Path {
 /// Replays `manifest` through `tests/flows/replay-into.yml` with `env`; returns what the second
 /// recorder wrote and the run's output.
 fn replay(test: &str, manifest: &Path, env: &[(&str, &str)]) -> (Session, String) {
+    replay_through("tests/flows/replay-into.yml", test, manifest, env)
+}
+
+/// [`replay`] through `flow`.
+fn replay_through(flow: &str, test: &str, manifest: &Path, env: &[(&str, &str)]) -> (Session, String) {
     let dir = temp_dir(test);
     let (recording, storage) = (manifest.display().to_string(), dir.display().to_string());
     let mut all = vec![("RECORDING", recording.as_str()), ("STORAGE", storage.as_str())];
     all.extend_from_slice(env);
-    let output = dora_run("tests/flows/replay-into.yml", 120, &all);
+    let output = dora_run(flow, 120, &all);
     (read_session(&manifest_in(&dir)), text(&output))
 }
 
@@ -313,4 +318,46 @@ fn a_depth_recording_replays_as_mono16_sample_for_sample() {
     assert_eq!((probe.codec.as_str(), probe.pix_fmt.as_str(), probe.frames), ("ffv1", "gray16le", recorded.frames));
     let samples = |video: &Path| e2e::decode_frames(video, "gray16le", 160 * 120 * 2);
     assert!(samples(&replayed) == samples(&original), "every depth sample came back unchanged");
+}
+
+#[test]
+fn loop_plays_the_window_again_until_the_dataflow_stops() {
+    let _serial = serial();
+    let original = read_session(source());
+    let dir = temp_dir("replay-loop");
+    let (recording, storage) = (source().display().to_string(), dir.display().to_string());
+    let env = [("RECORDING", recording.as_str()), ("STORAGE", storage.as_str()), ("START", "1"), ("END", "2")];
+    let output = dora_run("tests/flows/replay-into.yml", 5, &[&env[..], &[("LOOP", "true"), ("RATE", "2")]].concat());
+    let (start, end) = (original.started_ns + 1_000_000_000, original.started_ns + 2_000_000_000);
+    let window: Vec<Row> =
+        original.cameras["front"].rows.iter().filter(|row| (start..end).contains(&row.time_ns)).cloned().collect();
+    // Each pass is a session of its own (its start ends the one before), with the same id.
+    let manifests = files_ending(&dir, ".session.json");
+    let mut complete = 0;
+    for manifest in &manifests {
+        let pass = read_session(manifest);
+        assert_eq!(pass.session_id, original.session_id);
+        let front = &pass.cameras["front"];
+        let recorded: Vec<i64> = front.rows.iter().map(|row| row.recorded_ns.unwrap()).collect();
+        let expected: Vec<i64> = window.iter().map(|row| row.time_ns).collect();
+        assert!(expected.starts_with(&recorded), "a pass plays the window from its start: {}", text(&output));
+        complete += usize::from(recorded == expected);
+    }
+    assert!(complete >= 2, "{} passes, {complete} complete, in 5 s of 0.5 s passes", manifests.len());
+}
+
+#[test]
+fn rate_zero_sends_every_frame_without_waiting() {
+    let _serial = serial();
+    let original = read_session(source());
+    // Unpaced, the replay sends as fast as dora takes the frames: with backpressure on the
+    // recorder's inputs (without it, dora drops what the recorder's queue cannot hold).
+    let (replayed, _) = replay_through("tests/flows/replay-unpaced.yml", "replay-unpaced", source(), &[("RATE", "0")]);
+    for (name, camera) in &original.cameras {
+        let copy = &replayed.cameras[name];
+        assert_same_frames(name, copy, &camera.rows);
+        let span = |rows: &[Row]| rows.last().unwrap().time_ns - rows[0].time_ns;
+        let (recorded, sent) = (span(&camera.rows), span(&copy.rows));
+        assert!(sent * 4 < recorded, "{name}: {sent} ns unpaced for {recorded} ns recorded");
+    }
 }
