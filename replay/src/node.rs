@@ -46,6 +46,8 @@ const START_LEAD: Duration = Duration::from_millis(300);
 /// The last stretch before a deadline is waited out by spinning: a sleep can overshoot by more
 /// than the timing the recording is replayed with.
 const SPIN: Duration = Duration::from_micros(500);
+/// How long the node stays after its last message (see [`linger`]).
+const LINGER: Duration = Duration::from_millis(300);
 /// Recorded time between the last message of a pass and the first of the next one when looping.
 const LOOP_GAP_NS: i64 = 33_000_000;
 /// The stop goes out at least this long (recorded time) after the last message, so that a
@@ -115,8 +117,24 @@ pub fn run(
         let (Some(last_ns), Some(current), true) = (last_ns, pass, config.looped) else { break };
         pass = Some(current.next(last_ns, LOOP_GAP_NS, Instant::now()));
     }
+    if !summary.stopped {
+        linger(&mut events);
+    }
     tracing::info!(?summary, "replay done");
     Ok(summary)
+}
+
+/// Waits a moment before the node ends (and dora closes its outputs), or until dora stops it:
+/// frames travel node to node, the closing of the outputs through the daemon, and a close sent
+/// right after the last frame can reach a receiver first and cost it that frame.
+fn linger(events: &mut EventStream) {
+    let until = Instant::now() + LINGER;
+    while Instant::now() < until {
+        match events.try_recv() {
+            Ok(Event::Stop(_)) | Err(TryRecvError::Closed) => return,
+            _ => std::thread::sleep(EVENT_SLICE),
+        }
+    }
 }
 
 /// One camera thread per camera, writing into dora's output samples.
