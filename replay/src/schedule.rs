@@ -84,11 +84,16 @@ pub struct SendCost {
 
 impl Default for SendCost {
     fn default() -> Self {
-        Self { estimate: Duration::from_micros(500) }
+        Self::new(Duration::from_micros(500))
     }
 }
 
 impl SendCost {
+    /// An estimate starting at `estimate`.
+    pub fn new(estimate: Duration) -> Self {
+        Self { estimate }
+    }
+
     /// A send took `took`: moves the estimate an eighth of the way towards it.
     pub fn observe(&mut self, took: Duration) {
         self.estimate = (self.estimate * 7 + took) / 8;
@@ -171,6 +176,7 @@ mod tests {
             cost.observe(Duration::from_millis(3));
         }
         assert!(cost.estimate().abs_diff(Duration::from_millis(3)) < Duration::from_micros(10), "{cost:?}");
+        let cost = SendCost::new(Duration::from_millis(3));
         assert_eq!(cost.lead_before(Duration::from_millis(1)), Duration::from_millis(1));
         assert_eq!(cost.lead_before(Duration::ZERO), Duration::from_micros(1_500));
         assert_eq!(cost.lead_before(Duration::from_millis(5)), Duration::ZERO, "far apart: on time");
