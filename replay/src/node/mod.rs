@@ -373,15 +373,21 @@ impl Player<'_> {
     fn wait_until(&mut self, session_ns: i64, lead: Duration) -> bool {
         let deadline =
             self.pass.and_then(|pass| pass.deadline(session_ns)).map(|at| at.checked_sub(lead).unwrap_or(at));
+        // dora's events are looked at before each sleep, never in the last stretch before the
+        // deadline: taking an event is not free, and the send must not wait for it.
+        self.poll_events();
         while !self.summary.stopped {
             match wait_for(deadline, Instant::now(), EVENT_SLICE) {
-                Some(wait) if wait > SPIN => std::thread::sleep(wait - SPIN),
+                Some(wait) if wait > SPIN => {
+                    std::thread::sleep(wait - SPIN);
+                    if wait > 2 * SPIN {
+                        self.poll_events();
+                    }
+                }
                 Some(_) => std::hint::spin_loop(),
                 None => break,
             }
-            self.poll_events();
         }
-        self.poll_events();
         !self.summary.stopped
     }
 
