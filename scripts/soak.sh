@@ -35,7 +35,9 @@ FRAMES="${FRAMES:-$((MINUTES * 60 * FPS))}"
 
 log() { printf '[soak] %s\n' "$*" >&2; }
 
-cargo build --release --locked --quiet -p dora-video-recorder -p dora-recorder-test-nodes
+# The same build as the tests (`--workspace`): a `-p` selection unifies features differently and
+# would rebuild dora in a variant of its own.
+cargo build --release --locked --quiet --workspace --bins
 
 WORK="$ROOT/target/soak/$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$WORK/videos"
