@@ -23,6 +23,10 @@ pub struct EncodedPacket {
 }
 
 impl EncodedPacket {
+    pub(super) fn new(packet: Packet) -> Self {
+        Self { packet }
+    }
+
     /// Presentation time in the encoder's time base.
     pub fn pts(&self) -> i64 {
         self.packet.pts().unwrap_or(0)
@@ -52,7 +56,6 @@ impl std::fmt::Debug for EncodedPacket {
 /// An open encoder for one frame format.
 pub struct StreamEncoder {
     encoder: encoder::Video,
-    codec: Codec,
     kind: EncoderKind,
     converter: ConvertAhead,
     time_base: Rational,
@@ -74,10 +77,10 @@ impl StreamEncoder {
     ) -> Result<(Self, Vec<EncodeError>), EncodeError> {
         let converter = ConvertAhead::start(format).map_err(convert_error)?;
         let (width, height) = converter.encoded_size();
-        let ((encoder, codec), kind, passed_over) = open_first(candidates, width, height, settings)?;
+        let ((encoder, _codec), kind, passed_over) = open_first(candidates, width, height, settings)?;
         let time_base = rational(settings.time_base);
         let stream =
-            Self { encoder, codec, kind, converter, time_base, frame_duration, frames: 0, packets: 0, delay_frames: 0 };
+            Self { encoder, kind, converter, time_base, frame_duration, frames: 0, packets: 0, delay_frames: 0 };
         Ok((stream, passed_over))
     }
 
@@ -121,10 +124,6 @@ impl StreamEncoder {
         }
     }
 
-    pub(super) fn codec(&self) -> Codec {
-        self.codec
-    }
-
     pub(super) fn context(&self) -> &encoder::Video {
         &self.encoder
     }
@@ -149,7 +148,7 @@ impl StreamEncoder {
                     // Encoders leave the duration at 0; the muxer needs it for the last sample.
                     packet.set_duration(self.frame_duration);
                     self.packets += 1;
-                    out.push(EncodedPacket { packet });
+                    out.push(EncodedPacket::new(packet));
                 }
                 Err(ff::Error::Other { errno: ff::error::EAGAIN }) | Err(ff::Error::Eof) => return Ok(()),
                 Err(e) => return Err(encoder_error(e)),
