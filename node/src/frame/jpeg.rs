@@ -21,7 +21,7 @@ pub struct JpegHeader {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JpegError {
     /// Cut short, or not a JPEG at all.
-    #[error("truncated or not a jpeg image: {0}")]
+    #[error("{0}")]
     Incomplete(String),
     /// The markers before the scan do not add up.
     #[error("malformed jpeg image: {0}")]
