@@ -32,6 +32,7 @@ mod timing;
 
 pub use camera::{
     CameraWorker, FileSettings,
+    copy::Compressed,
     decode::{FrameDecoder, decode_jpeg},
     queue::{Overflow, QueueLimits},
     report::{FileReport, FileStatus},

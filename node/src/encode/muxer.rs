@@ -108,8 +108,11 @@ impl PacketMuxer {
             out_stream.index()
         };
         output.set_metadata(tags.iter().map(|(key, value)| ((*key).to_owned(), c_string_safe(value))).collect());
-        let options: Dictionary =
-            settings.container.header_options().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        let mut options = settings.container.header_options();
+        if let MuxedStream::Copied(_) = stream {
+            options.extend(CopyStream::header_options(settings.container));
+        }
+        let options: Dictionary = options.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         let unused: Vec<String> = {
             let left = output.write_header_with(options).map_err(output_error)?;
             left.iter().map(|(key, _)| key.to_owned()).collect()
@@ -165,7 +168,7 @@ impl PacketMuxer {
     /// Writes one packet; the first one written sets the file's time 0.
     pub fn write(&mut self, packet: &EncodedPacket) -> Result<(), EncodeError> {
         let first = *self.first_pts.get_or_insert(packet.pts());
-        let mut packet = packet.packet().clone();
+        let mut packet = packet.shared();
         // No B-frames: decode order is presentation order, so dts follows pts.
         packet.set_pts(packet.pts().map(|pts| pts - first));
         packet.set_dts(packet.dts().map(|dts| dts - first));

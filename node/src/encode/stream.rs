@@ -2,7 +2,10 @@
 //! [`super::ahead`]) and an opened encoder (first working candidate), independent of any file, so
 //! one encoder can feed a file per session or a pre-roll ring.
 
-use ffmpeg_next::{self as ff, Codec, Dictionary, Packet, Rational, codec, encoder, frame};
+use ffmpeg_next::{
+    self as ff, Codec, Dictionary, Packet, Rational, codec, encoder, frame,
+    packet::{Mut, Ref},
+};
 
 use super::{
     EncodeError, EncoderKind, EncoderSettings,
@@ -42,8 +45,21 @@ impl EncodedPacket {
         self.packet.size()
     }
 
+    #[cfg(test)]
     pub(super) fn packet(&self) -> &Packet {
         &self.packet
+    }
+
+    /// Another reference to the same data, for the muxer to take while a pre-roll ring may keep
+    /// this one. `Packet::clone` would copy the data (it makes the new reference writable): a
+    /// whole JPEG per frame when frames are copied. FFmpeg's reference-counted buffers are
+    /// read-only to whoever shares them, so no copy is needed.
+    pub(super) fn shared(&self) -> Packet {
+        let mut shared = Packet::empty();
+        // SAFETY: both are valid packets; av_packet_ref adds a reference to the source's buffer
+        // (copying only data that is not reference-counted) and copies its properties.
+        let status = unsafe { ff::ffi::av_packet_ref(shared.as_mut_ptr(), self.packet.as_ptr()) };
+        if status < 0 { self.packet.clone() } else { shared }
     }
 }
 
