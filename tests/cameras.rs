@@ -158,3 +158,18 @@ fn copied_jpegs_skip_cut_off_images_and_keep_the_good_ones_byte_for_byte_in_avi(
         .unwrap();
     assert!(check.status.success() && check.stderr.is_empty(), "{}", String::from_utf8_lossy(&check.stderr));
 }
+
+#[test]
+fn copied_motion_jpeg_plays_in_gstreamer_in_mkv_and_avi_but_not_in_chromium() {
+    let _serial = serial();
+    for format in ["mkv", "avi"] {
+        let (file, log, _) = record_copied(&format!("e2e-cam-copy-players-{format}"), 30, &[("FORMAT", format)]);
+        let decoded = e2e::gstreamer::decode(&file);
+        assert_eq!((decoded.frames.len(), decoded.problems.as_str()), (30, ""), "{format}: {log}");
+        let discovered = e2e::gstreamer::discover(&file);
+        assert_eq!((discovered.width, discovered.height), (320, 240), "{format}");
+        // Browsers decode no Motion JPEG in any container: the README says so, this checks it.
+        let playback = e2e::play_in_chromium(&file);
+        assert!(playback.error.is_some() || playback.video_width == 0, "{format}: Chromium played it: {playback:?}");
+    }
+}
