@@ -107,9 +107,9 @@ impl std::fmt::Display for StreamFormat {
 }
 
 /// The container of copied JPEGs for `FORMAT`: Matroska and AVI hold Motion JPEG and keep it;
-/// MP4 becomes Matroska. FFmpeg can put JPEG into MP4, but the browsers that are the reason to
-/// choose MP4 play Motion JPEG in no container, and the recorder's MP4 crash repair and index
-/// expect H.264/H.265 fragments.
+/// MP4 becomes Matroska. FFmpeg can put JPEG into MP4, but browsers, the usual reason to choose
+/// MP4, do not play Motion JPEG (Chromium in no container), and the recorder's MP4 crash repair
+/// and index are built for H.264/H.265 fragments.
 pub fn copy_container(format: Container) -> Container {
     match format {
         Container::Mp4 => {
