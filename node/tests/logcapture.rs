@@ -243,6 +243,52 @@ fn pre_roll_starts_a_control_session_at_the_keyframe_before_it_with_true_times_i
 }
 
 #[test]
+fn pre_roll_of_copied_jpegs_starts_at_the_frame_before_it_byte_for_byte() {
+    use dora_recorder_test_nodes::{compress::ImageFormat, encoding::Encoding, pattern};
+    let dir = temp_storage("pre-roll-copy");
+    let storage = storage_env(&dir);
+    let format = pattern::FrameFormat::new(64, 48, Encoding::Rgb8).unwrap();
+    let jpegs: Vec<Vec<u8>> =
+        (0..60).map(|i| ImageFormat::Jpeg.compress(&pattern::draw_frame(&format, i, 0), 64, 48).unwrap()).collect();
+    let mut script = Script::new(&[("image", "camera/image"), ("control", "script/control")]);
+    for (index, jpeg) in jpegs.iter().enumerate() {
+        // Only `encoding`, as JPEG cameras may send: the image knows its size.
+        let metadata = json!({"encoding": {"String": "jpeg"}, "frame_index": {"Integer": index}});
+        script = script.raw_input("image", 0.05 + index as f64 / 15.0, metadata, json!(jpeg), "UInt8");
+    }
+    let (result, events) = script
+        .control_json(3.0, &json!({"action": "start", "session_id": "after-the-fact"}))
+        .control_text(3.6, "stop", None)
+        .stop(4.6)
+        .run(&[("STORAGE", &storage), ("PRE_ROLL", "1"), ("COMPRESSED", "copy")]);
+    result.unwrap();
+    let videos = videos_in(&dir);
+    assert_eq!(videos.len(), 1, "{videos:?} {events:?}");
+    assert_eq!(probe(&videos[0]).codec, "mjpeg");
+    let (header, rows) = assert_index_matches_video(&videos[0]);
+    let ids: Vec<usize> = csv_column(&header, &rows, "frame_index").iter().map(|v| v.parse().unwrap()).collect();
+    // Every copied JPEG is a keyframe: 1 s before the start at 3.0 s is 2.0 s, and the frame at or
+    // before it is frame 29 (sent at 1.983 s).
+    assert_eq!(ids.first(), Some(&29), "from the frame at or before start - PRE_ROLL: {ids:?}");
+    assert_eq!(ids, (29..29 + ids.len()).collect::<Vec<_>>(), "every frame once, in order");
+    let out = dir.join("packets");
+    std::fs::create_dir_all(&out).unwrap();
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&videos[0])
+        .args(["-c", "copy", "-f", "image2"])
+        .arg(out.join("%05d.jpg"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let stored: Vec<Vec<u8>> = e2e::files_in(&out).iter().map(|p| std::fs::read(p).unwrap()).collect();
+    assert_eq!(stored.len(), ids.len());
+    for (packet, index) in stored.iter().zip(&ids) {
+        assert!(*packet == jpegs[*index], "frame {index} is not the JPEG sent");
+    }
+}
+
+#[test]
 fn overlay_draws_the_latest_boxes_into_the_video_only_when_asked() {
     let mut green_pixels = Vec::new();
     for overlay in ["true", "false"] {
