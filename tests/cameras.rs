@@ -173,3 +173,51 @@ fn copied_motion_jpeg_plays_in_gstreamer_in_mkv_and_avi_but_not_in_chromium() {
         assert!(playback.error.is_some() || playback.video_width == 0, "{format}: Chromium played it: {playback:?}");
     }
 }
+
+#[test]
+fn a_killed_recorder_leaves_copied_jpegs_byte_for_byte_up_to_the_kill() {
+    use std::time::{Duration, SystemTime};
+    let _serial = serial();
+    let dir = temp_dir("e2e-cam-copy-kill");
+    let (storage, images, send_log) = (dir.join("recordings"), dir.join("sent"), dir.join("sent.log"));
+    std::fs::create_dir_all(&images).unwrap();
+    let run = e2e::Background::dora_run(
+        "dataflows/record.yml",
+        &[
+            ("STORAGE", storage.display().to_string()),
+            ("SEND_LOG", send_log.display().to_string()),
+            ("IMAGE_DIR", images.display().to_string()),
+            ("WIDTH", "320".into()),
+            ("HEIGHT", "240".into()),
+            ("ENCODING", "jpeg".into()),
+            ("COMPRESSED", "copy".into()),
+        ],
+    );
+    e2e::wait_for("the first file", Duration::from_secs(300), || !videos_in(&storage).is_empty());
+    std::thread::sleep(Duration::from_secs(3));
+    let killed_at = SystemTime::now();
+    let pids = e2e::recorder_pids();
+    assert!(!pids.is_empty(), "the recorder runs");
+    pids.into_iter().for_each(|pid| e2e::signal(pid, "KILL"));
+    let (_, log) = run.wait(Duration::from_secs(2));
+    let files = videos_in(&storage);
+    assert_eq!(files.len(), 1, "{files:?}\n{log}");
+    assert_eq!(e2e::decode_errors(&files[0]), "", "decodes to its end without an error");
+    let stored = stored_packets(&files[0]);
+    for (index, packet) in stored.iter().enumerate() {
+        let sent = std::fs::read(images.join(format!("{index:05}.jpeg"))).unwrap();
+        assert!(*packet == sent, "frame {index} is not the JPEG sent");
+    }
+    // Matroska holds each frame as soon as it is written: at most the frames of the last 0.5 s
+    // (in the queue or being written) are lost.
+    let sent = e2e::read_send_log(&send_log);
+    let must_keep =
+        sent.iter().filter(|f| f.at + Duration::from_millis(500) <= killed_at).map(|f| f.index + 1).max().unwrap_or(0);
+    assert!(
+        stored.len() as u32 >= must_keep,
+        "kept {} frames, {must_keep} were sent 0.5 s before the kill",
+        stored.len()
+    );
+    let (_, rows) = e2e::read_csv(&files[0].with_extension("frames.csv"));
+    assert!(rows.len() >= stored.len(), "an index row for every frame kept");
+}
