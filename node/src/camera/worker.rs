@@ -109,7 +109,6 @@ impl CameraWorker {
     /// Starts a thread for `camera` running the job `make_job` builds on it (encoders are not
     /// `Send`: they are made on the thread that uses them). Draws detector boxes into frames
     /// with `overlay`; hands JPEGs to the job undecoded with `copy_jpeg`.
-    #[allow(clippy::too_many_arguments)]
     pub fn spawn<J: Job>(
         camera: &str,
         limits: QueueLimits,
