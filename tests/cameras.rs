@@ -168,6 +168,16 @@ fn copied_motion_jpeg_plays_in_gstreamer_in_mkv_and_avi_but_not_in_chromium() {
         assert_eq!((decoded.frames.len(), decoded.problems.as_str()), (30, ""), "{format}: {log}");
         let discovered = e2e::gstreamer::discover(&file);
         assert_eq!((discovered.width, discovered.height), (320, 240), "{format}");
+        // The owner tag that retention and startup repair go by (MKV `recorder`, AVI `comment`).
+        let tags = std::process::Command::new("ffprobe")
+            .args(["-v", "error", "-show_entries", "format_tags", "-of", "compact"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let tags = String::from_utf8_lossy(&tags.stdout).to_lowercase();
+        let owner =
+            if format == "mkv" { "tag:recorder=dora-video-recorder" } else { "tag:comment=dora-video-recorder" };
+        assert!(tags.contains(owner), "{format}: {tags}");
         // Browsers decode no Motion JPEG in any container: the README says so, this checks it.
         let playback = e2e::play_in_chromium(&file);
         assert!(playback.error.is_some() || playback.video_width == 0, "{format}: Chromium played it: {playback:?}");

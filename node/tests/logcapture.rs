@@ -183,6 +183,45 @@ fn segments_split_a_session_without_losing_or_repeating_a_frame() {
 }
 
 #[test]
+fn copied_jpegs_are_cut_into_segments_and_a_new_size_starts_the_next_file() {
+    use dora_recorder_test_nodes::{compress::ImageFormat, encoding::Encoding, pattern};
+    let dir = temp_storage("segments-copy");
+    let storage = storage_env(&dir);
+    let mut script = Script::new(&[("image", "camera/image")]);
+    // 35 frames of 64x48 every 0.1 s, then 5 of 80x60.
+    for index in 0..40_u64 {
+        let (width, height) = if index < 35 { (64, 48) } else { (80, 60) };
+        let format = pattern::FrameFormat::new(width, height, Encoding::Rgb8).unwrap();
+        let jpeg = ImageFormat::Jpeg.compress(&pattern::draw_frame(&format, index, 0), width, height).unwrap();
+        let metadata = json!({"encoding": {"String": "jpeg"}, "frame_index": {"Integer": index}});
+        script = script.raw_input("image", 0.1 + index as f64 * 0.1, metadata, json!(jpeg), "UInt8");
+    }
+    let (result, events) =
+        script.stop(4.5).run(&[("STORAGE", &storage), ("SEGMENT_SECONDS", "1"), ("COMPRESSED", "copy")]);
+    result.unwrap();
+    let mut videos = videos_in(&dir);
+    assert_eq!(videos.len(), 5, "3.5 s in 1 s segments, then the new size: {videos:?}");
+    assert_eq!(events_with_status(&events, "finished").len(), 5);
+    // In the order they were recorded (names of files started in the same second do not say it).
+    videos.sort_by_key(|video| {
+        let (header, rows) = read_csv(&index_of(video));
+        csv_column(&header, &rows, "time_ns")[0].parse::<u64>().unwrap()
+    });
+    let mut all_ids = Vec::new();
+    for (n, video) in videos.iter().enumerate() {
+        let (header, rows) = assert_index_matches_video(video);
+        let probed = probe(video);
+        let size = if n < 4 { (64, 48) } else { (80, 60) };
+        assert_eq!((probed.codec.as_str(), probed.width, probed.height), ("mjpeg", size.0, size.1), "{n}");
+        assert!(probed.duration <= 1.05, "{}: {}", video.display(), probed.duration);
+        all_ids.extend(csv_column(&header, &rows, "frame_index").iter().map(|v| v.parse::<u32>().unwrap()));
+    }
+    assert_eq!(all_ids, (0..40).collect::<Vec<u32>>(), "every frame once, in order, across the cuts");
+    let manifest = read_json(&files_ending(&dir, ".session.json")[0]);
+    assert_eq!(manifest["cameras"]["image"]["codec"], "mjpeg");
+}
+
+#[test]
 fn retention_deletes_the_oldest_finished_recordings_with_their_side_files() {
     let dir = temp_storage("retention");
     let storage = storage_env(&dir);
