@@ -127,6 +127,7 @@ pub fn copy_container(format: Container) -> Container {
 #[derive(Default)]
 pub struct JpegCopier {
     limiter: LogLimiter,
+    size_mismatch_logged: bool,
 }
 
 impl JpegCopier {
@@ -137,13 +138,30 @@ impl JpegCopier {
             return Err(image);
         }
         match read_header(&image.data) {
-            Ok(header) => Ok(Some(JpegFrame { image, header })),
+            Ok(header) => {
+                self.check_declared(camera, &image, header);
+                Ok(Some(JpegFrame { image, header }))
+            }
             Err(error) => {
                 if let Some(suppressed) = self.limiter.allow("copy", Instant::now()) {
                     tracing::warn!(camera, suppressed, bytes = image.data.len(), "skipped frame: {error}");
                 }
                 Ok(None)
             }
+        }
+    }
+
+    /// The image's own size is the truth; metadata that says otherwise is worth one line.
+    fn check_declared(&mut self, camera: &str, image: &ImageFrame, header: JpegHeader) {
+        let Some((width, height)) = image.declared else { return };
+        if (width, height) != (header.width, header.height) && !self.size_mismatch_logged {
+            self.size_mismatch_logged = true;
+            tracing::warn!(
+                camera,
+                declared = format_args!("{width}x{height}"),
+                image = format_args!("{}x{}", header.width, header.height),
+                "the jpeg images' width/height metadata disagree with the images: storing them at the images' size (logged once)"
+            );
         }
     }
 }
