@@ -17,6 +17,7 @@ OPENCV_PYTHON_VERSION="5.1.0.95"
 APT_PACKAGES=(
   pkg-config clang gcc libc6-dev git curl ca-certificates ffmpeg chromium procps util-linux
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev
+  libturbojpeg0-dev
   python3 python3-venv python3-pip
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-base-apps gstreamer1.0-plugins-good
   gstreamer1.0-libav

@@ -1,6 +1,6 @@
 //! Copy benchmark: a 1080p30 MJPEG camera recorded with `COMPRESSED=copy` (the JPEGs stored as
-//! they came, Motion JPEG in Matroska) and with `COMPRESSED=decode` (the default: `zune-jpeg`,
-//! then x264 at the default settings into MP4), side by side in one run.
+//! they came, Motion JPEG in Matroska) and with `COMPRESSED=decode` (the default: the node's JPEG
+//! decoder, then x264 at the default settings into MP4), side by side in one run.
 //!
 //! Method: `ffmpeg` renders `LOOP` noisy `testsrc2` frames (camera-like detail and noise), each
 //! compressed at quality 95 (node-hub's `opencv-video-capture` default). Each mode gets a real

@@ -1,6 +1,6 @@
 //! Decode benchmark: 1080p JPEG camera frames into the RGB frames the recorder encodes, with
-//! `zune-jpeg` (what the node runs for JPEG) next to FFmpeg's mjpeg decoder (with the swscale pass
-//! to RGB the node would need, and alone). Prints a markdown table; asserts nothing.
+//! libjpeg-turbo (what the node runs for JPEG: [`JpegDecoder`]) next to `zune-jpeg`, the `image`
+//! crate and FFmpeg's mjpeg decoder (with the swscale pass to RGB the node would need, and alone). Prints a markdown table; asserts nothing.
 //!
 //! Run: `cargo bench -p dora-video-recorder --bench decode` (needs the `ffmpeg` CLI for the
 //! pictures). Method: `ffmpeg` renders `FRAMES` noisy `testsrc2` frames as rgb24 (camera-like
@@ -15,7 +15,7 @@ use std::{process::Command, sync::Arc, time::Instant};
 use arrow::buffer::Buffer;
 use dora_recorder_test_nodes::compress::ImageFormat;
 use dora_video_recorder::{
-    Frame, ImageCodec, ImageFrame, decode_jpeg,
+    Frame, ImageCodec, ImageFrame, JpegDecoder,
     encode::{FfmpegImageDecoder, init_ffmpeg},
 };
 use ffmpeg_next::{Packet, codec, decoder, frame};
@@ -48,12 +48,40 @@ fn median_ms(mut times: Vec<f64>) -> f64 {
     times[times.len() / 2]
 }
 
+/// A contender's decoded picture: RGB it can be checked against the source, or only its own format.
+enum Decoded {
+    Frame(Frame),
+    Rgb(Vec<u8>),
+    Native,
+}
+
+impl Decoded {
+    fn rgb(&self) -> Option<&[u8]> {
+        match self {
+            Self::Frame(frame) => Some(frame.data.as_slice()),
+            Self::Rgb(bytes) => Some(bytes),
+            Self::Native => None,
+        }
+    }
+}
+
+/// How a contender decodes one JPEG.
+type DecodeFn<'a> = Box<dyn FnMut(&[u8]) -> Decoded + 'a>;
+
+/// One decoder under test: its name, what it outputs, and how it decodes a JPEG.
+struct Contender<'a> {
+    name: &'static str,
+    output: &'static str,
+    decode: DecodeFn<'a>,
+    times_ms: Vec<f64>,
+}
+
 /// Mean and worst absolute difference, and PSNR in dB.
-fn exactness(decoded: &[Frame], sources: &[Vec<u8>]) -> (f64, u8, f64) {
+fn exactness(decoded: &[Vec<u8>], sources: &[Vec<u8>]) -> (f64, u8, f64) {
     let (mut sum, mut squares, mut worst, mut count) = (0u64, 0u64, 0u8, 0u64);
-    for (frame, source) in decoded.iter().zip(sources) {
-        assert_eq!(frame.data.len(), source.len(), "{}", frame.format);
-        for (a, b) in frame.data.iter().zip(source) {
+    for (rgb, source) in decoded.iter().zip(sources) {
+        assert_eq!(rgb.len(), source.len());
+        for (a, b) in rgb.iter().zip(source) {
             let d = a.abs_diff(*b);
             (sum, squares, worst, count) =
                 (sum + u64::from(d), squares + u64::from(d) * u64::from(d), worst.max(d), count + 1);
@@ -69,6 +97,17 @@ fn ffmpeg_mjpeg_only(jpeg: &[u8], decoder: &mut decoder::Video) {
     decoder.receive_frame(&mut picture).expect("mjpeg gives a picture");
 }
 
+fn zune_rgb(jpeg: &[u8]) -> Vec<u8> {
+    let options = zune_core::options::DecoderOptions::default()
+        .jpeg_set_out_colorspace(zune_core::colorspace::ColorSpace::RGB)
+        .set_strict_mode(true);
+    zune_jpeg::JpegDecoder::new_with_options(jpeg, options).decode().expect("zune decodes")
+}
+
+fn image_crate_rgb(jpeg: &[u8]) -> Vec<u8> {
+    image::load_from_memory_with_format(jpeg, image::ImageFormat::Jpeg).expect("image decodes").into_rgb8().into_raw()
+}
+
 fn main() {
     init_ffmpeg().expect("FFmpeg initializes");
     let sources = render_rgb_frames();
@@ -78,27 +117,66 @@ fn main() {
     let mut ffmpeg = FfmpegImageDecoder::default();
     let mjpeg = decoder::find(codec::Id::MJPEG).expect("FFmpeg has mjpeg");
     let mut mjpeg = codec::context::Context::new_with_codec(mjpeg).decoder().video().expect("mjpeg opens");
-    let (mut zune_ms, mut ffmpeg_ms, mut mjpeg_ms) = (Vec::new(), Vec::new(), Vec::new());
+    let mut turbo = JpegDecoder::default();
+    let mut contenders = [
+        Contender {
+            name: "libjpeg-turbo 2.1 (the node)",
+            output: "rgb8",
+            decode: Box::new(|jpeg| Decoded::Frame(turbo.decode(&image(jpeg)).expect("libjpeg-turbo decodes"))),
+            times_ms: Vec::new(),
+        },
+        Contender {
+            name: "zune-jpeg 0.4",
+            output: "rgb8",
+            decode: Box::new(|jpeg| Decoded::Rgb(zune_rgb(jpeg))),
+            times_ms: Vec::new(),
+        },
+        Contender {
+            name: "image 0.25 (its own decoder)",
+            output: "rgb8",
+            decode: Box::new(|jpeg| Decoded::Rgb(image_crate_rgb(jpeg))),
+            times_ms: Vec::new(),
+        },
+        Contender {
+            name: "FFmpeg mjpeg + swscale",
+            output: "rgb8",
+            decode: Box::new(|jpeg| Decoded::Frame(ffmpeg.decode(&image(jpeg)).expect("FFmpeg decodes"))),
+            times_ms: Vec::new(),
+        },
+        Contender {
+            name: "FFmpeg mjpeg alone",
+            output: "yuvj420p",
+            decode: Box::new(|jpeg| {
+                ffmpeg_mjpeg_only(jpeg, &mut mjpeg);
+                Decoded::Native
+            }),
+            times_ms: Vec::new(),
+        },
+    ];
+    // Alternating frame by frame, so that a load change meanwhile touches every contender alike.
     for _ in 0..ROUNDS {
         for jpeg in &jpegs {
-            let started = Instant::now();
-            std::hint::black_box(decode_jpeg(&image(jpeg)).expect("zune decodes"));
-            zune_ms.push(started.elapsed().as_secs_f64() * 1e3);
-            let started = Instant::now();
-            std::hint::black_box(ffmpeg.decode(&image(jpeg)).expect("FFmpeg decodes"));
-            ffmpeg_ms.push(started.elapsed().as_secs_f64() * 1e3);
-            let started = Instant::now();
-            ffmpeg_mjpeg_only(jpeg, &mut mjpeg);
-            mjpeg_ms.push(started.elapsed().as_secs_f64() * 1e3);
+            for contender in &mut contenders {
+                let started = Instant::now();
+                std::hint::black_box((contender.decode)(jpeg));
+                contender.times_ms.push(started.elapsed().as_secs_f64() * 1e3);
+            }
         }
     }
-    let zune: Vec<Frame> = jpegs.iter().map(|j| decode_jpeg(&image(j)).expect("decodes")).collect();
-    let via_ffmpeg: Vec<Frame> = jpegs.iter().map(|j| ffmpeg.decode(&image(j)).expect("decodes")).collect();
-    let ((zm, zw, zp), (fm, fw, fp)) = (exactness(&zune, &sources), exactness(&via_ffmpeg, &sources));
     println!("\n1080p JPEG (quality 95, {mean_kb:.0} kB each, {FRAMES} frames x {ROUNDS} rounds), per frame:\n");
     println!("| decoder | output | median ms | mean abs error | worst | PSNR dB |");
     println!("|---|---|---|---|---|---|");
-    println!("| zune-jpeg 0.4 (the node) | rgb8 | {:.2} | {zm:.2} | {zw} | {zp:.1} |", median_ms(zune_ms));
-    println!("| FFmpeg mjpeg + swscale | rgb8 | {:.2} | {fm:.2} | {fw} | {fp:.1} |", median_ms(ffmpeg_ms));
-    println!("| FFmpeg mjpeg alone | yuvj420p | {:.2} | - | - | - |", median_ms(mjpeg_ms));
+    for contender in &mut contenders {
+        let decoded: Vec<Decoded> = jpegs.iter().map(|jpeg| (contender.decode)(jpeg)).collect();
+        let rgb: Option<Vec<Vec<u8>>> = decoded.iter().map(|d| d.rgb().map(<[u8]>::to_vec)).collect();
+        let error = rgb.map_or_else(
+            || "- | - | -".to_owned(),
+            |rgb| {
+                let (mean, worst, psnr) = exactness(&rgb, &sources);
+                format!("{mean:.2} | {worst} | {psnr:.1}")
+            },
+        );
+        let median = median_ms(std::mem::take(&mut contender.times_ms));
+        println!("| {} | {} | {median:.2} | {error} |", contender.name, contender.output);
+    }
 }

@@ -30,10 +30,24 @@ mod stats;
 mod storage;
 mod timing;
 
+/// The recorder's files read back (what `dora-video-replay` plays): session manifests, frame
+/// indexes, detections logs, and the control messages that start and stop a session.
+pub mod recording {
+    pub use crate::{
+        detections::{BoxFormat, Detections},
+        session::control::{Control, control_text},
+        sidecars::{
+            detection_log::{DetectionLines, LoggedDetections, detections_path, read_detection_log},
+            index::{IndexRow, IndexRows, index_path, parse_index, read_index},
+            manifest::{CameraEntry, FileEntry, FileState, MANIFEST_SUFFIX, ManifestReadError, SessionManifest},
+        },
+    };
+}
+
 pub use camera::{
     CameraWorker, FileSettings,
     copy::Compressed,
-    decode::{FrameDecoder, decode_jpeg},
+    decode::{FrameDecoder, JpegDecoder},
     queue::{Overflow, QueueLimits},
     report::{FileReport, FileStatus},
     session::SessionJob,

@@ -18,7 +18,10 @@
 //!   startup, and send them over and over: a camera cheap enough to feed 1080p30 on a small
 //!   machine; `frame_index` keeps counting while the picture, barcode included, repeats),
 //!   `IMAGE_DIR` (with `ENCODING=jpeg` or `png`: a folder that gets every image sent, byte for
-//!   byte, as `INDEX.jpeg` or `INDEX.png` with a 5-digit index, damaged ones included).
+//!   byte, as `INDEX.jpeg` or `INDEX.png` with a 5-digit index, damaged ones included),
+//!   `TICK_STEPS` (a cycle of tick counts between frames, e.g. `1,3,2`: a frame on the first
+//!   tick, the next 3 ticks later, then 2 later, ...; uneven frame intervals from a regular
+//!   timer; default 1, a frame per tick).
 
 use std::{fmt, io::Write};
 
@@ -65,6 +68,10 @@ pub const SIZE_METADATA_KEY: &str = "SIZE_METADATA";
 pub const CORRUPT_EVERY_KEY: &str = "CORRUPT_EVERY";
 /// Environment key of a folder that gets every compressed image as sent.
 pub const IMAGE_DIR_KEY: &str = "IMAGE_DIR";
+/// Environment key of the cycle of tick counts between frames.
+pub const TICK_STEPS_KEY: &str = "TICK_STEPS";
+/// Largest accepted step of `TICK_STEPS`.
+pub const MAX_TICK_STEP: u64 = 1000;
 /// Largest accepted `LOOP_FRAMES`: 300 frames of 1080p bgr8 already hold 1.9 GB.
 pub const MAX_LOOP_FRAMES: u64 = 300;
 
@@ -116,6 +123,8 @@ pub struct PatternSettings {
     pub loop_frames: Option<u64>,
     /// Where every compressed image is saved as sent, if anywhere.
     pub image_dir: Option<std::path::PathBuf>,
+    /// Ticks between one frame and the next, in a cycle (`[1]`: every tick).
+    pub tick_steps: Vec<u64>,
 }
 
 impl PatternSettings {
@@ -144,6 +153,7 @@ impl PatternSettings {
             frames => Some(frames),
         };
         let format = FrameFormat::new(width, height, encoding)?;
+        let tick_steps = read_tick_steps(&lookup)?;
         Ok(Self {
             format,
             depth,
@@ -155,6 +165,7 @@ impl PatternSettings {
             object_period,
             loop_frames,
             image_dir: env::value(&lookup, IMAGE_DIR_KEY).map(std::path::PathBuf::from),
+            tick_steps,
         })
     }
 }
@@ -193,6 +204,20 @@ fn read_encoding(lookup: &impl Fn(&str) -> Option<String>) -> eyre::Result<(Enco
     }
     let allowed = format!("one of {}, jpeg, png, mono16, 32FC1", Encoding::allowed_names());
     Ok((Encoding::parse(&raw).ok_or_else(|| env::invalid(ENCODING_KEY, &raw, &allowed))?, None))
+}
+
+/// `TICK_STEPS`: comma-separated tick counts in `1..=MAX_TICK_STEP`, or unset for `[1]`.
+fn read_tick_steps(lookup: &impl Fn(&str) -> Option<String>) -> eyre::Result<Vec<u64>> {
+    let Some(raw) = env::value(lookup, TICK_STEPS_KEY) else {
+        return Ok(vec![1]);
+    };
+    let steps: Option<Vec<u64>> = raw
+        .split(',')
+        .map(|step| step.trim().parse::<u64>().ok().filter(|step| (1..=MAX_TICK_STEP).contains(step)))
+        .collect();
+    steps.ok_or_else(|| {
+        env::invalid(TICK_STEPS_KEY, &raw, &format!("tick counts 1..={MAX_TICK_STEP} separated by commas"))
+    })
 }
 
 /// `MAX_FRAMES`: a positive integer, or unset for no limit.
@@ -251,6 +276,9 @@ struct Camera {
     ready_at: std::time::SystemTime,
     /// Where compressed images are saved as sent.
     image_dir: Option<std::path::PathBuf>,
+    /// `TICK_STEPS`, and the ticks still to wait before the next frame.
+    tick_steps: Vec<u64>,
+    ticks_to_wait: u64,
 }
 
 impl Camera {
@@ -280,6 +308,8 @@ impl Camera {
             loop_frames: draw_loop(settings)?,
             ready_at: std::time::SystemTime::now(),
             image_dir: settings.image_dir.clone(),
+            tick_steps: settings.tick_steps.clone(),
+            ticks_to_wait: 0,
         })
     }
 
@@ -291,6 +321,12 @@ impl Camera {
         if !self.loop_frames.is_empty() && tick_time.to_system_time() < self.ready_at {
             return Ok(());
         }
+        if self.ticks_to_wait > 1 {
+            self.ticks_to_wait -= 1;
+            return Ok(());
+        }
+        let step = self.tick_steps.len().max(1);
+        self.ticks_to_wait = self.tick_steps.get(self.frames_sent as usize % step).copied().unwrap_or(1);
         let first_tick = *self.first_tick.get_or_insert(tick_time);
         let output = DataId::from(IMAGE_OUTPUT.to_owned());
         let sent = if let Some(depth) = self.depth {
@@ -473,6 +509,17 @@ mod tests {
         assert_eq!(settings(&[("LOOP_FRAMES", "0")])?.loop_frames, None);
         let error = settings(&[("LOOP_FRAMES", "301")]).expect_err("beyond the cap").to_string();
         assert!(error.contains("LOOP_FRAMES"), "{error}");
+        Ok(())
+    }
+
+    #[test]
+    fn tick_steps_are_a_cycle_of_positive_counts() -> eyre::Result<()> {
+        assert_eq!(settings(&[])?.tick_steps, [1]);
+        assert_eq!(settings(&[("TICK_STEPS", "1, 3,2")])?.tick_steps, [1, 3, 2]);
+        for bad in ["0", "1,x", "1,,2", "1001"] {
+            let error = settings(&[("TICK_STEPS", bad)]).expect_err(bad).to_string();
+            assert!(error.contains("TICK_STEPS"), "{error}");
+        }
         Ok(())
     }
 

@@ -8,7 +8,7 @@
 //! with `wait4` (CPU time, peak RSS), as in the table rows:
 //! - ours: a re-exec of this binary that reads one JPEG at a time on a reading thread (as the
 //!   node's event loop receives them) and on the main thread (the camera worker) decodes it with
-//!   the node's own [`FrameDecoder`] (zune-jpeg to RGB) and writes it through [`VideoWriter`];
+//!   the node's own [`FrameDecoder`] (libjpeg-turbo to RGB) and writes it through [`VideoWriter`];
 //! - the CLI: `ffmpeg -f mjpeg -framerate FPS -i FILE` (FFmpeg's mjpeg decoder, then swscale to
 //!   yuv420p) with the same output options as its table rows.
 //!

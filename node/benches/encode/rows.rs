@@ -61,7 +61,7 @@ impl Contender {
             Self::FfmpegYuv => "ffmpeg CLI, yuv420p in (x264 only)",
             Self::OursWithoutFsync => "ours, in-process, FSYNC=false",
             Self::Roomkit => "roomkit PyAV",
-            Self::OursMjpeg => "ours: zune-jpeg + VideoWriter",
+            Self::OursMjpeg => "ours: libjpeg-turbo + VideoWriter",
             Self::FfmpegMjpeg => "ffmpeg CLI, -f mjpeg in",
         }
     }

@@ -1,17 +1,17 @@
 //! Compressed camera images into raw frames, on the camera's worker thread (never on the dora
 //! event loop). A frame that does not decode is skipped and counted, with one rate-limited line.
 //!
-//! JPEG goes through `zune-jpeg`: straight to RGB with SIMD, 1.7-1.8x faster than FFmpeg's mjpeg
-//! decoder plus the swscale pass its YUV output needs, with the same pixels (`cargo bench --bench
-//! decode`, figures in docs/benchmarks.md). RGB is also what the recorder wants: HD files are BT.709 while a JPEG's
-//! Y'CbCr is BT.601, so its planes could not be passed through. PNG, BMP and WebP go through
-//! FFmpeg ([`FfmpegImageDecoder`]).
+//! JPEG goes through libjpeg-turbo (Debian's `libturbojpeg0`): straight to RGB with SIMD, the
+//! fastest of the decoders measured (`cargo bench --bench decode`: zune-jpeg, the `image` crate,
+//! FFmpeg's mjpeg decoder plus the swscale pass its YUV output needs), with the same pixels. RGB
+//! is also what the recorder wants: HD files are BT.709 while a JPEG's Y'CbCr is BT.601, so its
+//! planes could not be passed through. PNG, BMP and WebP go through FFmpeg
+//! ([`FfmpegImageDecoder`]).
 
 use std::time::Instant;
 
 use arrow::buffer::Buffer;
-use zune_core::{colorspace::ColorSpace, options::DecoderOptions};
-use zune_jpeg::JpegDecoder;
+use turbojpeg::{Decompressor, Image, PixelFormat};
 
 use crate::{
     encode::{DecodeError, FfmpegImageDecoder, check_complete},
@@ -22,6 +22,7 @@ use crate::{
 /// A worker's image decoders and what it has logged.
 #[derive(Default)]
 pub struct FrameDecoder {
+    jpeg: JpegDecoder,
     ffmpeg: FfmpegImageDecoder,
     limiter: LogLimiter,
     size_mismatch_logged: bool,
@@ -36,7 +37,7 @@ impl FrameDecoder {
             CameraFrame::Image(image) => image,
         };
         let decoded = match image.codec {
-            ImageCodec::Jpeg => decode_jpeg(&image),
+            ImageCodec::Jpeg => self.jpeg.decode(&image),
             _ => self.ffmpeg.decode(&image),
         };
         match decoded {
@@ -72,28 +73,41 @@ impl FrameDecoder {
     }
 }
 
-/// Decodes a JPEG into packed RGB with `zune-jpeg`.
-pub fn decode_jpeg(image: &ImageFrame) -> Result<Frame, DecodeError> {
-    check_complete(ImageCodec::Jpeg, &image.data)?;
-    let corrupt = |reason: String| DecodeError::Corrupt { codec: "jpeg", reason };
-    let options = DecoderOptions::default()
-        .jpeg_set_out_colorspace(ColorSpace::RGB)
-        .set_max_width(MAX_DIMENSION as usize)
-        .set_max_height(MAX_DIMENSION as usize)
-        .set_strict_mode(true);
-    let mut decoder = JpegDecoder::new_with_options(image.data.as_slice(), options);
-    let pixels = decoder.decode().map_err(|e| corrupt(format!("{e:?}")))?;
-    let (width, height) = decoder.dimensions().unwrap_or_default();
-    // Bounded by the decoder's maximum, so they fit.
-    let (width, height) = (width as u32, height as u32);
-    let format = FrameFormat { encoding: PixelEncoding::Rgb8, width, height };
-    if width == 0 || height == 0 {
-        return Err(DecodeError::BadSize { width, height });
+/// JPEG images into packed RGB with libjpeg-turbo, one decompressor kept per camera worker.
+#[derive(Default)]
+pub struct JpegDecoder {
+    decompressor: Option<Decompressor>,
+}
+
+impl JpegDecoder {
+    /// Decodes `image`. A JPEG cut off before its end, one libjpeg-turbo reports an error or a
+    /// warning for (damaged data), or one of an impossible size is an error.
+    pub fn decode(&mut self, image: &ImageFrame) -> Result<Frame, DecodeError> {
+        check_complete(ImageCodec::Jpeg, &image.data)?;
+        let corrupt = |error: turbojpeg::Error| DecodeError::Corrupt { codec: "jpeg", reason: error.to_string() };
+        let decompressor = match &mut self.decompressor {
+            Some(decompressor) => decompressor,
+            empty => empty.insert(Decompressor::new().map_err(corrupt)?),
+        };
+        let jpeg = image.data.as_slice();
+        let header = decompressor.read_header(jpeg).map_err(corrupt)?;
+        let side = |pixels: usize| u32::try_from(pixels).ok().filter(|side| (1..=MAX_DIMENSION).contains(side));
+        let (Some(width), Some(height)) = (side(header.width), side(header.height)) else {
+            let clamp = |pixels: usize| u32::try_from(pixels).unwrap_or(u32::MAX);
+            return Err(DecodeError::BadSize { width: clamp(header.width), height: clamp(header.height) });
+        };
+        let format = FrameFormat { encoding: PixelEncoding::Rgb8, width, height };
+        let mut pixels = vec![0_u8; format.byte_len()];
+        let output = Image {
+            pixels: pixels.as_mut_slice(),
+            width: header.width,
+            pitch: header.width * 3,
+            height: header.height,
+            format: PixelFormat::RGB,
+        };
+        decompressor.decompress(jpeg, output).map_err(corrupt)?;
+        Ok(image.decoded(format, Buffer::from_vec(pixels)))
     }
-    if pixels.len() != format.byte_len() {
-        return Err(corrupt(format!("{} bytes decoded for {format}", pixels.len())));
-    }
-    Ok(image.decoded(format, Buffer::from_vec(pixels)))
 }
 
 #[cfg(test)]

@@ -77,6 +77,18 @@ fn parse_json(text: &str, session_id_param: Option<&str>) -> Result<Control, Con
     }
 }
 
+/// The JSON text of a control command, as the `control` input reads it:
+/// `{"action":"start","session_id":"..."}` (no `session_id` for a generated id) or
+/// `{"action":"stop"}`.
+pub fn control_text(control: &Control) -> String {
+    let value = match control {
+        Control::Start { session_id: Some(id) } => serde_json::json!({"action": "start", "session_id": id}),
+        Control::Start { session_id: None } => serde_json::json!({"action": "start"}),
+        Control::Stop => serde_json::json!({"action": "stop"}),
+    };
+    value.to_string()
+}
+
 /// The session id of a LeRobot-style episode: `episode_000042`.
 pub fn episode_session_id(index: i64) -> String {
     format!("episode_{index:06}")
@@ -117,6 +129,17 @@ mod tests {
         );
         assert_eq!(parse_control(&ControlPayload::Integer(-1), None), Ok(Control::Stop));
         assert_eq!(parse_control(&ControlPayload::Integer(-2), None), Err(ControlError::BadEpisode(-2)));
+    }
+
+    #[test]
+    fn control_text_parses_back_to_the_same_command() {
+        for control in [
+            Control::Start { session_id: Some("run \"42\"".into()) },
+            Control::Start { session_id: None },
+            Control::Stop,
+        ] {
+            assert_eq!(parse_control(&text(&control_text(&control)), None), Ok(control));
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::line_file::LineFile;
 use crate::detections::Detections;
@@ -68,6 +68,42 @@ impl DetectionLog {
     }
 }
 
+/// One line of a detections log, as read back.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct LoggedDetections {
+    /// The video frame it belongs to; `None` when no frame matched.
+    pub frame: Option<u64>,
+    /// The detector message's dora timestamp (UTC ns).
+    pub time_ns: u64,
+    /// What the detector found.
+    #[serde(flatten)]
+    pub detections: Detections,
+}
+
+/// A detections log read back: its lines in file order, and how many could not be read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DetectionLines {
+    /// The lines that parsed.
+    pub lines: Vec<LoggedDetections>,
+    /// Lines skipped: not JSON of the documented shape (a line cut short by a crash, or
+    /// `null` for a non-finite number).
+    pub skipped: u64,
+}
+
+/// Reads the detections log at `path`, skipping (and counting) lines that do not parse.
+pub fn read_detection_log(path: &Path) -> io::Result<DetectionLines> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| super::with_path(e, "cannot read the detections log", path))?;
+    let mut read = DetectionLines::default();
+    for line in text.lines().filter(|line| !line.trim().is_empty()) {
+        match serde_json::from_str(line) {
+            Ok(logged) => read.lines.push(logged),
+            Err(_) => read.skipped += 1,
+        }
+    }
+    Ok(read)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +133,25 @@ mod tests {
             r#"{"frame":12,"time_ns":1704164645000000000,"labels":["person","dog"],"conf":[0.9,0.4],"bbox":[[1.0,2.0,3.0,4.0],[5.0,6.0,7.0,8.0]],"format":"xyxy"}"#
         );
         assert_eq!(lines[1], r#"{"frame":null,"time_ns":7,"labels":[],"conf":[],"bbox":[],"format":"xywh"}"#);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn logged_lines_read_back_and_broken_lines_are_counted() {
+        let path = std::env::temp_dir().join(format!("detections-read-{}.detections.jsonl", std::process::id()));
+        let mut log = DetectionLog::create(&path).unwrap();
+        log.append(Some(3), 42, &Detections::person_and_dog()).unwrap();
+        log.append(None, 43, &Detections::person_and_dog()).unwrap();
+        log.finish().unwrap();
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("{\"frame\":4,\"time_");
+        std::fs::write(&path, text).unwrap();
+        let read = read_detection_log(&path).unwrap();
+        assert_eq!(read.skipped, 1);
+        assert_eq!(read.lines.len(), 2);
+        assert_eq!((read.lines[0].frame, read.lines[0].time_ns), (Some(3), 42));
+        assert_eq!(read.lines[0].detections, Detections::person_and_dog());
+        assert_eq!(read.lines[1].frame, None);
         std::fs::remove_file(&path).unwrap();
     }
 

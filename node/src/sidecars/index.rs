@@ -178,6 +178,124 @@ fn needs_quotes(value: &str) -> bool {
     edge_space || value.contains([',', '"', '\n', '\r', '\0'])
 }
 
+/// One row of a frame index, as read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexRow {
+    /// 0-based position of the frame in the video.
+    pub frame: u64,
+    /// Seconds in the file; `None` when the cell is empty.
+    pub pts: Option<f64>,
+    /// The frame's dora timestamp (UTC ns).
+    pub time_ns: u64,
+    /// Identifying metadata, by key (header names with their [`CLASH_PREFIX`] removed); empty
+    /// cells are left out.
+    pub ids: BTreeMap<String, String>,
+}
+
+/// A frame index read back: its rows in file order, and how many lines could not be read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IndexRows {
+    /// Metadata keys of the extra columns, in header order.
+    pub keys: Vec<String>,
+    /// The rows that parsed.
+    pub rows: Vec<IndexRow>,
+    /// Records skipped: wrong field count or numbers that do not parse (the last one cut short
+    /// by a crash, typically).
+    pub skipped: u64,
+}
+
+/// Reads the index at `path`. A record without its line end (a write cut short) is skipped and
+/// counted; so is a record whose `frame` or `time_ns` does not parse. A header that does not
+/// start with [`FIXED_COLUMNS`] is an error.
+pub fn read_index(path: &Path) -> io::Result<IndexRows> {
+    let text = std::fs::read_to_string(path).map_err(|e| super::with_path(e, "cannot read the frame index", path))?;
+    parse_index(&text).map_err(|message| {
+        io::Error::new(io::ErrorKind::InvalidData, format!("frame index {}: {message}", path.display()))
+    })
+}
+
+/// Parses the text of a frame index (see [`read_index`]).
+pub fn parse_index(text: &str) -> Result<IndexRows, String> {
+    let (records, cut_short) = parse_records(text);
+    let mut records = records.into_iter();
+    let header = records.next().ok_or("no header line")?;
+    if header.len() < FIXED_COLUMNS.len() || header[..FIXED_COLUMNS.len()] != FIXED_COLUMNS {
+        return Err(format!("the header {header:?} does not start with {}", FIXED_COLUMNS.join(",")));
+    }
+    let keys = column_keys(&header[FIXED_COLUMNS.len()..]);
+    let mut rows = IndexRows { keys, rows: Vec::new(), skipped: u64::from(cut_short) };
+    for record in records {
+        match parse_row(&record, &rows.keys) {
+            Some(row) => rows.rows.push(row),
+            None => rows.skipped += 1,
+        }
+    }
+    Ok(rows)
+}
+
+/// The metadata keys of the extra header cells: each cell with its clash prefixes removed down
+/// to the key the writer was given (the writer prefixes a key while its name is taken).
+fn column_keys(cells: &[String]) -> Vec<String> {
+    let mut taken: BTreeSet<String> = FIXED_COLUMNS.iter().map(|c| (*c).to_owned()).collect();
+    let mut keys = Vec::new();
+    for cell in cells {
+        let mut key = cell.as_str();
+        while let Some(shorter) = key.strip_prefix(CLASH_PREFIX) {
+            if !taken.contains(shorter) {
+                break;
+            }
+            key = shorter;
+        }
+        taken.insert(cell.clone());
+        keys.push(key.to_owned());
+    }
+    keys
+}
+
+fn parse_row(record: &[String], keys: &[String]) -> Option<IndexRow> {
+    if record.len() != FIXED_COLUMNS.len() + keys.len() {
+        return None;
+    }
+    let pts = match record[1].as_str() {
+        "" => None,
+        cell => Some(cell.parse().ok()?),
+    };
+    let ids = keys
+        .iter()
+        .zip(&record[FIXED_COLUMNS.len()..])
+        .filter(|(_, value)| !value.is_empty())
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    Some(IndexRow { frame: record[0].parse().ok()?, pts, time_ns: record[2].parse().ok()?, ids })
+}
+
+/// RFC 4180 records of `text` (quotes doubled inside quoted fields, `\n` or `\r\n` ending a
+/// record outside quotes), and whether a last record without its line end was dropped.
+fn parse_records(text: &str) -> (Vec<Vec<String>>, bool) {
+    let (mut records, mut record, mut field) = (Vec::new(), Vec::new(), String::new());
+    let (mut quoted, mut chars) = (false, text.chars().peekable());
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => record.push(std::mem::take(&mut field)),
+            (false, '\r') if chars.peek() == Some(&'\n') => {}
+            (false, '\n') => {
+                record.push(std::mem::take(&mut field));
+                records.push(std::mem::take(&mut record));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    let cut_short = !record.is_empty() || !field.is_empty() || quoted;
+    (records, cut_short)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,5 +487,39 @@ mod tests {
         let mut line = String::new();
         push_field(&mut line, "episode_000042");
         assert_eq!(line, "episode_000042");
+    }
+    #[test]
+    fn rows_read_back_as_written_with_their_metadata_and_clashing_names() {
+        let path = temp_path("read-back");
+        let keys = vec!["frame".into(), "episode_index".into(), "note".into()];
+        let mut index = FrameIndex::create(&path, keys).unwrap();
+        index.push(0.0, 10, &metadata(&[("frame", "f0"), ("episode_index", "3"), ("note", "a,\"b\"\nc")])).unwrap();
+        index.push(f64::NAN, 20, &metadata(&[("episode_index", "3")])).unwrap();
+        index.finish().unwrap();
+        let read = read_index(&path).unwrap();
+        assert_eq!(read.keys, ["frame", "episode_index", "note"]);
+        assert_eq!(read.skipped, 0);
+        assert_eq!(read.rows.len(), 2);
+        assert_eq!((read.rows[0].frame, read.rows[0].pts, read.rows[0].time_ns), (0, Some(0.0), 10));
+        assert_eq!(read.rows[0].ids, metadata(&[("frame", "f0"), ("episode_index", "3"), ("note", "a,\"b\"\nc")]));
+        assert_eq!((read.rows[1].frame, read.rows[1].pts, read.rows[1].time_ns), (1, None, 20));
+        assert_eq!(read.rows[1].ids, metadata(&[("episode_index", "3")]), "empty cells are left out");
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_row_cut_short_by_a_crash_is_skipped_and_counted() {
+        let read = parse_index("frame,pts,time_ns,frame_index\n0,0.000000,5,0\n1,0.0333").unwrap();
+        assert_eq!((read.rows.len(), read.skipped), (1, 1));
+        let read = parse_index("frame,pts,time_ns\n0,0.0,x\n1,0.1,7\n").unwrap();
+        assert_eq!((read.rows.len(), read.rows[0].time_ns, read.skipped), (1, 7, 1), "a bad number");
+    }
+
+    #[test]
+    fn an_index_without_the_fixed_columns_is_an_error() {
+        assert!(parse_index("").is_err());
+        assert!(parse_index("a,b,c\n1,2,3\n").unwrap_err().contains("does not start with"));
+        let error = read_index(Path::new("/nonexistent/x.frames.csv")).unwrap_err().to_string();
+        assert!(error.contains("/nonexistent/x.frames.csv"), "{error}");
     }
 }

@@ -241,6 +241,19 @@ impl SessionManifest {
         self.end_reason.is_some()
     }
 
+    /// Reads the manifest at `path`. Fails, naming the file, when it cannot be read, is not a
+    /// session manifest, or has a newer layout [`version`](Self::version) than this code knows.
+    pub fn read(path: &Path) -> Result<Self, ManifestReadError> {
+        let file = path.to_owned();
+        let bytes = std::fs::read(path).map_err(|source| ManifestReadError::Io { file: file.clone(), source })?;
+        let manifest: Self = serde_json::from_slice(&bytes)
+            .map_err(|source| ManifestReadError::Invalid { file: file.clone(), source })?;
+        if manifest.version > MANIFEST_VERSION {
+            return Err(ManifestReadError::Version { file, version: manifest.version });
+        }
+        Ok(manifest)
+    }
+
     /// Writes the manifest as pretty JSON to `path`, replacing any older one atomically: readers
     /// and crashes see the old or the new manifest, never a partial one.
     pub fn write_atomically(&self, path: &Path) -> io::Result<()> {
@@ -248,6 +261,37 @@ impl SessionManifest {
         json.push(b'\n');
         replace_file(path, &json)
     }
+}
+
+/// Why a manifest could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestReadError {
+    /// The file cannot be read.
+    #[error("cannot read the session manifest {file}: {source}")]
+    Io {
+        /// The manifest's path.
+        file: PathBuf,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// The file is not a session manifest.
+    #[error("{file} is not a session manifest: {source}")]
+    Invalid {
+        /// The manifest's path.
+        file: PathBuf,
+        /// What the JSON parser said.
+        source: serde_json::Error,
+    },
+    /// A layout newer than this code.
+    #[error(
+        "the session manifest {file} has layout version {version}, newer than this code reads ({MANIFEST_VERSION})"
+    )]
+    Version {
+        /// The manifest's path.
+        file: PathBuf,
+        /// Its layout version.
+        version: u32,
+    },
 }
 
 /// Appends an entry for a file nobody reported as started and returns it.
@@ -494,6 +538,26 @@ mod tests {
         let error = newer.write_atomically(&path).unwrap_err();
         assert!(error.to_string().contains("s.session.json"), "{error}");
         assert_eq!(std::fs::read(&path).unwrap(), before);
+        std::fs::remove_dir_all(&folder).unwrap();
+    }
+
+    #[test]
+    fn a_written_manifest_reads_back_and_garbage_is_an_error_naming_the_file() {
+        let folder = temp_folder("read");
+        let path = manifest_path(&folder, "s");
+        let mut manifest = SessionManifest::new("s", START_NS);
+        manifest.file_started("cam", Path::new("a.mp4"), Path::new("a.frames.csv"), START_NS);
+        manifest.write_atomically(&path).unwrap();
+        assert_eq!(SessionManifest::read(&path).unwrap(), manifest);
+        std::fs::write(&path, b"{\"version\": 1, \"cameras\": 3}").unwrap();
+        let error = SessionManifest::read(&path).unwrap_err();
+        assert!(matches!(error, ManifestReadError::Invalid { .. }), "{error}");
+        assert!(error.to_string().contains("s.session.json"), "{error}");
+        let mut newer = serde_json::to_value(&manifest).unwrap();
+        newer["version"] = (MANIFEST_VERSION + 1).into();
+        std::fs::write(&path, newer.to_string()).unwrap();
+        assert!(matches!(SessionManifest::read(&path), Err(ManifestReadError::Version { .. })));
+        assert!(matches!(SessionManifest::read(&folder.join("missing.json")), Err(ManifestReadError::Io { .. })));
         std::fs::remove_dir_all(&folder).unwrap();
     }
 
