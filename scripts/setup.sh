@@ -4,12 +4,16 @@
 #     (tests check files with them), clang (bindgen), pkg-config, Python's venv, Chromium and
 #     GStreamer (playback tests), procps and util-linux (tests signal processes and mount a tmpfs);
 #   - the Rust toolchain through rustup, if cargo is missing;
-#   - the dora CLI (dora-rs-cli 1.1.0 from PyPI) into the project's .venv/.
+#   - the dora CLI (dora-rs-cli 1.1.0 from PyPI) into the project's .venv/;
+#   - node-hub's camera node opencv-video-capture (PyPI, pinned, with OpenCV and dora's Python API
+#     of the CLI's version) into the same .venv/, for the tests that record it.
 # Safe to run again. Usage: scripts/setup.sh   (other scripts source it)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DORA_VERSION="1.1.0"
+OPENCV_VIDEO_CAPTURE_VERSION="0.5.0"
+OPENCV_PYTHON_VERSION="5.1.0.95"
 APT_PACKAGES=(
   pkg-config clang gcc libc6-dev git curl ca-certificates ffmpeg chromium procps util-linux
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev
@@ -70,7 +74,19 @@ install_dora_cli() {
   export PATH="$venv/bin:$PATH"
 }
 
+install_python_nodes() {
+  local venv="$ROOT/.venv"
+  if "$venv/bin/pip" show opencv-video-capture 2>/dev/null | grep -q "^Version: $OPENCV_VIDEO_CAPTURE_VERSION$"; then
+    log "opencv-video-capture present"
+    return
+  fi
+  log "installing opencv-video-capture==$OPENCV_VIDEO_CAPTURE_VERSION into .venv/"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "opencv-video-capture==$OPENCV_VIDEO_CAPTURE_VERSION" \
+    "opencv-python==$OPENCV_PYTHON_VERSION" "dora-rs==$DORA_VERSION"
+}
+
 install_debian_packages
 install_rust
 command -v rustup >/dev/null 2>&1 && ! { cargo fmt --version && cargo clippy --version; } >/dev/null 2>&1 && { log "adding rustfmt and clippy"; rustup component add rustfmt clippy; }
 install_dora_cli
+install_python_nodes

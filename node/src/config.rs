@@ -4,6 +4,7 @@
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use crate::{
+    camera::copy::Compressed,
     camera::queue::{Overflow, QueueLimits},
     camera::segments::SegmentLimits,
     encode::{
@@ -33,7 +34,7 @@ pub const DEFAULT_QUEUE_BYTES: u64 = 64 * 1024 * 1024;
 pub const DEFAULT_STOP_GRACE_MS: u64 = 500;
 
 /// Every key the node reads, in file (lower-case) spelling; the environment uses upper case.
-pub const KEYS: [&str; 32] = [
+pub const KEYS: [&str; 33] = [
     "storage",
     "format",
     "codec",
@@ -66,6 +67,7 @@ pub const KEYS: [&str; 32] = [
     "encoder_threads",
     "depth_codec",
     "auto_session",
+    "compressed",
 ];
 
 /// Environment variable naming the optional YAML configuration file.
@@ -119,6 +121,9 @@ pub struct Config {
     pub overlay: bool,
     /// The lossless encoder of depth cameras (`DEPTH_CODEC`: ffv1, the default, or ffvhuff).
     pub depth_encoder: EncoderKind,
+    /// What happens to JPEG camera frames (`COMPRESSED`): decoded and encoded with `CODEC`
+    /// (`decode`, the default), or stored as they came as Motion JPEG (`copy`).
+    pub compressed: Compressed,
 }
 
 /// How one key's text is checked: its parser and what it accepts. The startup configuration and
@@ -217,6 +222,7 @@ impl Config {
             depth_encoder: raw
                 .parse("depth_codec", EncoderKind::parse_lossless, "ffv1 or ffvhuff")?
                 .unwrap_or(EncoderKind::Ffv1),
+            compressed: raw.parse("compressed", Compressed::parse, Compressed::ALLOWED)?.unwrap_or_default(),
             fps,
             quality: Quality {
                 preset,
@@ -461,6 +467,15 @@ mod tests {
         assert!(c.fsync, "fragments reach the disk by default");
         assert_eq!(c.quality.threads, default_threads(), "one encoder thread per core");
         assert_eq!(c.depth_encoder, EncoderKind::Ffv1, "depth is FFV1 unless asked otherwise");
+    }
+
+    #[test]
+    fn compressed_images_are_decoded_unless_copy_is_asked_for() {
+        assert_eq!(config(&[], "").unwrap().compressed, Compressed::Decode);
+        assert_eq!(config(&[("COMPRESSED", "copy")], "").unwrap().compressed, Compressed::Copy);
+        assert_eq!(config(&[], "compressed: copy").unwrap().compressed, Compressed::Copy);
+        let err = config(&[("COMPRESSED", "remux")], "").unwrap_err().to_string();
+        assert!(err.contains("COMPRESSED") && err.contains("decode or copy"), "{err}");
     }
 
     #[test]

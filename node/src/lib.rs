@@ -46,6 +46,7 @@ pub mod recording {
 
 pub use camera::{
     CameraWorker, FileSettings,
+    copy::Compressed,
     decode::{FrameDecoder, JpegDecoder},
     queue::{Overflow, QueueLimits},
     report::{FileReport, FileStatus},

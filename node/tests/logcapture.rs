@@ -183,6 +183,45 @@ fn segments_split_a_session_without_losing_or_repeating_a_frame() {
 }
 
 #[test]
+fn copied_jpegs_are_cut_into_segments_and_a_new_size_starts_the_next_file() {
+    use dora_recorder_test_nodes::{compress::ImageFormat, encoding::Encoding, pattern};
+    let dir = temp_storage("segments-copy");
+    let storage = storage_env(&dir);
+    let mut script = Script::new(&[("image", "camera/image")]);
+    // 35 frames of 64x48 every 0.1 s, then 5 of 80x60.
+    for index in 0..40_u64 {
+        let (width, height) = if index < 35 { (64, 48) } else { (80, 60) };
+        let format = pattern::FrameFormat::new(width, height, Encoding::Rgb8).unwrap();
+        let jpeg = ImageFormat::Jpeg.compress(&pattern::draw_frame(&format, index, 0), width, height).unwrap();
+        let metadata = json!({"encoding": {"String": "jpeg"}, "frame_index": {"Integer": index}});
+        script = script.raw_input("image", 0.1 + index as f64 * 0.1, metadata, json!(jpeg), "UInt8");
+    }
+    let (result, events) =
+        script.stop(4.5).run(&[("STORAGE", &storage), ("SEGMENT_SECONDS", "1"), ("COMPRESSED", "copy")]);
+    result.unwrap();
+    let mut videos = videos_in(&dir);
+    assert_eq!(videos.len(), 5, "3.5 s in 1 s segments, then the new size: {videos:?}");
+    assert_eq!(events_with_status(&events, "finished").len(), 5);
+    // In the order they were recorded (names of files started in the same second do not say it).
+    videos.sort_by_key(|video| {
+        let (header, rows) = read_csv(&index_of(video));
+        csv_column(&header, &rows, "time_ns")[0].parse::<u64>().unwrap()
+    });
+    let mut all_ids = Vec::new();
+    for (n, video) in videos.iter().enumerate() {
+        let (header, rows) = assert_index_matches_video(video);
+        let probed = probe(video);
+        let size = if n < 4 { (64, 48) } else { (80, 60) };
+        assert_eq!((probed.codec.as_str(), probed.width, probed.height), ("mjpeg", size.0, size.1), "{n}");
+        assert!(probed.duration <= 1.05, "{}: {}", video.display(), probed.duration);
+        all_ids.extend(csv_column(&header, &rows, "frame_index").iter().map(|v| v.parse::<u32>().unwrap()));
+    }
+    assert_eq!(all_ids, (0..40).collect::<Vec<u32>>(), "every frame once, in order, across the cuts");
+    let manifest = read_json(&files_ending(&dir, ".session.json")[0]);
+    assert_eq!(manifest["cameras"]["image"]["codec"], "mjpeg");
+}
+
+#[test]
 fn retention_deletes_the_oldest_finished_recordings_with_their_side_files() {
     let dir = temp_storage("retention");
     let storage = storage_env(&dir);
@@ -240,6 +279,52 @@ fn pre_roll_starts_a_control_session_at_the_keyframe_before_it_with_true_times_i
     let offset = manifest["cameras"]["image"]["files"][0]["offset_secs"].as_f64().unwrap();
     assert!(offset < -2.5, "the file begins before the session: offset {offset}");
     assert_eq!(decode_errors(&videos[0]), "");
+}
+
+#[test]
+fn pre_roll_of_copied_jpegs_starts_at_the_frame_before_it_byte_for_byte() {
+    use dora_recorder_test_nodes::{compress::ImageFormat, encoding::Encoding, pattern};
+    let dir = temp_storage("pre-roll-copy");
+    let storage = storage_env(&dir);
+    let format = pattern::FrameFormat::new(64, 48, Encoding::Rgb8).unwrap();
+    let jpegs: Vec<Vec<u8>> =
+        (0..60).map(|i| ImageFormat::Jpeg.compress(&pattern::draw_frame(&format, i, 0), 64, 48).unwrap()).collect();
+    let mut script = Script::new(&[("image", "camera/image"), ("control", "script/control")]);
+    for (index, jpeg) in jpegs.iter().enumerate() {
+        // Only `encoding`, as JPEG cameras may send: the image knows its size.
+        let metadata = json!({"encoding": {"String": "jpeg"}, "frame_index": {"Integer": index}});
+        script = script.raw_input("image", 0.05 + index as f64 / 15.0, metadata, json!(jpeg), "UInt8");
+    }
+    let (result, events) = script
+        .control_json(3.0, &json!({"action": "start", "session_id": "after-the-fact"}))
+        .control_text(3.6, "stop", None)
+        .stop(4.6)
+        .run(&[("STORAGE", &storage), ("PRE_ROLL", "1"), ("COMPRESSED", "copy")]);
+    result.unwrap();
+    let videos = videos_in(&dir);
+    assert_eq!(videos.len(), 1, "{videos:?} {events:?}");
+    assert_eq!(probe(&videos[0]).codec, "mjpeg");
+    let (header, rows) = assert_index_matches_video(&videos[0]);
+    let ids: Vec<usize> = csv_column(&header, &rows, "frame_index").iter().map(|v| v.parse().unwrap()).collect();
+    // Every copied JPEG is a keyframe: 1 s before the start at 3.0 s is 2.0 s, and the frame at or
+    // before it is frame 29 (sent at 1.983 s).
+    assert_eq!(ids.first(), Some(&29), "from the frame at or before start - PRE_ROLL: {ids:?}");
+    assert_eq!(ids, (29..29 + ids.len()).collect::<Vec<_>>(), "every frame once, in order");
+    let out = dir.join("packets");
+    std::fs::create_dir_all(&out).unwrap();
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&videos[0])
+        .args(["-c", "copy", "-f", "image2"])
+        .arg(out.join("%05d.jpg"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let stored: Vec<Vec<u8>> = e2e::files_in(&out).iter().map(|p| std::fs::read(p).unwrap()).collect();
+    assert_eq!(stored.len(), ids.len());
+    for (packet, index) in stored.iter().zip(&ids) {
+        assert!(*packet == jpegs[*index], "frame {index} is not the JPEG sent");
+    }
 }
 
 #[test]

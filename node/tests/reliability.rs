@@ -367,11 +367,12 @@ fn spawn_recorder(
         segments: Default::default(),
         overlay: false,
         depth_encoder: EncoderKind::Ffv1,
+        compressed: Default::default(),
     };
     let session = SessionRef { serial: 1, id: "bug".into(), start_nanos: 1_000_000_000 };
     let (reports_tx, reports) = std::sync::mpsc::channel();
     let make_job = move |links| SessionJob::new(session, "image".into(), files, links);
-    (CameraWorker::spawn("image", queue, false, reports_tx, Default::default(), make_job).unwrap(), reports)
+    (CameraWorker::spawn("image", queue, false, false, reports_tx, Default::default(), make_job).unwrap(), reports)
 }
 
 /// A frame of random bytes (incompressible: slow to encode) sent at `index` / 15 s.

@@ -17,6 +17,8 @@
 //!   schedule, default 30; 0 never draws it), `LOOP_FRAMES` (draw only the first N frames, at
 //!   startup, and send them over and over: a camera cheap enough to feed 1080p30 on a small
 //!   machine; `frame_index` keeps counting while the picture, barcode included, repeats),
+//!   `IMAGE_DIR` (with `ENCODING=jpeg` or `png`: a folder that gets every image sent, byte for
+//!   byte, as `INDEX.jpeg` or `INDEX.png` with a 5-digit index, damaged ones included),
 //!   `TICK_STEPS` (a cycle of tick counts between frames, e.g. `1,3,2`: a frame on the first
 //!   tick, the next 3 ticks later, then 2 later, ...; uneven frame intervals from a regular
 //!   timer; default 1, a frame per tick).
@@ -64,6 +66,8 @@ pub const LOOP_FRAMES_KEY: &str = "LOOP_FRAMES";
 pub const SIZE_METADATA_KEY: &str = "SIZE_METADATA";
 /// Environment key: every Nth frame is sent cut to half its bytes.
 pub const CORRUPT_EVERY_KEY: &str = "CORRUPT_EVERY";
+/// Environment key of a folder that gets every compressed image as sent.
+pub const IMAGE_DIR_KEY: &str = "IMAGE_DIR";
 /// Environment key of the cycle of tick counts between frames.
 pub const TICK_STEPS_KEY: &str = "TICK_STEPS";
 /// Largest accepted step of `TICK_STEPS`.
@@ -117,6 +121,8 @@ pub struct PatternSettings {
     pub object_period: u64,
     /// Frames drawn once at startup and then sent in a loop; `None` draws every frame.
     pub loop_frames: Option<u64>,
+    /// Where every compressed image is saved as sent, if anywhere.
+    pub image_dir: Option<std::path::PathBuf>,
     /// Ticks between one frame and the next, in a cycle (`[1]`: every tick).
     pub tick_steps: Vec<u64>,
 }
@@ -158,6 +164,7 @@ impl PatternSettings {
             send_log,
             object_period,
             loop_frames,
+            image_dir: env::value(&lookup, IMAGE_DIR_KEY).map(std::path::PathBuf::from),
             tick_steps,
         })
     }
@@ -267,6 +274,8 @@ struct Camera {
     loop_frames: Vec<Vec<u8>>,
     /// When the loop was drawn: ticks from before then are skipped.
     ready_at: std::time::SystemTime,
+    /// Where compressed images are saved as sent.
+    image_dir: Option<std::path::PathBuf>,
     /// `TICK_STEPS`, and the ticks still to wait before the next frame.
     tick_steps: Vec<u64>,
     ticks_to_wait: u64,
@@ -298,6 +307,7 @@ impl Camera {
             send_log,
             loop_frames: draw_loop(settings)?,
             ready_at: std::time::SystemTime::now(),
+            image_dir: settings.image_dir.clone(),
             tick_steps: settings.tick_steps.clone(),
             ticks_to_wait: 0,
         })
@@ -328,11 +338,13 @@ impl Camera {
             if self.corrupt_every > 0 && self.frames_sent % self.corrupt_every == self.corrupt_every - 1 {
                 payload.truncate(payload.len() / 2);
             }
+            self.save_image(&payload)?;
             let parameters = self.parameters(frame_parameters(&self.format, self.frames_sent, self.object_period));
             node.send_output(output, parameters, UInt8Array::from(payload))
         } else {
             let drawn = self.frames_sent % self.loop_frames.len() as u64;
             let payload = &self.loop_frames[drawn as usize];
+            self.save_image(payload)?;
             let parameters =
                 self.parameters(looped_frame_parameters(&self.format, self.frames_sent, drawn, self.object_period));
             // One copy, straight into dora's shared memory.
@@ -345,6 +357,13 @@ impl Camera {
         }
         self.frames_sent += 1;
         Ok(())
+    }
+
+    /// With `IMAGE_DIR`, saves the compressed image `payload` of the frame being sent.
+    fn save_image(&self, payload: &[u8]) -> eyre::Result<()> {
+        let (Some(dir), Some(compress)) = (&self.image_dir, self.compress) else { return Ok(()) };
+        let path = dir.join(format!("{:05}.{}", self.frames_sent, compress.name()));
+        std::fs::write(&path, payload).wrap_err_with(|| format!("cannot save {}", path.display()))
     }
 
     /// Sends depth frame `frames_sent` in `encoding`.

@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     detections::Detections,
-    encode::{EncodeError, EncoderKind, PacketMuxer},
+    encode::{CopyStream, EncodeError, EncoderKind, PacketMuxer},
     session::SessionRef,
     sidecars::Sidecars,
     storage::{claim, naming},
@@ -115,7 +115,8 @@ pub struct RecordingFile {
     session: SessionRef,
     camera: String,
     codec: &'static str,
-    encoder: EncoderKind,
+    /// `None` for JPEGs copied as they came.
+    encoder: Option<EncoderKind>,
     muxer: PacketMuxer,
     sidecars: Sidecars,
     frames: u64,
@@ -148,8 +149,12 @@ impl RecordingFile {
         Ok(Self {
             session: owner.session.clone(),
             camera: owner.camera.to_owned(),
-            codec: if stream.kind().is_lossless() { stream.kind().ffmpeg_name() } else { files.codec.name() },
-            encoder: stream.kind(),
+            codec: match encoding.encoder() {
+                None => CopyStream::CODEC,
+                Some(kind) if kind.is_lossless() => kind.ffmpeg_name(),
+                Some(_) => files.codec.name(),
+            },
+            encoder: encoding.encoder(),
             muxer,
             sidecars,
             frames: 0,
@@ -164,7 +169,7 @@ impl RecordingFile {
     /// The event saying this file started.
     pub fn started_report(&self) -> FileReport {
         let mut report = self.new_report(FileStatus::Started);
-        report.encoder = Some(self.encoder.ffmpeg_name());
+        report.encoder = self.encoder.map(EncoderKind::ffmpeg_name);
         report.first_time_ns = Some(self.first_time_ns);
         report
     }
@@ -219,7 +224,7 @@ impl RecordingFile {
     pub fn close(self, failure: Option<EncodeError>, encoder_delay_frames: u64, lost: &LostFrames) -> FileReport {
         let duration_secs = self.duration_secs();
         let mut report = self.new_report(FileStatus::Finished);
-        report.encoder = Some(self.encoder.ffmpeg_name());
+        report.encoder = self.encoder.map(EncoderKind::ffmpeg_name);
         report.frames = self.frames;
         report.duration_secs = duration_secs;
         report.first_time_ns = (self.frames > 0).then_some(self.first_time_ns);

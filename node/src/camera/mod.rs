@@ -5,6 +5,7 @@
 //! before its session. Both write through the same [`file::RecordingFile`].
 
 pub mod contain;
+pub mod copy;
 pub mod decode;
 pub mod encoding;
 pub mod file;

@@ -12,6 +12,7 @@
 use std::time::{Duration, Instant};
 
 use super::{
+    copy::JobFrame,
     encoding::{EncodedFrame, Encoding},
     file::{EarlyDetections, FileOwner, RecordingFile},
     packet_ring::{PacketRing, RingEntry},
@@ -20,7 +21,6 @@ use super::{
 };
 use crate::{
     encode::{EncodeError, EncodedPacket, Quality},
-    frame::Frame,
     session::SessionRef,
 };
 
@@ -74,11 +74,11 @@ impl PreRollJob {
     }
 
     /// Opens an encoder for `frame`'s format, with the settings changed at run time if any.
-    fn open_encoder(&mut self, frame: &Frame) -> bool {
+    fn open_encoder(&mut self, frame: &JobFrame) -> bool {
         if let Some(quality) = self.pending_quality.take() {
             self.files.quality = quality;
         }
-        match Encoding::open(frame.format, &self.files) {
+        match Encoding::open(frame.format(), &self.files) {
             Ok((encoding, _passed_over)) => {
                 self.encoding = Some(encoding);
                 true
@@ -198,15 +198,15 @@ impl PreRollJob {
 }
 
 impl Job for PreRollJob {
-    fn frame(&mut self, frame: &Frame, session: Option<SessionRef>) {
+    fn frame(&mut self, frame: &JobFrame, session: Option<SessionRef>) {
         // New encoder settings need a new encoder, whose packets cannot join the ring of the old
         // one: restart only between files, at a frame no session takes.
         if self.pending_quality.is_some() && self.encoding.is_some() && session.is_none() && self.current.is_none() {
             tracing::info!(camera = %self.camera, "no session recording: restarting the encoder with the new settings (the pre-roll buffer starts over)");
             self.end_stream();
         }
-        if self.encoding.as_ref().is_some_and(|e| e.format() != frame.format) {
-            tracing::info!(camera = %self.camera, format = %frame.format, "frame format changed: restarting the encoder");
+        if self.encoding.as_ref().is_some_and(|e| e.format() != frame.format()) {
+            tracing::info!(camera = %self.camera, format = %frame.format(), "frame format changed: restarting the encoder");
             self.end_stream();
         }
         if self.encoding.is_none() && !self.open_encoder(frame) {

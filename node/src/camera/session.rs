@@ -8,13 +8,14 @@ use std::{
 };
 
 use super::{
+    copy::JobFrame,
     encoding::{EncodedFrame, Encoding},
     file::{EarlyDetections, FileOwner, RecordingFile},
     report::FileReport,
     settings::FileSettings,
     worker::{DetectionMessage, Job, WorkerLinks},
 };
-use crate::{encode::EncodeError, frame::Frame, session::SessionRef};
+use crate::{encode::EncodeError, session::SessionRef};
 
 /// After a file fails, wait this long before opening the next (a full disk must not spin).
 const REOPEN_BACKOFF: Duration = Duration::from_secs(2);
@@ -58,15 +59,15 @@ impl SessionJob {
     }
 
     /// Whether the open file ends before `frame`: another format, or a segment limit.
-    fn ends_before(&self, frame: &Frame) -> bool {
+    fn ends_before(&self, frame: &JobFrame) -> bool {
         let Some((encoding, file)) = &self.open else { return false };
-        if encoding.format() != frame.format {
-            tracing::info!(session = %self.session.id, camera = %self.camera, format = %frame.format, "frame format changed: starting the next file");
+        if encoding.format() != frame.format() {
+            tracing::info!(session = %self.session.id, camera = %self.camera, format = %frame.format(), "frame format changed: starting the next file");
             return true;
         }
         let frames = file.as_ref().map_or(0, RecordingFile::frames);
         let bytes = || file.as_ref().map_or(0, RecordingFile::bytes_on_disk);
-        let cut = self.files.segments.cut_before(frames, encoding.secs_at(frame.sent_nanos), bytes);
+        let cut = self.files.segments.cut_before(frames, encoding.secs_at(frame.sent_nanos()), bytes);
         if cut {
             tracing::debug!(session = %self.session.id, camera = %self.camera, "segment limit reached: starting the next file");
         }
@@ -75,11 +76,11 @@ impl SessionJob {
 
     /// Opens an encoder for `frame`'s format; false if none opens (or after a failure, while
     /// backing off).
-    fn open_encoder(&mut self, frame: &Frame) -> bool {
+    fn open_encoder(&mut self, frame: &JobFrame) -> bool {
         if self.retry_at.is_some_and(|at| Instant::now() < at) {
             return false;
         }
-        match Encoding::open(frame.format, &self.files) {
+        match Encoding::open(frame.format(), &self.files) {
             Ok((encoding, passed_over)) => {
                 for passed_over in passed_over {
                     tracing::warn!(session = %self.session.id, camera = %self.camera, "{}; using the next encoder", passed_over.reason());
@@ -117,7 +118,7 @@ impl SessionJob {
                 let started = file.started_report();
                 tracing::info!(
                     session = %self.session.id, camera = %self.camera, path = %file.path().display(),
-                    codec = self.files.codec.name(), encoder = started.encoder.unwrap_or_default(),
+                    codec = started.codec, encoder = started.encoder.unwrap_or_default(),
                     format = %encoding.format(), "recording started"
                 );
                 let _ = self.reports().send(started);
@@ -171,7 +172,7 @@ impl SessionJob {
 }
 
 impl Job for SessionJob {
-    fn frame(&mut self, frame: &Frame, _session: Option<SessionRef>) {
+    fn frame(&mut self, frame: &JobFrame, _session: Option<SessionRef>) {
         if self.ends_before(frame) {
             self.close_file(None);
         }

@@ -2,10 +2,13 @@
 
 use std::{path::PathBuf, sync::Once};
 
-use super::{queue::QueueLimits, segments::SegmentLimits};
+use super::{
+    copy::{Compressed, StreamFormat, copy_container},
+    queue::QueueLimits,
+    segments::SegmentLimits,
+};
 use crate::{
     encode::{CodecRequest, Container, EncoderKind, EncoderSettings, Quality},
-    frame::FrameFormat,
     timing::{FrameRate, PtsClock, TimestampMode},
 };
 
@@ -41,12 +44,21 @@ pub struct FileSettings {
     pub overlay: bool,
     /// The lossless encoder of depth frames (`DEPTH_CODEC`).
     pub depth_encoder: EncoderKind,
+    /// What happens to compressed images (`COMPRESSED`).
+    pub compressed: Compressed,
 }
 
 impl FileSettings {
-    /// The settings for frames of `format`: depth is recorded losslessly (`DEPTH_CODEC`) in
-    /// [`Container::DEPTH`], whatever `CODEC` and `FORMAT` say; everything else as configured.
-    pub fn for_format(&self, format: FrameFormat) -> FileSettings {
+    /// The settings for a stream of `format`: depth is recorded losslessly (`DEPTH_CODEC`) in
+    /// [`Container::DEPTH`], whatever `CODEC` and `FORMAT` say; copied JPEGs go into the
+    /// container of [`copy_container`]; everything else as configured.
+    pub fn for_format(&self, format: StreamFormat) -> FileSettings {
+        let format = match format {
+            StreamFormat::Mjpeg(_) => {
+                return FileSettings { container: copy_container(self.container), ..self.clone() };
+            }
+            StreamFormat::Raw(format) => format,
+        };
         if !format.encoding.is_depth() {
             return self.clone();
         }
@@ -63,6 +75,12 @@ impl FileSettings {
             });
         }
         FileSettings { container: Container::DEPTH, candidates: vec![self.depth_encoder], ..self.clone() }
+    }
+
+    /// Whether JPEGs are copied rather than decoded: `COMPRESSED=copy` without `OVERLAY` (boxes
+    /// cannot be drawn into images that are not decoded).
+    pub fn copies_jpeg(&self) -> bool {
+        self.compressed == Compressed::Copy && !self.overlay
     }
 
     /// A fresh PTS clock and the encoder settings for one encoder.

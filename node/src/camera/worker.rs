@@ -12,6 +12,7 @@ use std::{
 
 use super::{
     contain::contain_panic,
+    copy::{JobFrame, JpegCopier},
     decode::FrameDecoder,
     file::LostFrames,
     overlay::Overlay,
@@ -19,11 +20,7 @@ use super::{
     report::FileReport,
 };
 use crate::{
-    detections::Detections,
-    encode::Quality,
-    frame::{CameraFrame, Frame},
-    session::SessionRef,
-    stats::CameraCounters,
+    detections::Detections, encode::Quality, frame::CameraFrame, session::SessionRef, stats::CameraCounters,
     storage::naming,
 };
 
@@ -71,7 +68,7 @@ impl Queued for Command {
 /// ends the file being written ([`Job::abandon_after_panic`]), not the thread.
 pub trait Job {
     /// A frame bound to `session`.
-    fn frame(&mut self, frame: &Frame, session: Option<SessionRef>);
+    fn frame(&mut self, frame: &JobFrame, session: Option<SessionRef>);
     /// A detector's output for the file of `session`.
     fn detections(&mut self, session: Option<SessionRef>, message: &DetectionMessage);
     /// Session `serial` ended.
@@ -111,11 +108,12 @@ pub struct CameraWorker {
 impl CameraWorker {
     /// Starts a thread for `camera` running the job `make_job` builds on it (encoders are not
     /// `Send`: they are made on the thread that uses them). Draws detector boxes into frames
-    /// with `overlay`.
+    /// with `overlay`; hands JPEGs to the job undecoded with `copy_jpeg`.
     pub fn spawn<J: Job>(
         camera: &str,
         limits: QueueLimits,
         overlay: bool,
+        copy_jpeg: bool,
         reports: Sender<FileReport>,
         stats: Arc<CameraCounters>,
         make_job: impl FnOnce(WorkerLinks) -> J + Send + 'static,
@@ -128,7 +126,8 @@ impl CameraWorker {
         let thread = std::thread::Builder::new().name(naming::thread_name(camera)).spawn(move || {
             let overlay = overlay.then(Overlay::default);
             // Decoders are not `Send` either: made here, on the thread that uses them.
-            let decoding = Decoding { camera: name, decoder: FrameDecoder::default(), lost };
+            let copier = copy_jpeg.then(JpegCopier::default);
+            let decoding = Decoding { camera: name, decoder: FrameDecoder::default(), copier, lost };
             run(make_job(job_links), receiver, overlay, decoding);
         })?;
         Ok(Self { commands, links, thread })
@@ -194,24 +193,40 @@ impl CameraWorker {
     }
 }
 
-/// Turns images into raw frames on the worker thread; what does not decode is skipped.
+/// Turns images into raw frames on the worker thread (or checks JPEGs to copy); what does not
+/// decode is skipped.
 struct Decoding {
     camera: String,
     decoder: FrameDecoder,
+    /// Set with `COMPRESSED=copy`.
+    copier: Option<JpegCopier>,
     lost: Arc<LostFrames>,
+}
+
+impl Decoding {
+    /// What the job records of `frame`, or `None` when it is skipped (already logged).
+    fn prepare(&mut self, frame: CameraFrame, overlay: Option<&Overlay>) -> Option<JobFrame> {
+        let frame = match (frame, &mut self.copier) {
+            (CameraFrame::Image(image), Some(copier)) => match copier.check(&self.camera, image) {
+                Ok(jpeg) => return jpeg.map(JobFrame::Jpeg),
+                Err(other) => CameraFrame::Image(other),
+            },
+            (frame, _) => frame,
+        };
+        let frame = self.decoder.raw(&self.camera, frame)?;
+        Some(JobFrame::Raw(overlay.and_then(|o| o.draw_on(&frame)).unwrap_or(frame)))
+    }
 }
 
 fn run<J: Job>(mut job: J, queue: QueueReceiver<Command>, mut overlay: Option<Overlay>, mut decoding: Decoding) {
     loop {
         let outcome = match queue.recv_timeout(WAKE) {
             Ok(Command::Frame(frame, session)) => {
-                let Decoding { camera, decoder, lost } = &mut decoding;
                 // A decoder bug must not end the thread either: a panic is a skipped frame.
-                let Some(frame) = contain_panic(|| decoder.raw(camera, frame)).ok().flatten() else {
-                    lost.skipped();
+                let Some(frame) = contain_panic(|| decoding.prepare(frame, overlay.as_ref())).ok().flatten() else {
+                    decoding.lost.skipped();
                     continue;
                 };
-                let frame = overlay.as_ref().and_then(|o| o.draw_on(&frame)).unwrap_or(frame);
                 contain_panic(|| job.frame(&frame, session))
             }
             Ok(Command::Detections(session, message)) => {

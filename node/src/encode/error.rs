@@ -79,8 +79,8 @@ impl EncodeError {
 pub struct WrittenFile {
     /// Where it is.
     pub path: PathBuf,
-    /// The encoder that produced it.
-    pub encoder: EncoderKind,
+    /// The encoder that produced it; `None` for images stored as they came.
+    pub encoder: Option<EncoderKind>,
     /// Encoded packets (one per frame).
     pub packets: u64,
     /// File size in bytes.

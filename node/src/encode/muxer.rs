@@ -7,10 +7,11 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use ffmpeg_next::{self as ff, Dictionary, Rational, format};
+use ffmpeg_next::{self as ff, Dictionary, Rational, codec, format};
 
 use super::{
     EncodeError, EncoderKind, EncoderSettings, WrittenFile,
+    passthrough::CopyStream,
     stream::{EncodedPacket, StreamEncoder},
 };
 use crate::{
@@ -18,7 +19,34 @@ use crate::{
     storage::durability::{AfterSync, FragmentSyncer, SideFiles},
 };
 
-/// An open output file taking the packets of one [`StreamEncoder`].
+/// The one stream of a file: an encoder's packets, or images stored as they came.
+#[derive(Clone, Copy)]
+pub enum MuxedStream<'a> {
+    /// Packets of an encoder.
+    Encoded(&'a StreamEncoder),
+    /// JPEGs copied as they came (`COMPRESSED=copy`).
+    Copied(&'a CopyStream),
+}
+
+impl MuxedStream<'_> {
+    /// The codec context that describes the stream to the muxer.
+    fn context(&self) -> &codec::Context {
+        match self {
+            Self::Encoded(stream) => stream.context().as_ref(),
+            Self::Copied(stream) => stream.context(),
+        }
+    }
+
+    /// The time base of its packets' timestamps.
+    fn time_base(&self) -> Rational {
+        match self {
+            Self::Encoded(stream) => stream.time_base(),
+            Self::Copied(stream) => stream.time_base(),
+        }
+    }
+}
+
+/// An open output file taking the packets of one [`MuxedStream`].
 pub struct PacketMuxer {
     path: PathBuf,
     output: format::context::Output,
@@ -61,7 +89,7 @@ impl PacketMuxer {
     /// Creates the file at `path` for `stream`'s packets, with container metadata `tags`.
     pub fn create(
         path: &Path,
-        stream: &StreamEncoder,
+        stream: MuxedStream<'_>,
         settings: &EncoderSettings,
         tags: &[(&str, String)],
     ) -> Result<Self, EncodeError> {
@@ -69,8 +97,7 @@ impl PacketMuxer {
         let mut output = format::output_as(path, settings.container.muxer()).map_err(output_error)?;
         let encoder_time_base = stream.time_base();
         let stream_index = {
-            let mut out_stream = output.add_stream(stream.codec()).map_err(output_error)?;
-            out_stream.set_parameters(stream.context());
+            let mut out_stream = output.add_stream_with(stream.context()).map_err(output_error)?;
             out_stream.set_time_base(encoder_time_base);
             let frame_timestamps = settings.time_base == settings.fps.frame_time_base();
             if settings.container.states_frame_rate(frame_timestamps) {
@@ -81,8 +108,11 @@ impl PacketMuxer {
             out_stream.index()
         };
         output.set_metadata(tags.iter().map(|(key, value)| ((*key).to_owned(), c_string_safe(value))).collect());
-        let options: Dictionary =
-            settings.container.header_options().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        let mut options = settings.container.header_options();
+        if let MuxedStream::Copied(_) = stream {
+            options.extend(CopyStream::header_options(settings.container));
+        }
+        let options: Dictionary = options.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         let unused: Vec<String> = {
             let left = output.write_header_with(options).map_err(output_error)?;
             left.iter().map(|(key, _)| key.to_owned()).collect()
@@ -138,7 +168,7 @@ impl PacketMuxer {
     /// Writes one packet; the first one written sets the file's time 0.
     pub fn write(&mut self, packet: &EncodedPacket) -> Result<(), EncodeError> {
         let first = *self.first_pts.get_or_insert(packet.pts());
-        let mut packet = packet.packet().clone();
+        let mut packet = packet.shared();
         // No B-frames: decode order is presentation order, so dts follows pts.
         packet.set_pts(packet.pts().map(|pts| pts - first));
         packet.set_dts(packet.dts().map(|dts| dts - first));
@@ -160,7 +190,7 @@ impl PacketMuxer {
     pub fn finish(
         mut self,
         failure: Option<EncodeError>,
-        encoder: EncoderKind,
+        encoder: Option<EncoderKind>,
         encoder_delay_frames: u64,
     ) -> Result<WrittenFile, EncodeError> {
         let trailer = match failure {
@@ -275,7 +305,7 @@ mod tests {
         let (mut stream, _) =
             StreamEncoder::open(format, &[EncoderKind::Libx264], &settings, clock.frame_duration()).unwrap();
         let path = std::env::temp_dir().join(format!("muxer-{name}-{}.mkv", std::process::id()));
-        let mut muxer = PacketMuxer::create(&path, &stream, &settings, &[]).unwrap();
+        let mut muxer = PacketMuxer::create(&path, MuxedStream::Encoded(&stream), &settings, &[]).unwrap();
         let mut packets = Vec::new();
         for n in 0..10_u64 {
             let sent_nanos = 1_000_000_000 + n * 66_000_000;
@@ -285,7 +315,7 @@ mod tests {
         }
         stream.flush(&mut packets).unwrap();
         packets.iter().for_each(|packet| muxer.write(packet).unwrap());
-        let written = muxer.finish(None, EncoderKind::Libx264, 0).unwrap();
+        let written = muxer.finish(None, Some(EncoderKind::Libx264), 0).unwrap();
         assert_eq!(written.packets, 10);
         let bytes = std::fs::read(&path).unwrap();
         let _ = std::fs::remove_file(&path);

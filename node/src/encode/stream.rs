@@ -2,7 +2,10 @@
 //! [`super::ahead`]) and an opened encoder (first working candidate), independent of any file, so
 //! one encoder can feed a file per session or a pre-roll ring.
 
-use ffmpeg_next::{self as ff, Codec, Dictionary, Packet, Rational, codec, encoder, frame};
+use ffmpeg_next::{
+    self as ff, Codec, Dictionary, Packet, Rational, codec, encoder, frame,
+    packet::{Mut, Ref},
+};
 
 use super::{
     EncodeError, EncoderKind, EncoderSettings,
@@ -23,6 +26,10 @@ pub struct EncodedPacket {
 }
 
 impl EncodedPacket {
+    pub(super) fn new(packet: Packet) -> Self {
+        Self { packet }
+    }
+
     /// Presentation time in the encoder's time base.
     pub fn pts(&self) -> i64 {
         self.packet.pts().unwrap_or(0)
@@ -38,8 +45,21 @@ impl EncodedPacket {
         self.packet.size()
     }
 
+    #[cfg(test)]
     pub(super) fn packet(&self) -> &Packet {
         &self.packet
+    }
+
+    /// Another reference to the same data, for the muxer to take while a pre-roll ring may keep
+    /// this one. `Packet::clone` would copy the data (it makes the new reference writable): a
+    /// whole JPEG per frame when frames are copied. FFmpeg's reference-counted buffers are
+    /// read-only to whoever shares them, so no copy is needed.
+    pub(super) fn shared(&self) -> Packet {
+        let mut shared = Packet::empty();
+        // SAFETY: both are valid packets; av_packet_ref adds a reference to the source's buffer
+        // (copying only data that is not reference-counted) and copies its properties.
+        let status = unsafe { ff::ffi::av_packet_ref(shared.as_mut_ptr(), self.packet.as_ptr()) };
+        if status < 0 { self.packet.clone() } else { shared }
     }
 }
 
@@ -52,7 +72,6 @@ impl std::fmt::Debug for EncodedPacket {
 /// An open encoder for one frame format.
 pub struct StreamEncoder {
     encoder: encoder::Video,
-    codec: Codec,
     kind: EncoderKind,
     converter: ConvertAhead,
     time_base: Rational,
@@ -74,10 +93,10 @@ impl StreamEncoder {
     ) -> Result<(Self, Vec<EncodeError>), EncodeError> {
         let converter = ConvertAhead::start(format).map_err(convert_error)?;
         let (width, height) = converter.encoded_size();
-        let ((encoder, codec), kind, passed_over) = open_first(candidates, width, height, settings)?;
+        let ((encoder, _codec), kind, passed_over) = open_first(candidates, width, height, settings)?;
         let time_base = rational(settings.time_base);
         let stream =
-            Self { encoder, codec, kind, converter, time_base, frame_duration, frames: 0, packets: 0, delay_frames: 0 };
+            Self { encoder, kind, converter, time_base, frame_duration, frames: 0, packets: 0, delay_frames: 0 };
         Ok((stream, passed_over))
     }
 
@@ -121,10 +140,6 @@ impl StreamEncoder {
         }
     }
 
-    pub(super) fn codec(&self) -> Codec {
-        self.codec
-    }
-
     pub(super) fn context(&self) -> &encoder::Video {
         &self.encoder
     }
@@ -149,7 +164,7 @@ impl StreamEncoder {
                     // Encoders leave the duration at 0; the muxer needs it for the last sample.
                     packet.set_duration(self.frame_duration);
                     self.packets += 1;
-                    out.push(EncodedPacket { packet });
+                    out.push(EncodedPacket::new(packet));
                 }
                 Err(ff::Error::Other { errno: ff::error::EAGAIN }) | Err(ff::Error::Eof) => return Ok(()),
                 Err(e) => return Err(encoder_error(e)),

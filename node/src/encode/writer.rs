@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::{
     EncodeError, EncoderKind, EncoderSettings, WrittenFile,
-    muxer::PacketMuxer,
+    muxer::{MuxedStream, PacketMuxer},
     stream::{EncodedPacket, StreamEncoder},
 };
 use crate::frame::{Frame, FrameFormat};
@@ -31,7 +31,7 @@ impl VideoWriter {
         tags: &[(&str, String)],
     ) -> Result<(Self, Vec<EncodeError>), EncodeError> {
         let (stream, passed_over) = StreamEncoder::open(format, candidates, settings, frame_duration)?;
-        let muxer = PacketMuxer::create(path, &stream, settings, tags)?;
+        let muxer = PacketMuxer::create(path, MuxedStream::Encoded(&stream), settings, tags)?;
         Ok((Self { stream, muxer, packets: Vec::new() }, passed_over))
     }
 
@@ -58,7 +58,7 @@ impl VideoWriter {
     pub fn finish(mut self) -> Result<WrittenFile, EncodeError> {
         let flushed = self.stream.flush(&mut self.packets).map_err(|e| e.in_file(self.muxer.path()));
         let failure = flushed.and_then(|()| self.mux_pending()).err();
-        self.muxer.finish(failure, self.stream.kind(), self.stream.delay_frames())
+        self.muxer.finish(failure, Some(self.stream.kind()), self.stream.delay_frames())
     }
 
     fn mux_pending(&mut self) -> Result<(), EncodeError> {

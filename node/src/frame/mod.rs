@@ -7,6 +7,7 @@
 //! into a [`Frame`] (see [`crate::camera::decode`]), so the dora event loop never decodes.
 
 pub mod depth;
+pub mod jpeg;
 
 use std::{collections::BTreeMap, sync::Arc};
 

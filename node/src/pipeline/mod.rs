@@ -31,7 +31,7 @@ use self::{
     workers::{NoWorker, Spawner, Workers},
 };
 use crate::{
-    camera::{FileSettings, report::FileReport},
+    camera::{FileSettings, copy::Compressed, report::FileReport},
     config::Config,
     encode::{CodecProbe, EncoderSettings},
     frame::{CameraFrame, FrameMetadata, FrameRejection, Payload, check_input},
@@ -348,6 +348,11 @@ impl Pipeline {
 
 /// How every camera's files are written (encoders are resolved per session or camera).
 fn file_settings(config: &Config, wiring: &Wiring) -> FileSettings {
+    if config.compressed == Compressed::Copy && config.overlay {
+        tracing::warn!(
+            "OVERLAY=true draws boxes into decoded pictures: JPEG cameras are decoded and encoded, COMPRESSED=copy does not apply"
+        );
+    }
     FileSettings {
         storage: config.storage.clone(),
         name_camera: wiring.cameras.len() > 1,
@@ -362,6 +367,7 @@ fn file_settings(config: &Config, wiring: &Wiring) -> FileSettings {
         segments: config.segments,
         overlay: config.overlay,
         depth_encoder: config.depth_encoder,
+        compressed: config.compressed,
     }
 }
 

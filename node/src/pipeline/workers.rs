@@ -40,10 +40,10 @@ impl Spawner {
         stats: Arc<CameraCounters>,
     ) -> std::io::Result<CameraWorker> {
         let files = FileSettings { candidates, ..self.files.clone() };
-        let (queue, overlay) = (files.queue, files.overlay);
+        let (queue, overlay, copy_jpeg) = (files.queue, files.overlay, files.copies_jpeg());
         let (session, job_camera) = (session.clone(), camera.to_owned());
         let make_job = move |links| SessionJob::new(session, job_camera, files, links);
-        CameraWorker::spawn(camera, queue, overlay, self.reports.clone(), stats, make_job)
+        CameraWorker::spawn(camera, queue, overlay, copy_jpeg, self.reports.clone(), stats, make_job)
     }
 
     fn spawn_pre_roll(
@@ -54,10 +54,10 @@ impl Spawner {
         stats: Arc<CameraCounters>,
     ) -> std::io::Result<CameraWorker> {
         let files = FileSettings { candidates, ..self.files.clone() };
-        let (queue, overlay) = (files.queue, files.overlay);
+        let (queue, overlay, copy_jpeg) = (files.queue, files.overlay, files.copies_jpeg());
         let job_camera = camera.to_owned();
         let make_job = move |links| PreRollJob::new(job_camera, files, pre_roll_nanos, links);
-        CameraWorker::spawn(camera, queue, overlay, self.reports.clone(), stats, make_job)
+        CameraWorker::spawn(camera, queue, overlay, copy_jpeg, self.reports.clone(), stats, make_job)
     }
 }
 
