@@ -16,6 +16,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/cpu.rs"]
+mod cpu;
+
+use cpu::process_cpu;
 use std::{
     process::Command,
     sync::Arc,
@@ -108,18 +112,6 @@ fn record(jpegs: &[Buffer], frames: u64, compressed: Compressed, fsync: bool) ->
         bytes: finished.iter().map(|r| r.bytes).sum(),
         codec: finished.first().map_or("none", |r| r.codec),
     }
-}
-
-/// CPU time (user + system) of this process so far, all threads.
-fn process_cpu() -> Duration {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage fills the struct it is given.
-    let usage = unsafe {
-        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
-        usage.assume_init()
-    };
-    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    time(usage.ru_utime) + time(usage.ru_stime)
 }
 
 fn main() {

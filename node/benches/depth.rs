@@ -15,6 +15,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/cpu.rs"]
+mod cpu;
+
+use cpu::process_cpu;
 use std::{
     io::Write,
     path::Path,
@@ -102,18 +106,6 @@ fn record(images: &[Vec<u8>], path: &Path, encoder: EncoderKind) -> (Duration, D
     }
     writer.finish().unwrap();
     (process_cpu() - cpu_start, wall_start.elapsed())
-}
-
-/// CPU time (user + system) of this process so far, all threads.
-fn process_cpu() -> Duration {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage fills the struct it is given.
-    let usage = unsafe {
-        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
-        usage.assume_init()
-    };
-    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    time(usage.ru_utime) + time(usage.ru_stime)
 }
 
 /// Total bytes of `images` as 16-bit grey PNGs (FFmpeg's PNG encoder, default compression).
