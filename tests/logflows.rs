@@ -481,9 +481,8 @@ fn multi_camera_yml_segments_line_up_and_continue() {
             }) {
                 problems.push(format!("{name}: row {row}: offset_secs {offset} + pts is not its time on the session"));
             }
-            // The run's session begins STOP_GRACE_MS (default 0.5 s) before the first frame it got;
-            // another camera's first frame may have been sent up to that much earlier.
-            if n == 0 && !(-PTS_TOLERANCE_SECS..=RUN_SESSION_LEAD_SECS + 0.5).contains(&offset) {
+            // The run's session begins STOP_GRACE_MS (default 0.5 s) before the first frame it got.
+            if n == 0 && !(RUN_SESSION_LEAD_SECS - PTS_TOLERANCE_SECS..=RUN_SESSION_LEAD_SECS + 0.5).contains(&offset) {
                 problems.push(format!("{name}: the camera's first file starts {offset} s into the session"));
             }
             // A segment ends before the frame at SEGMENT_SECONDS of file time; that frame opens the next.
