@@ -146,7 +146,7 @@ impl Pipeline {
         if self.auto_session {
             self.auto_session = false;
             let id = self.config.session_id.clone().unwrap_or_else(|| self.wiring.default_session_id.clone());
-            self.start_session(id, self.timeline.run_start(sent_nanos), SessionCause::RunStart, now);
+            self.start_session(id, sent_nanos, SessionCause::RunStart, now);
         }
         let session = self.timeline.route(sent_nanos).cloned();
         if session.is_none() && !self.workers.is_pre_roll() {

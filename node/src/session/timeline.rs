@@ -83,15 +83,6 @@ impl Timeline {
         (session, ended)
     }
 
-    /// When the run's one session (no control input) starts, given its first frame sent at
-    /// `first_sent_nanos`: one grace period earlier. dora delivers inputs in no set order, so
-    /// another camera's frame sent just before that first frame can arrive just after it, and it
-    /// belongs to the run as much as a late frame after a stop belongs to its session.
-    pub fn run_start(&self, first_sent_nanos: u64) -> u64 {
-        let lead = u64::try_from(self.grace.as_nanos()).unwrap_or(u64::MAX);
-        first_sent_nanos.saturating_sub(lead)
-    }
-
     /// Stops the active session at sender time `at_nanos`; `None` if there was none.
     pub fn stop(&mut self, at_nanos: u64, now: Instant) -> Option<SessionRef> {
         let span = self.spans.iter_mut().find(|span| span.stop.is_none())?;
@@ -188,17 +179,6 @@ mod tests {
         assert_eq!(timeline.route(299), Some(&a), "a frame sent before the new start stays in the old session");
         assert_eq!(timeline.route(300), Some(&b));
         assert_eq!(timeline.active(), Some(&b));
-    }
-
-    #[test]
-    fn the_run_session_takes_frames_sent_a_grace_before_its_first_frame() {
-        let mut timeline = Timeline::new(GRACE);
-        let first = 10_000_000_000;
-        let (session, _) = timeline.start("run".into(), timeline.run_start(first), Instant::now());
-        let grace_nanos = GRACE.as_nanos() as u64;
-        assert_eq!(timeline.route(first - grace_nanos), Some(&session), "sent a grace before, delivered after");
-        assert_eq!(timeline.route(first - grace_nanos - 1), None);
-        assert_eq!(session.start_nanos, first - grace_nanos);
     }
 
     #[test]
