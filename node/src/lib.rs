@@ -35,6 +35,7 @@ mod timing;
 pub mod recording {
     pub use crate::{
         detections::{BoxFormat, Detections},
+        node::detections_array,
         session::control::{Control, control_text},
         sidecars::{
             detection_log::{DetectionLines, LoggedDetections, detections_path, read_detection_log},

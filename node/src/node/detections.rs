@@ -1,4 +1,4 @@
-//! Detections from dora-yolo, read from its Arrow output into [`Detections`].
+//! Detections in dora-yolo's Arrow layout: read into [`Detections`], and written back (replay).
 //!
 //! dora-yolo sends one struct row `{bbox: list<float>, conf: list<float>, labels: list<string>}`
 //! where `bbox` is flat, 4 numbers per box, with metadata `primitive: boxes2d` and
@@ -6,10 +6,12 @@
 //! type and large or fixed-size lists are accepted too; whatever else arrives is an error that
 //! says what is wrong, never a panic.
 
+use std::sync::Arc;
+
 use arrow::{
-    array::{Array, ArrayRef, AsArray, StructArray},
+    array::{Array, ArrayRef, AsArray, Float32Builder, ListBuilder, StringBuilder, StructArray},
     compute::kernels::cast::cast,
-    datatypes::{DataType, Float32Type},
+    datatypes::{DataType, Field, Float32Type},
 };
 
 use crate::detections::{BoxFormat, Detections};
@@ -205,6 +207,30 @@ fn is_string_type(data_type: &DataType) -> bool {
 fn type_name(array: &dyn Array) -> String {
     array.data_type().to_string()
 }
+/// `detections` in dora-yolo's layout, what [`parse_detections`] reads: one row of
+/// `{bbox, conf, labels}` lists, `bbox` flat, boxes as they are (send their `format` as metadata).
+pub fn detections_array(detections: &Detections) -> StructArray {
+    let mut boxes = ListBuilder::new(Float32Builder::new());
+    let mut confidences = ListBuilder::new(Float32Builder::new());
+    let mut labels = ListBuilder::new(StringBuilder::new());
+    for bbox in &detections.bbox {
+        boxes.values().append_slice(bbox);
+    }
+    confidences.values().append_slice(&detections.conf);
+    for label in &detections.labels {
+        labels.values().append_value(label);
+    }
+    boxes.append(true);
+    confidences.append(true);
+    labels.append(true);
+    let column = |name: &str, array: ArrayRef| (Arc::new(Field::new(name, array.data_type().clone(), true)), array);
+    StructArray::from(vec![
+        column(BBOX_FIELD, Arc::new(boxes.finish())),
+        column(CONF_FIELD, Arc::new(confidences.finish())),
+        column(LABELS_FIELD, Arc::new(labels.finish())),
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,7 +242,14 @@ mod tests {
         buffer::OffsetBuffer,
         datatypes::{Field, Float64Type},
     };
-    use std::sync::Arc;
+
+    #[test]
+    fn written_detections_read_back_the_same() {
+        let sent = Detections::person_and_dog();
+        let array: ArrayRef = Arc::new(detections_array(&sent));
+        let read = parse_detections(&array, Some(sent.format.name())).unwrap();
+        assert_eq!((read.labels, read.conf, read.bbox), (sent.labels, sent.conf, sent.bbox));
+    }
 
     /// A one-row list column holding `values`.
     fn list(values: ArrayRef) -> ArrayRef {

@@ -3,6 +3,8 @@
 //! module that names dora types.
 
 mod detections;
+
+pub use detections::detections_array;
 mod inputs;
 mod outputs;
 

@@ -1,16 +1,11 @@
 //! What the node sends, as dora messages: frame payloads written into dora's output samples,
 //! metadata typed back from the index, detections in dora-yolo's layout.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::collections::BTreeMap;
 
-use arrow::{
-    array::{ArrayRef, Float32Builder, ListBuilder, StringBuilder, StructArray},
-    datatypes::Field,
-};
 use dora_node_api::{
     DataSample, MetadataParameters, Parameter, SampleAllocator, arrow_utils::ipc_encode::PreparedUint8Ipc,
 };
-use dora_video_recorder::recording::Detections;
 
 use crate::feeder::OutputBuffers;
 
@@ -60,29 +55,6 @@ fn id_parameter(value: &str) -> Parameter {
 
 pub(super) fn nanos_parameter(time_ns: u64) -> i64 {
     i64::try_from(time_ns).unwrap_or(i64::MAX)
-}
-
-/// dora-yolo's detections layout: one row of `{bbox, conf, labels}` lists, `bbox` flat.
-pub(super) fn detections_array(detections: &Detections) -> StructArray {
-    let mut boxes = ListBuilder::new(Float32Builder::new());
-    let mut confidences = ListBuilder::new(Float32Builder::new());
-    let mut labels = ListBuilder::new(StringBuilder::new());
-    for bbox in &detections.bbox {
-        boxes.values().append_slice(bbox);
-    }
-    confidences.values().append_slice(&detections.conf);
-    for label in &detections.labels {
-        labels.values().append_value(label);
-    }
-    boxes.append(true);
-    confidences.append(true);
-    labels.append(true);
-    let column = |name: &str, array: ArrayRef| (Arc::new(Field::new(name, array.data_type().clone(), true)), array);
-    StructArray::from(vec![
-        column("bbox", Arc::new(boxes.finish())),
-        column("conf", Arc::new(confidences.finish())),
-        column("labels", Arc::new(labels.finish())),
-    ])
 }
 
 #[cfg(test)]

@@ -17,11 +17,11 @@ use dora_node_api::{
 };
 use dora_video_recorder::{
     PixelEncoding,
-    recording::{Control, control_text},
+    recording::{Control, control_text, detections_array},
 };
 use eyre::WrapErr;
 
-use self::messages::{DoraBuffers, DoraFrame, detections_array, id_parameters, nanos_parameter};
+use self::messages::{DoraBuffers, DoraFrame, id_parameters, nanos_parameter};
 use crate::{
     config::{Config, Rate},
     decode,
