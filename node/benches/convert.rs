@@ -217,6 +217,7 @@ fn payload(encoding: PixelEncoding, picture: &Picture) -> Vec<u8> {
             y.iter().copied().chain(u.iter().zip(v).flat_map(|(&u, &v)| [u, v])).collect()
         }
         PixelEncoding::Yuv420 => unreachable!("yuv420 needs no conversion"),
+        PixelEncoding::Yuvj420 => unreachable!("a JPEG's planes are benchmarked by the decode bench"),
         PixelEncoding::Mono16 => unreachable!("depth is not converted to YUV (see the depth bench)"),
     }
 }

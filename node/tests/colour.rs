@@ -131,3 +131,35 @@ fn an_sd_chart_keeps_its_colours_and_is_tagged_bt601() {
         );
     }
 }
+
+/// The chart as a JPEG, as `cv2.imencode` writes it (libjpeg-turbo, 4:2:0, quality 95), and the
+/// RGB that JPEG holds (decoded by libjpeg-turbo): the colours a perfect recorder keeps.
+fn jpeg_chart((width, height): (u32, u32)) -> (Vec<u8>, Vec<u8>) {
+    let rgb = chart(width, height, "rgb24");
+    let jpeg = dora_recorder_test_nodes::compress::ImageFormat::Jpeg.compress(&rgb, width, height).unwrap();
+    let held = turbojpeg::decompress(&jpeg, turbojpeg::PixelFormat::RGB).unwrap().pixels;
+    (jpeg, held)
+}
+
+#[test]
+fn a_jpeg_chart_keeps_its_colours_in_the_recordings_matrix_hd_and_sd() {
+    for (size, matrix) in [((1280, 720), "bt709"), ((640, 480), "smpte170m")] {
+        let (jpeg, held) = jpeg_chart(size);
+        let dir = temp_storage(&format!("colour-jpeg-{}", size.0));
+        let storage = dir.display().to_string();
+        let (result, _) = Script::new(&CAMERA)
+            .frame("image", 0.0, "jpeg", i64::from(size.0), i64::from(size.1), jpeg.clone())
+            .frame("image", 0.1, "jpeg", i64::from(size.0), i64::from(size.1), jpeg)
+            .stop(0.4)
+            .run(&[("STORAGE", &storage), ("CRF", "0")]);
+        result.unwrap();
+        let file = videos_in(&dir).remove(0);
+        let (worst, counted) = worst_patch_error(&held, &decode_rgb(&file), size.0 as usize, size.1 as usize, 8);
+        assert!(counted > 100_000, "{counted}");
+        // The JPEG's own planes go through one conversion (range, and BT.601 to BT.709 for HD):
+        // as close as raw frames get.
+        assert!(worst <= tolerance("0"), "{size:?}: a patch is {worst} levels off the JPEG's colours");
+        let tags = stream_colour_tags(&file);
+        assert_eq!((tags["color_space"].as_str(), tags["color_range"].as_str()), (Some(matrix), Some("tv")), "{tags}");
+    }
+}

@@ -25,7 +25,7 @@ use std::{
 
 use arrow::buffer::Buffer;
 use dora_recorder_test_nodes::compress::{ImageFormat, JPEG_QUALITY};
-use dora_video_recorder::{CameraFrame, FrameDecoder, FrameFormat, ImageCodec, ImageFrame, PixelEncoding};
+use dora_video_recorder::{CameraFrame, FrameDecoder, ImageCodec, ImageFrame};
 
 use crate::{
     FAST_PRESET,
@@ -167,9 +167,9 @@ pub fn mjpeg_child_main() -> ExitCode {
     };
     let number = |text: &str| text.parse::<u32>().expect("numeric child argument");
     let case = Case { width: number(width), height: number(height), fps: number(fps), frames: number(frames) };
-    let format = FrameFormat { encoding: PixelEncoding::Rgb8, width: case.width, height: case.height };
-    let (mut writer, mut clock) = open_writer(case, format, FAST_PRESET, Path::new(out));
     let mut decoder = FrameDecoder::default();
+    // Opened with the first frame's format, as the camera worker opens its encoder.
+    let mut output = None;
     let frame_nanos = 1_000_000_000 / u64::from(case.fps);
     let jpegs = spawn_jpeg_reader(Path::new(stream), Path::new(lengths));
     for (index, jpeg) in (0u64..).zip(jpegs) {
@@ -177,8 +177,11 @@ pub fn mjpeg_child_main() -> ExitCode {
         let data = Buffer::from_vec(jpeg);
         let image = ImageFrame { codec: ImageCodec::Jpeg, declared: None, sent_nanos, data, ids: Arc::default() };
         let frame = decoder.raw("bench", CameraFrame::Image(image)).expect("decode a JPEG frame");
+        let (writer, clock) =
+            output.get_or_insert_with(|| open_writer(case, frame.format, FAST_PRESET, Path::new(out)));
         writer.write(&frame, clock.next_pts(sent_nanos)).expect("encode a frame");
     }
+    let (writer, _) = output.expect("at least one frame");
     writer.finish().expect("finish the file");
     ExitCode::SUCCESS
 }

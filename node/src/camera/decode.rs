@@ -1,21 +1,22 @@
 //! Compressed camera images into raw frames, on the camera's worker thread (never on the dora
 //! event loop). A frame that does not decode is skipped and counted, with one rate-limited line.
 //!
-//! JPEG goes through libjpeg-turbo (Debian's `libturbojpeg0`): straight to RGB with SIMD, the
-//! fastest of the decoders measured (`cargo bench --bench decode`: zune-jpeg, the `image` crate,
-//! FFmpeg's mjpeg decoder plus the swscale pass its YUV output needs), with the same pixels. RGB
-//! is also what the recorder wants: HD files are BT.709 while a JPEG's Y'CbCr is BT.601, so its
-//! planes could not be passed through. PNG, BMP and WebP go through FFmpeg
-//! ([`FfmpegImageDecoder`]).
+//! JPEG goes through libjpeg-turbo (Debian's `libturbojpeg0`), the fastest of the decoders
+//! measured (`cargo bench --bench decode`: zune-jpeg, the `image` crate, FFmpeg's mjpeg decoder),
+//! into the JPEG's own Y'CbCr planes: no upsampling, no RGB. The encoder maps them into the
+//! recording's range and matrix in one pass (`frame::ycbcr`). PNG, BMP and WebP go through
+//! FFmpeg ([`FfmpegImageDecoder`]).
 
 use std::time::Instant;
 
 use arrow::buffer::Buffer;
-use turbojpeg::{Decompressor, Image, PixelFormat};
+use turbojpeg::{Colorspace, DecompressHeader, Decompressor, Image, PixelFormat, Subsamp, YuvImage};
 
 use crate::{
     encode::{DecodeError, FfmpegImageDecoder, check_complete},
-    frame::{CameraFrame, Frame, FrameFormat, ImageCodec, ImageFrame, MAX_DIMENSION, PixelEncoding},
+    frame::{
+        CameraFrame, Frame, FrameFormat, ImageCodec, ImageFrame, MAX_DIMENSION, PixelEncoding, ycbcr::downsample_chroma,
+    },
     limiter::LogLimiter,
 };
 
@@ -73,7 +74,9 @@ impl FrameDecoder {
     }
 }
 
-/// JPEG images into packed RGB with libjpeg-turbo, one decompressor kept per camera worker.
+/// JPEG images with libjpeg-turbo, one decompressor kept per camera worker: Y'CbCr JPEGs into
+/// their own planes ([`PixelEncoding::Yuvj420`], chroma averaged down to 4:2:0 where the JPEG has
+/// more), grey ones into [`PixelEncoding::Mono8`], any other (RGB, CMYK) into packed RGB.
 #[derive(Default)]
 pub struct JpegDecoder {
     decompressor: Option<Decompressor>,
@@ -84,7 +87,6 @@ impl JpegDecoder {
     /// warning for (damaged data), or one of an impossible size is an error.
     pub fn decode(&mut self, image: &ImageFrame) -> Result<Frame, DecodeError> {
         check_complete(ImageCodec::Jpeg, &image.data)?;
-        let corrupt = |error: turbojpeg::Error| DecodeError::Corrupt { codec: "jpeg", reason: error.to_string() };
         let decompressor = match &mut self.decompressor {
             Some(decompressor) => decompressor,
             empty => empty.insert(Decompressor::new().map_err(corrupt)?),
@@ -96,17 +98,100 @@ impl JpegDecoder {
             let clamp = |pixels: usize| u32::try_from(pixels).unwrap_or(u32::MAX);
             return Err(DecodeError::BadSize { width: clamp(header.width), height: clamp(header.height) });
         };
-        let format = FrameFormat { encoding: PixelEncoding::Rgb8, width, height };
-        let mut pixels = vec![0_u8; format.byte_len()];
-        let output = Image {
-            pixels: pixels.as_mut_slice(),
-            width: header.width,
-            pitch: header.width * 3,
-            height: header.height,
-            format: PixelFormat::RGB,
+        let planes = match header.colorspace {
+            Colorspace::YCbCr => JpegPlanes::new(header.width, header.height, header.subsamp),
+            _ => None,
         };
-        decompressor.decompress(jpeg, output).map_err(corrupt)?;
-        Ok(image.decoded(format, Buffer::from_vec(pixels)))
+        let (encoding, pixels) = match (planes, header.subsamp) {
+            (Some(planes), _) => (PixelEncoding::Yuvj420, planes.decode(decompressor, jpeg)?),
+            (None, Subsamp::Gray) => {
+                (PixelEncoding::Mono8, decode_packed(decompressor, jpeg, &header, PixelFormat::GRAY)?)
+            }
+            (None, _) => (PixelEncoding::Rgb8, decode_packed(decompressor, jpeg, &header, PixelFormat::RGB)?),
+        };
+        Ok(image.decoded(FrameFormat { encoding, width, height }, Buffer::from_vec(pixels)))
+    }
+}
+
+fn corrupt(error: turbojpeg::Error) -> DecodeError {
+    DecodeError::Corrupt { codec: "jpeg", reason: error.to_string() }
+}
+
+/// Decodes into packed pixels of `format` (RGB or grey).
+fn decode_packed(
+    decompressor: &mut Decompressor,
+    jpeg: &[u8],
+    header: &DecompressHeader,
+    format: PixelFormat,
+) -> Result<Vec<u8>, DecodeError> {
+    let pitch = header.width * format.size();
+    let mut pixels = vec![0_u8; pitch * header.height];
+    let output = Image { pixels: pixels.as_mut_slice(), width: header.width, pitch, height: header.height, format };
+    decompressor.decompress(jpeg, output).map_err(corrupt)?;
+    Ok(pixels)
+}
+
+/// The planes libjpeg-turbo decodes a Y'CbCr JPEG into (rows unaligned): luma padded to whole
+/// chroma samples, chroma at the JPEG's subsampling.
+struct JpegPlanes {
+    size: (usize, usize),
+    subsamp: Subsamp,
+    /// Luma's padded width and height.
+    luma: (usize, usize),
+    /// Chroma's width and height, and how much more it has than 4:2:0 across and down (1 or 2).
+    chroma: (usize, usize),
+    excess: (usize, usize),
+}
+
+impl JpegPlanes {
+    /// The layout of a `width` x `height` JPEG at `subsamp`, or `None` for a subsampling other
+    /// than 4:2:0, 4:2:2, 4:4:0 or 4:4:4 (or grey).
+    fn new(width: usize, height: usize, subsamp: Subsamp) -> Option<Self> {
+        // Luma samples per chroma sample, across and down.
+        let (across, down) = match subsamp {
+            Subsamp::Sub2x2 => (2, 2),
+            Subsamp::Sub2x1 => (2, 1),
+            Subsamp::Sub1x2 => (1, 2),
+            Subsamp::None => (1, 1),
+            _ => return None,
+        };
+        let luma = (width.next_multiple_of(across), height.next_multiple_of(down));
+        let planes = Self {
+            size: (width, height),
+            subsamp,
+            luma,
+            chroma: (luma.0 / across, luma.1 / down),
+            excess: (2 / across, 2 / down),
+        };
+        // The layout is libjpeg-turbo's (tjPlaneWidth/Height); trust it only if the sizes agree.
+        let total = luma.0 * luma.1 + 2 * planes.chroma.0 * planes.chroma.1;
+        (turbojpeg::yuv_pixels_len(width, 1, height, subsamp).ok() == Some(total)).then_some(planes)
+    }
+
+    /// Decodes `jpeg` and returns I420 planes of the image's own size (full range, BT.601):
+    /// libjpeg-turbo's buffer itself when it is that already (4:2:0 of even size).
+    fn decode(&self, decompressor: &mut Decompressor, jpeg: &[u8]) -> Result<Vec<u8>, DecodeError> {
+        let ((width, height), (luma_width, luma_height)) = (self.size, self.luma);
+        let luma_bytes = luma_width * luma_height;
+        let mut decoded = vec![0_u8; luma_bytes + 2 * self.chroma.0 * self.chroma.1];
+        let output = YuvImage { pixels: decoded.as_mut_slice(), width, align: 1, height, subsamp: self.subsamp };
+        decompressor.decompress_to_yuv(jpeg, output).map_err(corrupt)?;
+        if self.excess == (1, 1) && self.luma == self.size {
+            return Ok(decoded);
+        }
+        let (chroma_width, chroma_height) = (width.div_ceil(2), height.div_ceil(2));
+        let mut planes = vec![0_u8; width * height + 2 * chroma_width * chroma_height];
+        let (luma, chroma) = planes.split_at_mut(width * height);
+        for (out, row) in luma.chunks_exact_mut(width).zip(decoded.chunks_exact(luma_width)) {
+            out.copy_from_slice(&row[..width]);
+        }
+        let source_chroma = self.chroma.0 * self.chroma.1;
+        for (out, source) in
+            chroma.chunks_exact_mut(chroma_width * chroma_height).zip(decoded[luma_bytes..].chunks_exact(source_chroma))
+        {
+            downsample_chroma(source, self.chroma, self.excess, out);
+        }
+        Ok(planes)
     }
 }
 
@@ -155,22 +240,87 @@ mod tests {
         out
     }
 
-    fn luma(frame: &Frame) -> Vec<u8> {
-        assert_eq!(frame.format.encoding, PixelEncoding::Rgb8);
-        frame.data.chunks(3).map(|p| luma_full_range([p[0], p[1], p[2]])).collect()
+    /// The luma plane of a decoded JPEG (full range, BT.601, what `luma_full_range` computes).
+    fn luma(frame: &Frame) -> &[u8] {
+        assert_eq!(frame.format.encoding, PixelEncoding::Yuvj420);
+        &frame.data[..(frame.format.width * frame.format.height) as usize]
+    }
+
+    fn mean_error(a: &[u8], b: &[u8]) -> f64 {
+        assert_eq!(a.len(), b.len());
+        a.iter().zip(b).map(|(a, b)| f64::from(a.abs_diff(*b))).sum::<f64>() / a.len() as f64
+    }
+
+    fn source_luma(rgb: &[u8]) -> Vec<u8> {
+        rgb.chunks(3).map(|p| luma_full_range([p[0], p[1], p[2]])).collect()
+    }
+
+    /// Full-range BT.601 Cb then Cr planes of `rgb`, each sample the mean of its 2x2 block.
+    fn source_chroma(rgb: &[u8], width: usize, height: usize) -> Vec<u8> {
+        let (chroma_width, chroma_height) = (width.div_ceil(2), height.div_ceil(2));
+        let mut planes = [Vec::new(), Vec::new()];
+        for row in 0..chroma_height {
+            for column in 0..chroma_width {
+                let (mut sums, mut count) = ([0.0, 0.0], 0.0);
+                for y in 2 * row..(2 * row + 2).min(height) {
+                    for x in 2 * column..(2 * column + 2).min(width) {
+                        let [r, g, b] = [0, 1, 2].map(|c| f64::from(rgb[(y * width + x) * 3 + c]));
+                        sums[0] += -0.168_736 * r - 0.331_264 * g + 0.5 * b;
+                        sums[1] += 0.5 * r - 0.418_688 * g - 0.081_312 * b;
+                        count += 1.0;
+                    }
+                }
+                planes[0].push((128.0 + sums[0] / count).round() as u8);
+                planes[1].push((128.0 + sums[1] / count).round() as u8);
+            }
+        }
+        planes.concat()
+    }
+
+    /// A JPEG of `rgb` at `subsamp` (OpenCV's 4:2:0, a webcam's 4:2:2, 4:4:4, grey, ...).
+    fn jpeg_at(rgb: &[u8], width: usize, height: usize, subsamp: Subsamp) -> Vec<u8> {
+        let mut compressor = turbojpeg::Compressor::new().unwrap();
+        compressor.set_quality(95);
+        compressor.set_subsamp(subsamp);
+        let image = Image { pixels: rgb, width, pitch: width * 3, height, format: PixelFormat::RGB };
+        compressor.compress_to_vec(image).unwrap()
     }
 
     #[test]
-    fn a_jpeg_decodes_to_its_own_size_close_to_the_source_with_a_readable_barcode() {
+    fn a_jpeg_decodes_to_its_own_planes_and_size_close_to_the_source_with_a_readable_barcode() {
         let source = pattern_rgb(640, 480, 1234);
         let jpeg = ImageFormat::Jpeg.compress(&source, 640, 480).unwrap();
         let mut decoder = FrameDecoder::default();
         // The metadata is wrong: the image's own size wins.
         let frame = decoder.raw(CAMERA, image(ImageCodec::Jpeg, jpeg, Some((320, 240)))).expect("decodes");
         assert_eq!((frame.format.width, frame.format.height, frame.sent_nanos), (640, 480, 5));
-        let error: u64 = frame.data.iter().zip(&source).map(|(a, b)| u64::from(a.abs_diff(*b))).sum();
-        assert!(error as f64 / (source.len() as f64) < 3.0, "mean error {}", error as f64 / source.len() as f64);
-        assert_eq!(decode_frame_index(&luma(&frame), 640, 480), Some(1234));
+        assert_eq!(frame.data.len(), frame.format.byte_len());
+        let error = mean_error(luma(&frame), &source_luma(&source));
+        assert!(error < 3.0, "mean luma error {error}");
+        assert_eq!(decode_frame_index(luma(&frame), 640, 480), Some(1234));
+    }
+
+    #[test]
+    fn every_chroma_subsampling_and_odd_sizes_decode_to_4_2_0_planes() {
+        let mut decoder = FrameDecoder::default();
+        for (width, height) in [(64, 48), (63, 47)] {
+            let source = pattern_rgb(width, height, 77);
+            let (w, h) = (width as usize, height as usize);
+            for subsamp in [Subsamp::Sub2x2, Subsamp::Sub2x1, Subsamp::Sub1x2, Subsamp::None] {
+                let jpeg = jpeg_at(&source, w, h, subsamp);
+                let frame = decoder.raw(CAMERA, image(ImageCodec::Jpeg, jpeg, None)).expect("decodes");
+                assert_eq!((frame.format.width, frame.format.height), (width, height), "{subsamp:?}");
+                assert_eq!(frame.data.len(), frame.format.byte_len(), "{subsamp:?}");
+                let error = mean_error(luma(&frame), &source_luma(&source));
+                assert!(error < 3.0, "{subsamp:?} {width}x{height}: mean luma error {error}");
+                let error = mean_error(&frame.data[w * h..], &source_chroma(&source, w, h));
+                assert!(error < 3.0, "{subsamp:?} {width}x{height}: mean chroma error {error}");
+            }
+            let grey = decoder.raw(CAMERA, image(ImageCodec::Jpeg, jpeg_at(&source, w, h, Subsamp::Gray), None));
+            let grey = grey.expect("a grey JPEG decodes");
+            assert_eq!(grey.format.encoding, PixelEncoding::Mono8);
+            assert!(mean_error(&grey.data, &source_luma(&source)) < 3.0);
+        }
     }
 
     #[test]

@@ -132,6 +132,13 @@ impl Rgb {
         [y, cb, cr].map(to_byte)
     }
 
+    /// Full-range BT.601 Y'CbCr: what a JPEG's planes hold.
+    fn ycbcr_bt601_full(self) -> [u8; 3] {
+        let (r, g, b) = (f32::from(self.r), f32::from(self.g), f32::from(self.b));
+        let y = 0.299 * r + 0.587 * g + 0.114 * b;
+        [y, 128.0 + (b - y) / 1.772, 128.0 + (r - y) / 1.402].map(to_byte)
+    }
+
     /// Full-range BT.601 luma: mono8 frames are full-range grey (swscale reads GRAY8 that way),
     /// so white text stays 255 rather than 235.
     fn luma_full_range(self) -> u8 {
@@ -264,12 +271,15 @@ impl<'a> Canvas<'a> {
     /// Paints `rect` (clipped to the image) in `colour`.
     fn fill(&mut self, rect: Rect, colour: Rgb) {
         let Rgb { r, g, b } = colour;
-        let [y, cb, cr] = colour.ycbcr_bt601_limited();
+        let [y, cb, cr] = match self.encoding {
+            PixelEncoding::Yuvj420 => colour.ycbcr_bt601_full(),
+            _ => colour.ycbcr_bt601_limited(),
+        };
         match (self.encoding, self.planes.as_mut_slice()) {
             (PixelEncoding::Rgb8 | PixelEncoding::Rgba8, [packed]) => packed.fill(rect, &[r, g, b]),
             (PixelEncoding::Bgr8 | PixelEncoding::Bgra8, [packed]) => packed.fill(rect, &[b, g, r]),
             (PixelEncoding::Mono8, [grey]) => grey.fill(rect, &[colour.luma_full_range()]),
-            (PixelEncoding::Yuv420, [luma, u, v]) => {
+            (PixelEncoding::Yuv420 | PixelEncoding::Yuvj420, [luma, u, v]) => {
                 luma.fill(rect, &[y]);
                 u.fill(rect.halved(), &[cb]);
                 v.fill(rect.halved(), &[cr]);
@@ -385,7 +395,17 @@ fn glyph(c: char) -> [u8; 7] {
 mod tests {
     use super::*;
 
-    const ENCODINGS: [PixelEncoding; 7] = PixelEncoding::ALL;
+    /// What cameras send, and what the JPEG decoder makes.
+    const ENCODINGS: [PixelEncoding; 8] = [
+        PixelEncoding::Bgr8,
+        PixelEncoding::Rgb8,
+        PixelEncoding::Rgba8,
+        PixelEncoding::Bgra8,
+        PixelEncoding::Mono8,
+        PixelEncoding::Yuv420,
+        PixelEncoding::Nv12,
+        PixelEncoding::Yuvj420,
+    ];
     /// Background byte of every test frame (mid grey; alpha 100 too, to see it is kept).
     const GREY: u8 = 100;
     const GREEN: [u8; 3] = [0, 255, 0];
@@ -407,7 +427,7 @@ mod tests {
     /// A uniform grey frame: every byte `GREY`, except neutral chroma (128) for YUV.
     fn uniform(format: FrameFormat) -> Vec<u8> {
         let mut pixels = vec![GREY; format.byte_len()];
-        if matches!(format.encoding, PixelEncoding::Yuv420 | PixelEncoding::Nv12) {
+        if matches!(format.encoding, PixelEncoding::Yuv420 | PixelEncoding::Nv12 | PixelEncoding::Yuvj420) {
             pixels[(format.width * format.height) as usize..].fill(128);
         }
         pixels
@@ -429,7 +449,9 @@ mod tests {
             PixelEncoding::Bgr8 | PixelEncoding::Rgb8 => pixels[(y * w + x) * 3..][..3].to_vec(),
             PixelEncoding::Rgba8 | PixelEncoding::Bgra8 => pixels[(y * w + x) * 4..][..4].to_vec(),
             PixelEncoding::Mono8 => vec![luma],
-            PixelEncoding::Yuv420 => vec![luma, pixels[w * h + block], pixels[w * h + cw * ch + block]],
+            PixelEncoding::Yuv420 | PixelEncoding::Yuvj420 => {
+                vec![luma, pixels[w * h + block], pixels[w * h + cw * ch + block]]
+            }
             PixelEncoding::Nv12 => vec![luma, pixels[w * h + 2 * block], pixels[w * h + 2 * block + 1]],
             PixelEncoding::Mono16 => pixels[(y * w + x) * 2..][..2].to_vec(),
         }
@@ -449,6 +471,10 @@ mod tests {
             PixelEncoding::Yuv420 | PixelEncoding::Nv12 => {
                 let (y, cb, cr) = (1.164 * (s[0] - 16.0), s[1] - 128.0, s[2] - 128.0);
                 [y + 1.596 * cr, y - 0.392 * cb - 0.813 * cr, y + 2.017 * cb]
+            }
+            PixelEncoding::Yuvj420 => {
+                let (y, cb, cr) = (s[0], s[1] - 128.0, s[2] - 128.0);
+                [y + 1.402 * cr, y - 0.344 * cb - 0.714 * cr, y + 1.772 * cb]
             }
         };
         decoded.iter().zip([r, g, b]).all(|(got, want)| (got.clamp(0.0, 255.0) - want).abs() <= 4.0)
@@ -487,7 +513,7 @@ mod tests {
 
     #[test]
     fn odd_edges_in_yuv_keep_luma_outside_the_outline_and_colour_the_outline_green() {
-        for encoding in [PixelEncoding::Yuv420, PixelEncoding::Nv12] {
+        for encoding in [PixelEncoding::Yuv420, PixelEncoding::Nv12, PixelEncoding::Yuvj420] {
             let format = format(encoding, 65, 49);
             let pixels = drawn(format, &bare_box([11.0, 21.0, 41.0, 41.0]));
             for y in 0..49 {

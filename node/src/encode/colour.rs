@@ -9,6 +9,8 @@
 
 use ffmpeg_next::{self as ff, color, software::scaling};
 
+use crate::frame::ycbcr::LumaWeights;
+
 /// A Y'CbCr matrix with its primaries and transfer characteristics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColourMatrix {
@@ -22,6 +24,14 @@ impl ColourMatrix {
     /// The matrix for a picture of this size.
     pub fn for_size(width: u32, height: u32) -> Self {
         if width >= 1280 || height >= 720 { Self::Bt709 } else { Self::Bt601 }
+    }
+
+    /// The matrix's luma weights, for converting Y'CbCr from another matrix into it.
+    pub fn luma_weights(self) -> LumaWeights {
+        match self {
+            Self::Bt601 => LumaWeights::BT601,
+            Self::Bt709 => LumaWeights::BT709,
+        }
     }
 
     /// Tags the encoder so the stream (H.264/H.265 VUI) and container carry the matrix,

@@ -1,7 +1,7 @@
 //! Raw frame to the encoder's YUV 4:2:0 picture, straight into the encoder's frame where it can:
 //! RGB of even size through yuvutils-rs (SIMD, 6-13x faster than swscale and exact to one level,
 //! measured by `node/benches/convert.rs`), grey through a lookup table, NV12 and odd-sized RGB
-//! through swscale, I420 by a copy.
+//! through swscale, I420 by a copy, a JPEG's own planes through `frame::ycbcr`.
 //! Odd sizes are padded to even by repeating the last column and row, so every source pixel
 //! stays in the video.
 
@@ -9,7 +9,10 @@ use ffmpeg_next::{self as ff, format::Pixel, frame, software::scaling};
 use yuvutils_rs::{BufferStoreMut, YuvConversionMode, YuvPlanarImageMut, YuvRange, YuvStandardMatrix};
 
 use super::colour::ColourMatrix;
-use crate::frame::{Frame, FrameFormat, PixelEncoding};
+use crate::frame::{
+    Frame, FrameFormat, PixelEncoding,
+    ycbcr::{FullRangeYcbcr, Planes},
+};
 
 /// Pixel format every encoder gets: accepted by libx264, libx265 and NVENC alike.
 pub const ENCODER_PIXEL: Pixel = Pixel::YUV420P;
@@ -40,7 +43,7 @@ pub fn plane_layouts(encoding: PixelEncoding, width: u32, height: u32) -> Vec<Pl
         PixelEncoding::Bgr8 | PixelEncoding::Rgb8 => vec![plane(3, w, h)],
         PixelEncoding::Rgba8 | PixelEncoding::Bgra8 => vec![plane(4, w, h)],
         PixelEncoding::Mono8 => vec![plane(1, w, h)],
-        PixelEncoding::Yuv420 => vec![plane(1, w, h), plane(1, cw, ch), plane(1, cw, ch)],
+        PixelEncoding::Yuv420 | PixelEncoding::Yuvj420 => vec![plane(1, w, h), plane(1, cw, ch), plane(1, cw, ch)],
         PixelEncoding::Nv12 => vec![plane(1, w, h), plane(2, cw, ch)],
         PixelEncoding::Mono16 => vec![plane(2, w, h)],
     }
@@ -82,6 +85,7 @@ pub fn ffmpeg_pixel(encoding: PixelEncoding) -> Pixel {
         PixelEncoding::Bgra8 => Pixel::BGRA,
         PixelEncoding::Mono8 => Pixel::GRAY8,
         PixelEncoding::Yuv420 => Pixel::YUV420P,
+        PixelEncoding::Yuvj420 => Pixel::YUVJ420P,
         PixelEncoding::Nv12 => Pixel::NV12,
         PixelEncoding::Mono16 => Pixel::GRAY16LE,
     }
@@ -97,6 +101,8 @@ enum Path {
     Swscale { staging: frame::Video, context: scaling::Context },
     /// Copied into the picture (already I420, or depth, which keeps its size and samples).
     Copy,
+    /// A JPEG's own planes, into limited range and the recording's matrix.
+    JpegPlanes(Box<FullRangeYcbcr>),
 }
 
 /// Converts frames of one [`FrameFormat`] into encoder pictures (which the caller owns and reuses).
@@ -114,7 +120,8 @@ impl Converter {
             true => (format.width, format.height),
             false => padded_size(format.width, format.height),
         };
-        let matrix = match ColourMatrix::for_size(width, height) {
+        let colour = ColourMatrix::for_size(width, height);
+        let matrix = match colour {
             ColourMatrix::Bt601 => YuvStandardMatrix::Bt601,
             ColourMatrix::Bt709 => YuvStandardMatrix::Bt709,
         };
@@ -125,6 +132,7 @@ impl Converter {
             _ if rgb && even => Path::Rgb(matrix),
             PixelEncoding::Mono8 => Path::Grey(Box::new(limited_range_luma())),
             PixelEncoding::Yuv420 | PixelEncoding::Mono16 => Path::Copy,
+            PixelEncoding::Yuvj420 => Path::JpegPlanes(Box::new(FullRangeYcbcr::new(colour.luma_weights()))),
             _ => {
                 // Exact rounding; the matrix matters for RGB only (NV12 to I420 moves chroma).
                 let pixel = ffmpeg_pixel(format.encoding);
@@ -175,6 +183,10 @@ impl Converter {
                 context.run(staging, picture)?;
             }
             Path::Copy => copy_planes_padded(frame, &self.source_layouts, &self.padded_layouts, picture),
+            Path::JpegPlanes(transform) => {
+                jpeg_planes_to_picture(frame, &self.source_layouts, transform, picture);
+                pad_luma(picture, self.format.width, self.format.height);
+            }
         }
         picture.set_pts(Some(pts));
         Ok(())
@@ -210,6 +222,22 @@ pub fn planes_mut(picture: &mut frame::Video) -> ([&mut [u8]; 3], [usize; 3]) {
         std::slice::from_raw_parts_mut(data, lengths[index])
     });
     (planes, strides)
+}
+
+/// A JPEG's planes into the picture (whose chroma planes are as large as the frame's; odd luma is
+/// padded afterwards).
+fn jpeg_planes_to_picture(
+    frame: &Frame,
+    layouts: &[PlaneLayout],
+    transform: &mut FullRangeYcbcr,
+    picture: &mut frame::Video,
+) {
+    let (luma, chroma) = frame.data.split_at(layouts[0].row_bytes * layouts[0].rows);
+    let (cb, cr) = chroma.split_at(layouts[1].row_bytes * layouts[1].rows);
+    let source = Planes { data: [luma, cb, cr], strides: [0, 1, 2].map(|plane| layouts[plane].row_bytes) };
+    let (data, strides) = planes_mut(picture);
+    let (width, height) = (frame.format.width as usize, frame.format.height as usize);
+    transform.apply(&source, &mut Planes { data, strides }, width, height);
 }
 
 /// RGB payload (even size) into the picture's planes: limited range, the recording's matrix.

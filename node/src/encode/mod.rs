@@ -21,7 +21,7 @@ use ffmpeg_next as ff;
 pub use codec::{CodecRequest, EncoderKind, nvenc_preset};
 pub use colour::ColourMatrix;
 pub use container::{Container, MP4_FRAGMENT_MICROS};
-pub use convert::{PlaneLayout, ffmpeg_pixel, padded_size, plane_layouts, planes_mut, rgb_to_yuv420};
+pub use convert::{Converter, PlaneLayout, ffmpeg_pixel, padded_size, plane_layouts, planes_mut, rgb_to_yuv420};
 pub use decode::{DecodeError, FfmpegImageDecoder, check_complete};
 pub use error::{EncodeError, WrittenFile};
 pub use muxer::{MuxedStream, PacketMuxer};

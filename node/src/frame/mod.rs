@@ -8,6 +8,7 @@
 
 pub mod depth;
 pub mod jpeg;
+pub mod ycbcr;
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -47,6 +48,9 @@ pub enum PixelEncoding {
     Nv12,
     /// 16-bit grey, little-endian: depth in millimetres. Recorded losslessly (FFV1).
     Mono16,
+    /// I420 planes as a JPEG decodes: full range, BT.601 (`yuvj420p`). Never sent by a camera
+    /// (not in [`ALL`](Self::ALL)); the recorder's own JPEG decoder makes it ([`ycbcr`]).
+    Yuvj420,
 }
 
 impl PixelEncoding {
@@ -65,6 +69,7 @@ impl PixelEncoding {
             Self::Yuv420 => "yuv420",
             Self::Nv12 => "nv12",
             Self::Mono16 => "mono16",
+            Self::Yuvj420 => "yuvj420p",
         }
     }
 
@@ -85,7 +90,7 @@ impl PixelEncoding {
             Self::Bgr8 | Self::Rgb8 => w * h * 3,
             Self::Rgba8 | Self::Bgra8 => w * h * 4,
             Self::Mono8 => w * h,
-            Self::Yuv420 => w * h + 2 * w.div_ceil(2) * h.div_ceil(2),
+            Self::Yuv420 | Self::Yuvj420 => w * h + 2 * w.div_ceil(2) * h.div_ceil(2),
             Self::Nv12 => w * h + 2 * w.div_ceil(2) * h.div_ceil(2),
             Self::Mono16 => w * h * 2,
         }
