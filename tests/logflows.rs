@@ -22,7 +22,7 @@ use dora_recorder_test_nodes::{
 };
 use e2e::{
     csv_column, decode_errors, dora_run, file_name, files_ending, files_in, frame_times, probe, read_csv, read_json,
-    read_jsonl, serial, temp_dir, text, videos_in,
+    read_jsonl, serial, temp_dir, text, unbound_frames, videos_in,
 };
 use serde_json::Value;
 
@@ -404,16 +404,6 @@ const SEGMENT_SECS: f64 = 4.0;
 /// How far from `SEGMENT_SECS` a segment's span in send times may be: the top camera's frame
 /// interval (10 fps) and jitter (measured 3.938-4.025 s).
 const SEGMENT_SLACK_SECS: f64 = 0.15;
-
-/// The recorder's count of frames that came before any session (its `recorder done` line).
-fn unbound_frames(log: &str) -> usize {
-    log.lines()
-        .rev()
-        .find_map(|line| line.split("frames_unbound: ").nth(1))
-        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|count| count.parse().ok())
-        .unwrap_or(0)
-}
 
 /// The count a camera node logged as `sent N frames` (its node id before it).
 fn frames_sent(log: &str, camera: &str) -> Option<usize> {

@@ -338,3 +338,14 @@ pub fn random_between(low: Duration, span: Duration) -> Duration {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     low + span.mul_f64(f64::from(nanos % 1000) / 1000.0)
 }
+
+/// The recorder's count of frames that came before any session (its `recorder done` line), 0 if
+/// it logged none.
+pub fn unbound_frames(log: &str) -> usize {
+    log.lines()
+        .rev()
+        .find_map(|line| line.split("frames_unbound: ").nth(1))
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(0)
+}

@@ -63,8 +63,13 @@ pub fn bench_mjpeg_camera(work: &Path, rounds: usize, quick: bool) {
         case.label(),
         jpegs.mean_bytes / 1000.0
     );
-    let ours: Vec<Run> = (0..rounds).filter_map(|_| run_ours_mjpeg(case, &jpegs, work)).collect();
-    let cli: Vec<Run> = (0..rounds).filter_map(|_| run_cli_mjpeg(case, &jpegs, work)).collect();
+    // Round by round, one contender after the other, so a change of load or clock meanwhile
+    // touches both alike.
+    let (mut ours, mut cli) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        ours.extend(run_ours_mjpeg(case, &jpegs, work));
+        cli.extend(run_cli_mjpeg(case, &jpegs, work));
+    }
     let (Some(ours), Some(cli)) = (median_by_cpu(ours), median_by_cpu(cli)) else {
         println!("MJPEG camera: FAILED (a contender did not finish, see above)");
         return;

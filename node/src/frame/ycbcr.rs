@@ -41,9 +41,17 @@ impl LumaWeights {
     }
 }
 
-/// The upsampling filter's weights (3/4 near, 1/4 far, each way) sum to 16; the coefficients
-/// luma's share of chroma is taken with are divided by it beforehand.
-const FILTER_SUM: f32 = 16.0;
+/// Luma is computed in `i16` with this many fraction bits (sixteen samples per AVX2 instruction):
+/// `255 * 219/255 * 2^6` plus the largest share of chroma stays far below `i16::MAX`.
+const LUMA_BITS: u32 = 6;
+/// Fraction bits of luma's share of chroma per chroma sample: the triangle filter's weights
+/// (3/4 near, 1/4 far, each way) multiply it by 16, which brings it to [`LUMA_BITS`].
+const SHARE_BITS: u32 = LUMA_BITS - 4;
+/// Fraction bits of the coefficients luma's share is taken with (`128 * |coefficient| * 2^7`
+/// summed over Cb and Cr fits an `i16`).
+const COEFFICIENT_BITS: u32 = 7;
+/// Fraction bits of the chroma coefficients.
+const CHROMA_COEFFICIENT_BITS: u32 = 15;
 
 /// Three planes (Y, Cb, Cr) of a 4:2:0 image, each with its row stride in bytes.
 #[derive(Debug)]
@@ -56,18 +64,24 @@ pub struct Planes<T> {
 
 /// Full-range BT.601 Y'CbCr 4:2:0 (a JPEG's planes) into limited range in a target matrix.
 ///
-/// The arithmetic is `f32`: on the baseline x86-64 the node is built for (SSE2, no 32-bit
-/// integer multiply in vector registers) the compiler vectorizes it, four samples at a time.
+/// All in `i16` fixed point, which the compiler vectorizes on the baseline x86-64 (eight samples
+/// per instruction; `f32` or `i32` would be four, and the baseline has no 32-bit integer multiply
+/// in vector registers) and with AVX2 where the CPU has it (sixteen).
 #[derive(Debug, Clone)]
 pub struct FullRangeYcbcr {
-    luma_from_luma: f32,
-    /// Luma's share of (Cb, Cr), divided by [`FILTER_SUM`]: zero when the matrix stays BT.601.
-    luma_from_chroma: [f32; 2],
-    cb_from_chroma: [f32; 2],
-    cr_from_chroma: [f32; 2],
-    /// Luma's share of chroma at chroma resolution, and one row of it blended vertically.
-    chroma_share: Vec<f32>,
-    blended_row: Vec<f32>,
+    /// 219/255 in [`LUMA_BITS`].
+    luma_from_luma: i16,
+    /// Luma's share of (Cb, Cr) in [`COEFFICIENT_BITS`] of [`SHARE_BITS`] units: zero when the
+    /// matrix stays BT.601.
+    luma_from_chroma: [i16; 2],
+    /// Chroma from (Cb, Cr), in [`CHROMA_COEFFICIENT_BITS`].
+    cb_from_chroma: [i16; 2],
+    cr_from_chroma: [i16; 2],
+    /// Luma's share of chroma at chroma resolution, one row of it blended vertically, and that
+    /// row spread across a luma row.
+    chroma_share: Vec<i16>,
+    blended_row: Vec<i16>,
+    share_row: Vec<i16>,
 }
 
 impl FullRangeYcbcr {
@@ -76,21 +90,22 @@ impl FullRangeYcbcr {
         let (luma_range, chroma_range) = (219.0 / 255.0, 224.0 / 255.0);
         let through = |cb, cr| target.rgb_to_ycbcr(LumaWeights::BT601.ycbcr_to_rgb(0.0, cb, cr));
         let ([luma_cb, cb_cb, cr_cb], [luma_cr, cb_cr, cr_cr]) = (through(1.0, 0.0), through(0.0, 1.0));
-        // Rounded to zero when the matrix stays, so the cheaper path below is taken.
-        let share = |value: f64| if value.abs() < 1e-9 { 0.0 } else { (value * luma_range) as f32 / FILTER_SUM };
+        // Exactly zero when the matrix stays, so the cheaper path below is taken.
+        let share = |value: f64| (value * luma_range * f64::from(1 << (SHARE_BITS + COEFFICIENT_BITS))).round() as i16;
         Self {
-            luma_from_luma: luma_range as f32,
+            luma_from_luma: (luma_range * f64::from(1 << LUMA_BITS)).round() as i16,
             luma_from_chroma: [share(luma_cb), share(luma_cr)],
-            cb_from_chroma: [(cb_cb * chroma_range) as f32, (cb_cr * chroma_range) as f32],
-            cr_from_chroma: [(cr_cb * chroma_range) as f32, (cr_cr * chroma_range) as f32],
+            cb_from_chroma: [chroma_coefficient(cb_cb * chroma_range), chroma_coefficient(cb_cr * chroma_range)],
+            cr_from_chroma: [chroma_coefficient(cr_cb * chroma_range), chroma_coefficient(cr_cr * chroma_range)],
             chroma_share: Vec::new(),
             blended_row: Vec::new(),
+            share_row: Vec::new(),
         }
     }
 
     /// Whether luma takes a share of chroma (the matrix changes), not only a new range.
     fn mixes_chroma_into_luma(&self) -> bool {
-        self.luma_from_chroma != [0.0, 0.0]
+        self.luma_from_chroma != [0, 0]
     }
 
     /// Writes `source` (full range, BT.601) into `target` (limited range, this transform's
@@ -146,19 +161,21 @@ impl FullRangeYcbcr {
     /// Full-range luma to limited, when the matrix stays.
     #[inline(always)]
     fn luma_lut(&self) -> [u8; 256] {
-        std::array::from_fn(|luma| to_sample(self.luma_from_luma * luma as f32 + 16.0))
+        std::array::from_fn(|luma| (16.0 + 219.0 * luma as f64 / 255.0).round() as u8)
     }
 
     /// Luma's share of each chroma sample.
     #[inline(always)]
     fn fill_chroma_share(&mut self, source: &Planes<&[u8]>, chroma_width: usize, chroma_height: usize) {
         let [from_cb, from_cr] = self.luma_from_chroma;
-        self.chroma_share.resize(chroma_width * chroma_height, 0.0);
+        self.chroma_share.resize(chroma_width * chroma_height, 0);
+        let rounding = 1 << (COEFFICIENT_BITS - 1);
         for (row, shares) in self.chroma_share.chunks_exact_mut(chroma_width).enumerate() {
             let cb = &source.data[1][row * source.strides[1]..][..chroma_width];
             let cr = &source.data[2][row * source.strides[2]..][..chroma_width];
             for ((share, cb), cr) in shares.iter_mut().zip(cb).zip(cr) {
-                *share = from_cb * (f32::from(*cb) - 128.0) + from_cr * (f32::from(*cr) - 128.0);
+                let (cb, cr) = (i16::from(*cb) - 128, i16::from(*cr) - 128);
+                *share = (from_cb * cb + from_cr * cr + rounding) >> COEFFICIENT_BITS;
             }
         }
     }
@@ -171,58 +188,64 @@ impl FullRangeYcbcr {
         let far = if row.is_multiple_of(2) { near.saturating_sub(1) } else { (near + 1).min(chroma_height - 1) };
         let near = &self.chroma_share[near * chroma_width..][..chroma_width];
         let far = &self.chroma_share[far * chroma_width..][..chroma_width];
-        self.blended_row.resize(chroma_width, 0.0);
+        self.blended_row.resize(chroma_width, 0);
         for ((blended, near), far) in self.blended_row.iter_mut().zip(near).zip(far) {
-            *blended = 3.0 * near + far;
+            *blended = 3 * near + far;
         }
     }
 
-    /// One luma row with its share of chroma (the horizontal half of the triangle filter: column
-    /// `2c` takes 3 parts of blended chroma column `c` and 1 of `c - 1`, column `2c + 1` 3 of `c`
-    /// and 1 of `c + 1`; the edge column stands in beyond the edges), then the range.
+    /// One luma row with its share of chroma (the horizontal half of the triangle filter), then
+    /// the range: two plain passes over the row, which the compiler vectorizes.
     #[inline(always)]
-    fn luma_row_mixed(&self, luma: &[u8], out: &mut [u8]) {
-        let (blended, gain) = (self.blended_row.as_slice(), self.luma_from_luma);
-        let value = |luma: u8, share: f32| to_sample(gain * f32::from(luma) + share + 16.0);
-        let last = blended.len() - 1;
-        let pair = |column: usize| {
-            let here = 3.0 * blended[column];
-            (here + blended[column.saturating_sub(1)], here + blended[(column + 1).min(last)])
-        };
-        // The edges with their clamped neighbours; everything between in one branch-free pass.
-        for column in [0, last] {
-            let (left, right) = pair(column);
-            out[2 * column] = value(luma[2 * column], left);
-            if let (Some(out), Some(luma)) = (out.get_mut(2 * column + 1), luma.get(2 * column + 1)) {
-                *out = value(*luma, right);
-            }
-        }
-        if luma.len() > 2 {
-            let pairs = out[2..].chunks_exact_mut(2).zip(luma[2..].chunks_exact(2));
-            for ((out, luma), window) in pairs.zip(blended.windows(3)) {
-                let here = 3.0 * window[1];
-                out[0] = value(luma[0], here + window[0]);
-                out[1] = value(luma[1], here + window[2]);
-            }
+    fn luma_row_mixed(&mut self, luma: &[u8], out: &mut [u8]) {
+        self.share_row.resize(luma.len(), 0);
+        spread_across(&self.blended_row, &mut self.share_row);
+        let (gain, offset) = (self.luma_from_luma, (16 << LUMA_BITS) + (1 << (LUMA_BITS - 1)));
+        for ((out, luma), share) in out.iter_mut().zip(luma).zip(&self.share_row) {
+            *out = ((gain * i16::from(*luma) + share + offset) >> LUMA_BITS).clamp(0, 255) as u8;
         }
     }
 }
 
-/// One row of limited-range chroma from full-range (Cb, Cr) rows through `weights`.
+/// The horizontal half of the triangle filter: luma column `2c` takes 3 parts of chroma column
+/// `c` and 1 of `c - 1`, column `2c + 1` 3 of `c` and 1 of `c + 1`; the edge column stands in
+/// beyond the edges. `row` is the luma row (`2 * chroma.len()` or one less).
 #[inline(always)]
-fn chroma_row(weights: [f32; 2], cb: &[u8], cr: &[u8], out: &mut [u8]) {
+fn spread_across(chroma: &[i16], row: &mut [i16]) {
+    let last = chroma.len() - 1;
+    row[0] = 4 * chroma[0];
+    if let Some(second) = row.get_mut(1) {
+        *second = 3 * chroma[0] + chroma[last.min(1)];
+    }
+    for (pair, window) in row[2..].chunks_exact_mut(2).zip(chroma.windows(3)) {
+        pair[0] = 3 * window[1] + window[0];
+        pair[1] = 3 * window[1] + window[2];
+    }
+    if last > 0 {
+        row[2 * last] = 3 * chroma[last] + chroma[last - 1];
+        if let Some(end) = row.get_mut(2 * last + 1) {
+            *end = 4 * chroma[last];
+        }
+    }
+}
+
+/// A chroma coefficient in [`CHROMA_COEFFICIENT_BITS`] (all are below 1 in magnitude).
+fn chroma_coefficient(value: f64) -> i16 {
+    (value * f64::from(1 << CHROMA_COEFFICIENT_BITS)).round() as i16
+}
+
+/// One row of limited-range chroma from full-range (Cb, Cr) rows through `weights`. Each
+/// product keeps its high half (`(a * b) >> 16`, one `pmulhw` per eight or sixteen samples): a
+/// sample shifted up by 7 times a coefficient in 15 bits leaves [`LUMA_BITS`] fraction bits.
+#[inline(always)]
+fn chroma_row(weights: [i16; 2], cb: &[u8], cr: &[u8], out: &mut [u8]) {
+    let high_half =
+        |sample: u8, weight: i16| ((i32::from((i16::from(sample) - 128) << 7) * i32::from(weight)) >> 16) as i16;
+    let offset = (128 << LUMA_BITS) + (1 << (LUMA_BITS - 1));
     for ((out, cb), cr) in out.iter_mut().zip(cb).zip(cr) {
-        *out = to_sample(weights[0] * (f32::from(*cb) - 128.0) + weights[1] * (f32::from(*cr) - 128.0) + 128.0);
+        let value = high_half(*cb, weights[0]) + high_half(*cr, weights[1]) + offset;
+        *out = (value >> LUMA_BITS).clamp(0, 255) as u8;
     }
-}
-
-/// Rounds to the nearest sample, clamped to 0..=255. Not `value as u8`: that saturating cast
-/// becomes one scalar conversion per sample on SSE2. Adding 1.5 * 2^23 instead leaves the rounded
-/// integer in the low mantissa bits, a bit cast away, four samples per instruction.
-#[inline(always)]
-fn to_sample(value: f32) -> u8 {
-    const ROUNDING: f32 = 12_582_912.0;
-    ((value.clamp(0.0, 255.0) + ROUNDING).to_bits() & 0xFF) as u8
 }
 
 /// Averages a tightly packed chroma plane of `size` (width, height) down by `factor` (1 or 2
@@ -331,6 +354,19 @@ mod tests {
         let want = reference(LumaWeights::BT709, [200, 60, 190]);
         assert_eq!((luma.len(), cb.len()), (15, 6));
         assert!((f64::from(luma[14]) - want[0]).abs() <= 1.0 && (f64::from(cb[5]) - want[1]).abs() <= 1.0);
+    }
+
+    #[test]
+    fn spreading_across_weights_three_parts_near_and_one_far() {
+        let chroma = [0, 4, 8];
+        for width in [5, 6] {
+            let mut row = vec![0; width];
+            spread_across(&chroma, &mut row);
+            assert_eq!(row, [0, 4, 12, 20, 28, 32][..width], "width {width}");
+        }
+        let mut single = vec![0; 2];
+        spread_across(&[5], &mut single);
+        assert_eq!(single, vec![20, 20]);
     }
 
     #[test]
