@@ -120,8 +120,8 @@ impl FullRangeYcbcr {
         self.apply_portable(source, target, width, height);
     }
 
-    /// [`apply`](Self::apply) compiled for AVX2 (eight samples per instruction instead of four):
-    /// everything it calls is inlined into it.
+    /// [`apply`](Self::apply) compiled for AVX2 (sixteen `i16` samples per instruction instead of
+    /// eight): everything it calls is inlined into it.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     fn apply_avx2(&mut self, source: &Planes<&[u8]>, target: &mut Planes<&mut [u8]>, width: usize, height: usize) {
