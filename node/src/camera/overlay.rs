@@ -13,7 +13,7 @@ use std::ops::Range;
 use crate::{
     detections::{BoxFormat, Detections},
     encode::{PlaneLayout, plane_layouts},
-    frame::{Frame, FrameFormat, MAX_DIMENSION, PixelEncoding},
+    frame::{Frame, FrameFormat, MAX_DIMENSION, PixelEncoding, ycbcr::LumaWeights},
 };
 
 /// Box outline colour: bright green, visible on most scenes.
@@ -123,31 +123,32 @@ struct Rgb {
 }
 
 impl Rgb {
+    /// BT.601 Y'CbCr of this colour, luma in 0..1, chroma centred on 0.
+    fn ycbcr_bt601(self) -> [f64; 3] {
+        LumaWeights::BT601.rgb_to_ycbcr([self.r, self.g, self.b].map(|c| f64::from(c) / 255.0))
+    }
+
     /// BT.601 limited-range ("TV", Y 16-235) Y'CbCr: how yuv420 and nv12 camera frames are coded.
     fn ycbcr_bt601_limited(self) -> [u8; 3] {
-        let (r, g, b) = (f32::from(self.r), f32::from(self.g), f32::from(self.b));
-        let y = 16.0 + (65.481 * r + 128.553 * g + 24.966 * b) / 255.0;
-        let cb = 128.0 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255.0;
-        let cr = 128.0 + (112.0 * r - 93.786 * g - 18.214 * b) / 255.0;
-        [y, cb, cr].map(to_byte)
+        let [y, cb, cr] = self.ycbcr_bt601();
+        [16.0 + 219.0 * y, 128.0 + 224.0 * cb, 128.0 + 224.0 * cr].map(to_byte)
     }
 
     /// Full-range BT.601 Y'CbCr: what a JPEG's planes hold.
     fn ycbcr_bt601_full(self) -> [u8; 3] {
-        let (r, g, b) = (f32::from(self.r), f32::from(self.g), f32::from(self.b));
-        let y = 0.299 * r + 0.587 * g + 0.114 * b;
-        [y, 128.0 + (b - y) / 1.772, 128.0 + (r - y) / 1.402].map(to_byte)
+        let [y, cb, cr] = self.ycbcr_bt601();
+        [255.0 * y, 128.0 + 255.0 * cb, 128.0 + 255.0 * cr].map(to_byte)
     }
 
     /// Full-range BT.601 luma: mono8 frames are full-range grey (swscale reads GRAY8 that way),
     /// so white text stays 255 rather than 235.
     fn luma_full_range(self) -> u8 {
-        to_byte(0.299 * f32::from(self.r) + 0.587 * f32::from(self.g) + 0.114 * f32::from(self.b))
+        to_byte(255.0 * self.ycbcr_bt601()[0])
     }
 }
 
 /// Rounds a sample to the nearest byte, saturating.
-fn to_byte(value: f32) -> u8 {
+fn to_byte(value: f64) -> u8 {
     value.round().clamp(0.0, 255.0) as u8
 }
 

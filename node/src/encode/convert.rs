@@ -11,7 +11,7 @@ use yuvutils_rs::{BufferStoreMut, YuvConversionMode, YuvPlanarImageMut, YuvRange
 use super::colour::ColourMatrix;
 use crate::frame::{
     Frame, FrameFormat, PixelEncoding,
-    ycbcr::{FullRangeYcbcr, Planes},
+    ycbcr::{FullRangeYcbcr, Planes, limited_range_luma},
 };
 
 /// Pixel format every encoder gets: accepted by libx264, libx265 and NVENC alike.
@@ -277,11 +277,6 @@ pub fn rgb_to_yuv420(
     };
     let row_bytes = plane_layouts(encoding, width, height)[0].row_bytes as u32;
     convert(&mut image, pixels, row_bytes, YuvRange::Limited, matrix, mode).map_err(|_| ff::Error::InvalidData)
-}
-
-/// Full-range grey to limited-range luma: `16 + 219 g / 255`, rounded.
-fn limited_range_luma() -> [u8; 256] {
-    std::array::from_fn(|g| (16.0 + 219.0 * g as f64 / 255.0).round() as u8)
 }
 
 /// Grey payload into the luma plane through `lut`; chroma neutral (128).

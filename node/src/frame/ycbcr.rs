@@ -34,8 +34,8 @@ impl LumaWeights {
         [red, green, blue]
     }
 
-    /// Y'CbCr (all in 0..1, chroma centred on 0) of an R'G'B' triple.
-    fn rgb_to_ycbcr(self, [red, green, blue]: [f64; 3]) -> [f64; 3] {
+    /// Y'CbCr (all in 0..1, chroma centred on 0) of an R'G'B' triple (0..1).
+    pub fn rgb_to_ycbcr(self, [red, green, blue]: [f64; 3]) -> [f64; 3] {
         let luma = self.red * red + (1.0 - self.red - self.blue) * green + self.blue * blue;
         [luma, (blue - luma) / (2.0 * (1.0 - self.blue)), (red - luma) / (2.0 * (1.0 - self.red))]
     }
@@ -52,6 +52,11 @@ const SHARE_BITS: u32 = LUMA_BITS - 4;
 const COEFFICIENT_BITS: u32 = 7;
 /// Fraction bits of the chroma coefficients.
 const CHROMA_COEFFICIENT_BITS: u32 = 15;
+
+/// Full-range luma (or grey) to limited-range luma: `16 + 219 g / 255`, rounded.
+pub fn limited_range_luma() -> [u8; 256] {
+    std::array::from_fn(|g| (16.0 + 219.0 * g as f64 / 255.0).round() as u8)
+}
 
 /// Three planes (Y, Cb, Cr) of a 4:2:0 image, each with its row stride in bytes.
 #[derive(Debug)]
@@ -74,6 +79,8 @@ pub struct FullRangeYcbcr {
     /// Luma's share of (Cb, Cr) in [`COEFFICIENT_BITS`] of [`SHARE_BITS`] units: zero when the
     /// matrix stays BT.601.
     luma_from_chroma: [i16; 2],
+    /// Full-range luma to limited, the whole of luma's work when the matrix stays.
+    luma_lut: [u8; 256],
     /// Chroma from (Cb, Cr), in [`CHROMA_COEFFICIENT_BITS`].
     cb_from_chroma: [i16; 2],
     cr_from_chroma: [i16; 2],
@@ -95,6 +102,7 @@ impl FullRangeYcbcr {
         Self {
             luma_from_luma: (luma_range * f64::from(1 << LUMA_BITS)).round() as i16,
             luma_from_chroma: [share(luma_cb), share(luma_cr)],
+            luma_lut: limited_range_luma(),
             cb_from_chroma: [chroma_coefficient(cb_cb * chroma_range), chroma_coefficient(cb_cr * chroma_range)],
             cr_from_chroma: [chroma_coefficient(cr_cb * chroma_range), chroma_coefficient(cr_cr * chroma_range)],
             chroma_share: Vec::new(),
@@ -140,11 +148,10 @@ impl FullRangeYcbcr {
                 self.luma_row_mixed(luma, out);
             }
         } else {
-            let lut = self.luma_lut();
             for row in 0..height {
                 let luma = &source.data[0][row * source.strides[0]..][..width];
                 let out = &mut target.data[0][row * target.strides[0]..][..width];
-                out.iter_mut().zip(luma).for_each(|(out, luma)| *out = lut[usize::from(*luma)]);
+                out.iter_mut().zip(luma).for_each(|(out, luma)| *out = self.luma_lut[usize::from(*luma)]);
             }
         }
         for row in 0..chroma_height {
@@ -156,12 +163,6 @@ impl FullRangeYcbcr {
             chroma_row(self.cb_from_chroma, cb, cr, cb_out);
             chroma_row(self.cr_from_chroma, cb, cr, cr_out);
         }
-    }
-
-    /// Full-range luma to limited, when the matrix stays.
-    #[inline(always)]
-    fn luma_lut(&self) -> [u8; 256] {
-        std::array::from_fn(|luma| (16.0 + 219.0 * luma as f64 / 255.0).round() as u8)
     }
 
     /// Luma's share of each chroma sample.

@@ -207,6 +207,7 @@ fn is_string_type(data_type: &DataType) -> bool {
 fn type_name(array: &dyn Array) -> String {
     array.data_type().to_string()
 }
+
 /// `detections` in dora-yolo's layout, what [`parse_detections`] reads: one row of
 /// `{bbox, conf, labels}` lists, `bbox` flat, boxes as they are (send their `format` as metadata).
 pub fn detections_array(detections: &Detections) -> StructArray {

@@ -3,10 +3,10 @@
 //! module that names dora types.
 
 mod detections;
-
-pub use detections::detections_array;
 mod inputs;
 mod outputs;
+
+pub use detections::detections_array;
 
 use std::time::Duration;
 
