@@ -71,7 +71,7 @@ fn mono16_is_recorded_sample_for_sample() {
     let _serial = serial();
     let (_dir, video, log) = record(DepthEncoding::Mono16, "depth-mono16", &[]);
     let frames = decoded_millimetres(&video, "ffv1");
-    assert_eq!(frames.len() as u64, FRAMES, "every frame sent is in the file");
+    assert_eq!(frames.len() as u64, FRAMES, "every frame sent is in the file\n{log}");
     for (index, frame) in frames.iter().enumerate() {
         let expected = expected_millimetres(DepthEncoding::Mono16, WIDTH, HEIGHT, index as u64);
         let wrong = frame.iter().zip(&expected).filter(|(got, want)| got != want).count();
@@ -83,9 +83,9 @@ fn mono16_is_recorded_sample_for_sample() {
 #[test]
 fn float_metres_are_recorded_as_millimetres_within_one() {
     let _serial = serial();
-    let (_dir, video, _log) = record(DepthEncoding::Float32, "depth-float", &[]);
+    let (_dir, video, log) = record(DepthEncoding::Float32, "depth-float", &[]);
     let frames = decoded_millimetres(&video, "ffv1");
-    assert_eq!(frames.len() as u64, FRAMES);
+    assert_eq!(frames.len() as u64, FRAMES, "every frame sent is in the file\n{log}");
     let mut invalid_kept_as_zero = 0;
     for (index, frame) in frames.iter().enumerate() {
         let expected = expected_millimetres(DepthEncoding::Float32, WIDTH, HEIGHT, index as u64);
@@ -102,7 +102,7 @@ fn depth_codec_ffvhuff_is_lossless_too() {
     let extra = [("DEPTH_CODEC", "ffvhuff"), ("FORMAT", "mkv")];
     let (_dir, video, log) = record(DepthEncoding::Mono16, "depth-ffvhuff", &extra);
     let frames = decoded_millimetres(&video, "ffvhuff");
-    assert_eq!(frames.len() as u64, FRAMES);
+    assert_eq!(frames.len() as u64, FRAMES, "every frame sent is in the file\n{log}");
     for (index, frame) in frames.iter().enumerate() {
         assert!(*frame == expected_millimetres(DepthEncoding::Mono16, WIDTH, HEIGHT, index as u64), "frame {index}");
     }

@@ -23,7 +23,11 @@
 //!   tick, the next 3 ticks later, then 2 later, ...; uneven frame intervals from a regular
 //!   timer; default 1, a frame per tick).
 
-use std::{fmt, io::Write};
+use std::{
+    fmt,
+    io::Write,
+    time::{Duration, Instant},
+};
 
 use arrow::array::{Float32Array, UInt8Array, UInt16Array};
 use dora_node_api::{
@@ -42,6 +46,8 @@ use crate::{
 
 /// Input that triggers one frame (wire a dora timer to it).
 pub const TICK_INPUT: &str = "tick";
+/// How long the camera stays after its last frame (see [`linger`]).
+const LINGER: Duration = Duration::from_secs(1);
 /// Output carrying the frames.
 pub const IMAGE_OUTPUT: &str = "image";
 
@@ -242,6 +248,7 @@ pub fn run(mut node: DoraNode, mut events: EventStream, settings: &PatternSettin
                 camera.tick(&mut node, *metadata.timestamp().get_time())?;
                 if camera.reached_limit() {
                     eprintln!("dora-test-pattern: reached {MAX_FRAMES_KEY}, exiting");
+                    linger(&mut events);
                     break;
                 }
             }
@@ -255,6 +262,20 @@ pub fn run(mut node: DoraNode, mut events: EventStream, settings: &PatternSettin
     }
     eprintln!("dora-test-pattern: sent {} frames", camera.frames_sent);
     Ok(camera.frames_sent)
+}
+
+/// Stays a moment after the last frame, or until dora stops the node. dora 1.1 sends frames
+/// node to node over zenoh but tells receivers that an input closed through the daemon: a node
+/// that exits right after its last send can have that close overtake the frame, and a receiver
+/// stops reading at the close. Seen under load: a recording one frame short, nothing counted.
+fn linger(events: &mut EventStream) {
+    let until = Instant::now() + LINGER;
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        match events.recv_timeout(left) {
+            None | Some(Event::Stop(_)) => return,
+            Some(_) => {}
+        }
+    }
 }
 
 /// The camera's running state: what it sends and how far it got.

@@ -46,7 +46,7 @@ const START_LEAD: Duration = Duration::from_millis(300);
 /// than the timing the recording is replayed with.
 const SPIN: Duration = Duration::from_micros(500);
 /// How long the node stays after its last message (see [`linger`]).
-const LINGER: Duration = Duration::from_millis(300);
+const LINGER: Duration = Duration::from_secs(1);
 /// Recorded time between the last message of a pass and the first of the next one when looping.
 const LOOP_GAP_NS: i64 = 33_000_000;
 /// The stop goes out at least this long (recorded time) after the last message, so that a
