@@ -12,7 +12,10 @@ impl Pipeline {
     /// Starts session `id` at sender time `sent_nanos` by `cause` (ending the active one);
     /// returns its serial.
     pub(super) fn start_session(&mut self, id: String, sent_nanos: u64, cause: SessionCause, now: Now) -> u64 {
-        let (session, ended) = self.timeline.start(id, sent_nanos, now.instant);
+        let (session, ended) = match cause {
+            SessionCause::RunStart => self.timeline.start_run(id, sent_nanos, now.instant),
+            _ => self.timeline.start(id, sent_nanos, now.instant),
+        };
         if let Some(ended) = ended {
             tracing::info!(session = %ended.id, next = %session.id, "session ended by the next start");
             self.books.session_ended(ended.serial, EndReason::Stop, cause, sent_nanos);

@@ -26,6 +26,9 @@ pub struct SessionRef {
 struct Span {
     session: SessionRef,
     start_nanos: u64,
+    /// The earliest send time it takes: its start, or a little earlier for the run's own
+    /// session (see [`Timeline::start_run`]).
+    accepts_from: u64,
     stop: Option<StopMark>,
 }
 
@@ -37,7 +40,7 @@ struct StopMark {
 
 impl Span {
     fn contains(&self, sent_nanos: u64) -> bool {
-        sent_nanos >= self.start_nanos && self.stop.as_ref().is_none_or(|stop| sent_nanos < stop.at_nanos)
+        sent_nanos >= self.accepts_from && self.stop.as_ref().is_none_or(|stop| sent_nanos < stop.at_nanos)
     }
 }
 
@@ -79,8 +82,25 @@ impl Timeline {
         let ended = self.stop(at_nanos, now);
         let session = SessionRef { serial: self.next_serial, id, start_nanos: at_nanos };
         self.next_serial += 1;
-        self.spans.push(Span { session: session.clone(), start_nanos: at_nanos, stop: None });
+        self.spans.push(Span { session: session.clone(), start_nanos: at_nanos, accepts_from: at_nanos, stop: None });
         (session, ended)
+    }
+
+    /// Starts the run's own session (no `control`) at `first_frame_nanos`, the send time of the
+    /// first frame that arrived. dora serves inputs in turn, so another camera's frame sent a
+    /// moment earlier can arrive just after: the session also takes frames sent up to the grace
+    /// period before its start. Its time 0 stays the first frame's, so such a frame's file starts
+    /// a few milliseconds before the session, as a pre-roll file does.
+    pub fn start_run(&mut self, id: String, first_frame_nanos: u64, now: Instant) -> (SessionRef, Option<SessionRef>) {
+        let earliest_free =
+            self.spans.iter().map(|span| span.stop.as_ref().map_or(span.start_nanos, |stop| stop.at_nanos)).max();
+        let lead = u64::try_from(self.grace.as_nanos()).unwrap_or(u64::MAX);
+        let started = self.start(id, first_frame_nanos, now);
+        if let Some(span) = self.spans.last_mut() {
+            let from = span.start_nanos.saturating_sub(lead);
+            span.accepts_from = earliest_free.map_or(from, |free| from.max(free));
+        }
+        started
     }
 
     /// Stops the active session at sender time `at_nanos`; `None` if there was none.
@@ -179,6 +199,29 @@ mod tests {
         assert_eq!(timeline.route(299), Some(&a), "a frame sent before the new start stays in the old session");
         assert_eq!(timeline.route(300), Some(&b));
         assert_eq!(timeline.active(), Some(&b));
+    }
+
+    #[test]
+    fn the_run_session_takes_frames_sent_within_the_grace_before_its_first_frame() {
+        let t0 = Instant::now();
+        let mut timeline = Timeline::new(Duration::from_nanos(50));
+        let (run, _) = timeline.start_run("run".into(), 1_000, t0);
+        assert_eq!(run.start_nanos, 1_000, "time 0 is the first frame's");
+        assert_eq!(timeline.route(950), Some(&run), "another camera's frame sent just before");
+        assert_eq!(timeline.route(949), None, "earlier than the grace: not the run's");
+        assert_eq!(timeline.route(1_000), Some(&run));
+    }
+
+    #[test]
+    fn the_run_session_never_takes_frames_of_a_session_before_it() {
+        let t0 = Instant::now();
+        let mut timeline = Timeline::new(Duration::from_nanos(50));
+        timeline.start("a".into(), 100, t0);
+        timeline.stop(980, t0);
+        let (run, _) = timeline.start_run("run".into(), 1_000, t0);
+        assert_eq!(timeline.route(979).map(|s| s.id.as_str()), Some("a"));
+        assert_eq!(timeline.route(980), Some(&run));
+        assert_eq!(timeline.start_run("next".into(), 900, t0).0.start_nanos, 1_000, "never before the run's start");
     }
 
     #[test]
