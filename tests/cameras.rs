@@ -7,17 +7,7 @@
 
 use std::path::Path;
 
-use e2e::{dora_run, frame_indices, probe, serial, temp_dir, text, videos_in};
-
-/// The number the camera logged as `sent N frames`.
-fn frames_sent(log: &str) -> u32 {
-    let line = log
-        .lines()
-        .rev()
-        .find(|line| line.contains("dora-test-pattern: sent"))
-        .unwrap_or_else(|| panic!("no camera count in log: {log}"));
-    line.split("dora-test-pattern: sent ").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap()
-}
+use e2e::{dora_run, frame_indices, frames_sent, probe, serial, temp_dir, text, videos_in};
 
 /// Runs `dataflows/record.yml` until the camera has sent `frames` frames, with `env` on top of
 /// a 320x240 camera; returns the one recording and the run's log.
